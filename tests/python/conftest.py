@@ -1,0 +1,238 @@
+"""Fixtures that run the broker under test as a real process.
+
+By default that is the Runnel binary (env RUNNEL_BIN, else <repo>/target/release/runnel). With
+RUNNEL_TEST_TARGET=kafka the same suite runs against real Apache Kafka started by scripts/kafka-ref, which is
+how the expectations in these tests were checked.
+
+Fixtures:
+  broker        one broker per test module (fresh data dir); tests share it and use unique topic names.
+  start_broker  factory for a test's own broker: start_broker({"auto.create.topics.enable": "false"}).
+  topic         a unique topic name for the test.
+The broker's stderr goes to a log file whose tail is attached to the report of a failing test.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import re
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from helpers import TARGET, unique_topic
+
+REPO = Path(__file__).resolve().parents[2]
+RUNNEL_BIN = Path(os.environ.get("RUNNEL_BIN", REPO / "target" / "release" / "runnel"))
+KAFKA_REF = REPO / "scripts" / "kafka-ref"
+LISTEN_RE = re.compile(r"^\S+ listening on (\S+):(\d+)\s*$")
+START_TIMEOUT = 90.0 if TARGET == "kafka" else 20.0
+
+_started: list["Broker"] = []  # every broker of the current test module, for failure reports
+
+
+class BrokerStartError(Exception):
+    pass
+
+
+class Broker:
+    """One broker process on a data dir that survives restarts."""
+
+    def __init__(self, workdir: Path, sets: dict | None = None):
+        self.workdir = Path(workdir)
+        self.data_dir = self.workdir / "data"
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.log_path = self.workdir / "broker.log"
+        self.sets = {k: str(v) for k, v in (sets or {}).items()}
+        self.proc: subprocess.Popen | None = None
+        self.host = "127.0.0.1"
+        self.port = 0
+        self.starts = 0
+        self.exit_codes: list[int] = []
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    @property
+    def bootstrap(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    def _command(self, port: int) -> list[str]:
+        sets: list[str] = []
+        for k, v in self.sets.items():
+            sets += ["--set", f"{k}={v}"]
+        if TARGET == "kafka":
+            return [str(KAFKA_REF), "--port", str(port), "--data-dir", str(self.data_dir), *sets]
+        if not RUNNEL_BIN.exists():
+            raise BrokerStartError(f"runnel binary not found at {RUNNEL_BIN} (cargo build --release, or set RUNNEL_BIN)")
+        return [str(RUNNEL_BIN), "serve", "--listen", f"127.0.0.1:{port}", "--data-dir", str(self.data_dir), *sets]
+
+    def start(self, port: int = 0) -> "Broker":
+        assert self.proc is None or self.proc.poll() is not None, "broker already running"
+        self.starts += 1
+        out_path = self.workdir / f"stdout.{self.starts}"
+        with open(self.log_path, "ab") as log:
+            log.write(f"\n===== start #{self.starts}: {' '.join(self._command(port))}\n".encode())
+        stdout = open(out_path, "wb")
+        stderr = open(self.log_path, "ab")
+        try:
+            self.proc = subprocess.Popen(self._command(port), stdin=subprocess.DEVNULL, stdout=stdout,
+                                         stderr=stderr, cwd=str(self.workdir), start_new_session=True)
+        finally:
+            stdout.close()
+            stderr.close()
+        deadline = time.monotonic() + START_TIMEOUT
+        while True:
+            text = out_path.read_text(errors="replace")
+            first = text.split("\n", 1)[0] if "\n" in text else None
+            if first is not None:
+                m = LISTEN_RE.match(first)
+                if not m:
+                    self._abort()
+                    raise BrokerStartError(f"unexpected first stdout line {first!r}\n{self.log_tail()}")
+                self.host, self.port = m.group(1), int(m.group(2))
+                return self
+            rc = self.proc.poll()
+            if rc is not None:
+                raise BrokerStartError(f"broker exited with code {rc} before printing its address\n"
+                                       f"stdout: {text!r}\n{self.log_tail()}")
+            if time.monotonic() > deadline:
+                self._abort()
+                raise BrokerStartError(f"broker printed no address line within {START_TIMEOUT}s\n{self.log_tail()}")
+            time.sleep(0.02)
+
+    def _abort(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self, timeout: float = 30.0) -> int | None:
+        """SIGTERM and wait; returns the exit code (SIGKILL after timeout, then fails loudly)."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+                raise AssertionError(f"broker did not exit within {timeout}s of SIGTERM\n{self.log_tail()}")
+        self.exit_codes.append(self.proc.returncode)
+        return self.proc.returncode
+
+    def kill9(self):
+        """SIGKILL: no chance to flush or clean up."""
+        assert self.alive(), "kill9 on a broker that is not running"
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+        self.exit_codes.append(self.proc.returncode)
+
+    def restart(self, extra_sets: dict | None = None, same_port: bool = False, clean: bool = True) -> "Broker":
+        """Stop (SIGTERM if clean and still running) and start again on the same data dir.
+        The port changes unless same_port; read .bootstrap again afterwards."""
+        port = self.port if same_port else 0
+        if self.alive():
+            if clean:
+                self.stop()
+            else:
+                self.kill9()
+        if extra_sets:
+            self.sets.update({k: str(v) for k, v in extra_sets.items()})
+        return self.start(port)
+
+    def log_tail(self, lines: int = 150) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace").splitlines()
+        except FileNotFoundError:
+            return "(no broker log)"
+        return f"--- broker log {self.log_path} (last {lines} lines) ---\n" + "\n".join(text[-lines:])
+
+
+@atexit.register
+def _kill_leftovers():
+    for b in list(_started):
+        if b.alive():
+            b.proc.kill()
+
+
+def _new_broker(tmp_path_factory, sets, name="broker") -> Broker:
+    b = Broker(tmp_path_factory.mktemp(name), sets)
+    _started.append(b)
+    b.start()
+    return b
+
+
+def _teardown(b: Broker):
+    try:
+        if b.alive():
+            b.stop()
+    finally:
+        if b in _started:
+            _started.remove(b)
+        if os.environ.get("RUNNEL_KEEP_DATA") is None:
+            shutil.rmtree(b.data_dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def broker(tmp_path_factory):
+    b = _new_broker(tmp_path_factory, {})
+    yield b
+    _teardown(b)
+
+
+@pytest.fixture
+def start_broker(tmp_path_factory):
+    """Factory: start_broker({"auto.create.topics.enable": "false"}) -> a fresh Broker for this test."""
+    mine: list[Broker] = []
+
+    def factory(sets: dict | None = None, **kw) -> Broker:
+        merged = dict(sets or {})
+        merged.update({k.replace("__", "."): v for k, v in kw.items()})
+        b = _new_broker(tmp_path_factory, merged, "own-broker")
+        mine.append(b)
+        return b
+
+    yield factory
+    for b in mine:
+        _teardown(b)
+
+
+@pytest.fixture
+def topic(request):
+    return unique_topic(request.node.name)
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "runnel_only: needs Runnel-specific behaviour; skipped against real Kafka")
+    config.addinivalue_line("markers", "java: drives the Java client programs in tests/java/src")
+
+
+def pytest_collection_modifyitems(config, items):
+    if TARGET != "kafka":
+        return
+    skip = pytest.mark.skip(reason="Runnel-specific (RUNNEL_TEST_TARGET=kafka)")
+    for item in items:
+        if "runnel_only" in item.keywords:
+            item.add_marker(skip)
+
+
+def pytest_report_header(config):
+    where = f"scripts/kafka-ref (Apache Kafka)" if TARGET == "kafka" else str(RUNNEL_BIN)
+    return f"broker under test: {TARGET} ({where})"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    rep = outcome.get_result()
+    if rep.failed and _started:
+        for b in list(_started):
+            state = "running" if b.alive() else f"exited {b.proc.returncode if b.proc else None}"
+            rep.sections.append((f"broker {b.bootstrap} ({state})", b.log_tail()))

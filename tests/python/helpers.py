@@ -1,0 +1,111 @@
+"""Small shared helpers for the end-to-end suite: deadlines, topic names, clients."""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+import uuid
+
+TARGET = os.environ.get("RUNNEL_TEST_TARGET", "runnel")
+CODECS = ["none", "gzip", "snappy", "lz4", "zstd"]
+
+
+def wait_until(cond, timeout=20.0, what="condition", interval=0.05):
+    """Poll cond() until it returns a truthy value; return that value, or fail after timeout seconds."""
+    deadline = time.monotonic() + timeout
+    last_exc = None
+    while True:
+        try:
+            v = cond()
+            if v:
+                return v
+        except Exception as e:  # noqa: BLE001 - remembered for the failure message
+            last_exc = e
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}"
+                                 + (f" (last error: {last_exc!r})" if last_exc else ""))
+        time.sleep(interval)
+
+
+def unique_topic(prefix="t"):
+    """A legal, unique topic name."""
+    prefix = re.sub(r"[^a-zA-Z0-9._-]", "-", prefix)[:100]
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+def payload(i: int, size: int = 0) -> bytes:
+    """A deterministic value for record i, padded (compressibly) to size bytes."""
+    v = f"value-{i:08d}".encode()
+    if size > len(v):
+        v += b"." * (size - len(v))
+    return v
+
+
+# ---------------------------------------------------------------- confluent-kafka conveniences
+
+def admin(bootstrap, **conf):
+    from confluent_kafka.admin import AdminClient
+    return AdminClient({"bootstrap.servers": bootstrap, **conf})
+
+
+def topic_partitions(bootstrap, topic, timeout=10.0):
+    """{partition: leader} from Metadata (never auto-creates), or None if the topic does not exist."""
+    md = admin(bootstrap).list_topics(timeout=timeout)
+    t = md.topics.get(topic)
+    if t is None or t.error is not None:
+        return None
+    return {p.id: p.leader for p in t.partitions.values()}
+
+
+def wait_topic_ready(bootstrap, topic, partitions=1, timeout=30.0):
+    """Until Metadata shows the topic with `partitions` partitions, each with a leader."""
+    def ready():
+        parts = topic_partitions(bootstrap, topic)
+        return parts is not None and len(parts) == partitions and all(l >= 0 for l in parts.values())
+    wait_until(ready, timeout, f"topic {topic} with {partitions} led partitions in Metadata")
+
+
+def create_topic(bootstrap, topic, partitions=1, config=None, timeout=30.0):
+    from confluent_kafka.admin import NewTopic
+    a = admin(bootstrap)
+    fs = a.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=1, config=config or {})],
+                         request_timeout=timeout)
+    fs[topic].result(timeout)
+    wait_topic_ready(bootstrap, topic, partitions, timeout)
+
+
+def watermarks(bootstrap, topic, partition=0, timeout=10.0):
+    """(low, high) watermarks through ListOffsets."""
+    from confluent_kafka import Consumer, TopicPartition
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "runnel-watermarks",
+                  "enable.auto.commit": False})
+    try:
+        return c.get_watermark_offsets(TopicPartition(topic, partition), timeout=timeout)
+    finally:
+        c.close()
+
+
+def consume_all(bootstrap, topic, partition, count, timeout=30.0, start=None, **conf):
+    """Read `count` records of one partition from `start` (default: beginning) with confluent-kafka's
+    Consumer through assign() (no group coordinator needed); fails on an error or on a timeout."""
+    from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "runnel-e2e-unused", "enable.auto.commit": False,
+                  "enable.auto.offset.store": False, "auto.offset.reset": "error", **conf})
+    out = []
+    try:
+        c.assign([TopicPartition(topic, partition, OFFSET_BEGINNING if start is None else start)])
+        deadline = time.monotonic() + timeout
+        while len(out) < count:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"consumed {len(out)} of {count} records of {topic}[{partition}] "
+                                     f"in {timeout}s")
+            m = c.poll(0.5)
+            if m is None:
+                continue
+            if m.error():
+                raise AssertionError(f"consumer error: {m.error()}")
+            out.append(m)
+    finally:
+        c.close()
+    return out
