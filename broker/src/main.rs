@@ -1,1 +1,98 @@
-fn main() {}
+//! The `runnel` binary: the command line edge, where configuration is gathered and errors become messages.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use runnel_broker::config::BrokerConfig;
+
+#[derive(Parser)]
+#[command(
+    name = "runnel",
+    version,
+    about = "Runnel: a Kafka-compatible streaming broker with an integrated stream processor",
+    long_about = "Runnel serves the Kafka wire protocol: point existing Kafka producers and consumers at it.\n\
+                  Start a broker with `runnel serve` (127.0.0.1:9092, data in ./runnel-data)."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Start a broker.
+    Serve(ServeArgs),
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// Address to listen on (port 0 picks a free port; the bound address is printed on stdout).
+    #[arg(long, env = "RUNNEL_LISTEN", value_name = "HOST:PORT")]
+    listen: Option<String>,
+    /// Address clients are told to connect to (defaults to the bound address).
+    #[arg(long, env = "RUNNEL_ADVERTISED", value_name = "HOST:PORT")]
+    advertised: Option<String>,
+    /// Directory holding the logs and metadata.
+    #[arg(long, env = "RUNNEL_DATA_DIR", value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// TOML config file with Kafka broker keys (e.g. `num.partitions = 3`).
+    #[arg(long, env = "RUNNEL_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// A Kafka broker config key, e.g. --set log.retention.ms=60000 (repeatable). Each key can also be set
+    /// as an environment variable: RUNNEL_ plus the key in upper case with dots as underscores.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    set: Vec<String>,
+    /// Log filter (tracing's EnvFilter syntax); RUST_LOG wins when set.
+    #[arg(long, env = "RUNNEL_LOG", default_value = "info")]
+    log: String,
+}
+
+fn init_logging(filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(filter))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+}
+
+fn broker_config(args: &ServeArgs) -> anyhow::Result<BrokerConfig> {
+    let mut config = BrokerConfig::default();
+    if let Some(path) = &args.config {
+        config.load_file(path)?;
+    }
+    config.load_env()?;
+    for pair in &args.set {
+        config.set_pair(pair).with_context(|| format!("--set {pair}"))?;
+    }
+    if let Some(listen) = &args.listen {
+        config.listen = listen.clone();
+    }
+    if let Some(adv) = &args.advertised {
+        config.advertised = Some(adv.clone());
+    }
+    if let Some(dir) = &args.data_dir {
+        config.data_dir = dir.clone();
+    }
+    Ok(config)
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve(args) => {
+            init_logging(&args.log);
+            let config = broker_config(&args)?;
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .thread_name("runnel")
+                .build()
+                .context("cannot start the async runtime")?;
+            runtime.block_on(runnel_broker::server::run(config))?;
+            Ok(())
+        }
+    }
+}

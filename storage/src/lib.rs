@@ -3,7 +3,7 @@
 //!
 //! It knows record-batch headers, not the network: the broker decides Kafka error codes from [`StorageError`].
 
-mod atomic_file;
+pub mod atomic_file;
 pub mod batch;
 pub mod builder;
 pub mod catalog;

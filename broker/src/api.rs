@@ -1,0 +1,43 @@
+//! The APIs and versions Runnel serves, the single source for ApiVersions and for request checking.
+//!
+//! A version is listed only when every field of it is implemented: clients change behaviour on what is
+//! advertised (see PROTOCOL.md).
+
+use kafka_protocol::messages::ApiKey;
+
+/// (API, lowest version advertised, highest version advertised).
+pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
+    // Produce v0-2 are advertised (older librdkafka disables compression otherwise) but answered with
+    // UNSUPPORTED_VERSION, as Kafka 4 does.
+    (ApiKey::Produce, 0, 12),
+    (ApiKey::Fetch, 4, 16),
+    (ApiKey::ListOffsets, 1, 9),
+    (ApiKey::Metadata, 0, 12),
+    (ApiKey::ApiVersions, 0, 4),
+    (ApiKey::CreateTopics, 2, 7),
+    (ApiKey::DeleteTopics, 1, 6),
+    (ApiKey::DeleteRecords, 0, 2),
+    (ApiKey::InitProducerId, 0, 5),
+    (ApiKey::OffsetForLeaderEpoch, 2, 4),
+    (ApiKey::DescribeConfigs, 1, 4),
+    (ApiKey::AlterConfigs, 0, 2),
+    (ApiKey::IncrementalAlterConfigs, 0, 1),
+    (ApiKey::CreatePartitions, 0, 3),
+    (ApiKey::DescribeCluster, 0, 1),
+];
+
+/// The advertised range for an API, if it is served at all.
+pub fn advertised(key: ApiKey) -> Option<(i16, i16)> {
+    SUPPORTED
+        .iter()
+        .find(|(k, _, _)| *k == key)
+        .map(|(_, lo, hi)| (*lo, *hi))
+}
+
+/// True when requests of this version are decoded and handled (the advertised range, less Produce v0-2).
+pub fn handles(key: ApiKey, version: i16) -> bool {
+    let decodable = key.valid_versions();
+    advertised(key).is_some_and(|(lo, hi)| {
+        version >= lo.max(decodable.min) && version <= hi.min(decodable.max)
+    })
+}

@@ -1,0 +1,216 @@
+//! The broker's shared state: configuration, the topic catalog, open partition logs and the wake-up signal
+//! that long-polling fetches wait on. Handlers get a `&Broker`; topic administration lives in `topics.rs`.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+
+use runnel_storage::{Catalog, LogConfig, PartitionLog, StorageError, TopicMeta};
+use serde::{Deserialize, Serialize};
+use tokio::sync::Notify;
+
+use crate::config::BrokerConfig;
+use crate::producer_ids::ProducerIdAllocator;
+
+const CLEAN_SHUTDOWN_MARKER: &str = ".clean-shutdown";
+const CLUSTER_FILE: &str = "cluster.json";
+
+#[derive(Debug, thiserror::Error)]
+pub enum BrokerError {
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error("cannot use data directory {path}: {source}")]
+    DataDir {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// One partition: its log behind a lock. Fetches copy bytes out after releasing the lock.
+pub struct Partition {
+    pub topic: String,
+    pub index: i32,
+    pub(crate) log: Mutex<PartitionLog>,
+}
+
+impl Partition {
+    /// Locks the log. A poisoned lock (a panic while appending) still yields the log: the log's own
+    /// `poisoned` flag is what guards durability.
+    pub fn log(&self) -> MutexGuard<'_, PartitionLog> {
+        self.log.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct ClusterFile {
+    cluster_id: String,
+}
+
+pub struct Broker {
+    pub config: BrokerConfig,
+    pub cluster_id: String,
+    pub node_id: i32,
+    pub advertised_host: String,
+    pub advertised_port: i32,
+    pub(crate) catalog: Mutex<Catalog>,
+    pub(crate) partitions: RwLock<HashMap<String, Vec<Arc<Partition>>>>,
+    /// Woken after every append, so waiting fetches re-check their partitions.
+    pub appended: Notify,
+    pub producer_ids: ProducerIdAllocator,
+}
+
+pub type TopicPartitions = Vec<Arc<Partition>>;
+
+pub(crate) fn partition_dir(data_dir: &Path, topic: &str, index: i32) -> PathBuf {
+    data_dir.join(format!("{topic}-{index}"))
+}
+
+impl Broker {
+    /// Opens the data directory: the catalog, every partition log (recovering them if the last stop was not
+    /// clean), the producer-id allocator.
+    pub fn open(config: BrokerConfig, advertised_host: String, advertised_port: i32) -> Result<Self, BrokerError> {
+        let dir = config.data_dir.clone();
+        let io_err = |source| BrokerError::DataDir {
+            path: dir.display().to_string(),
+            source,
+        };
+        std::fs::create_dir_all(&dir).map_err(io_err)?;
+        let marker = dir.join(CLEAN_SHUTDOWN_MARKER);
+        let clean = marker.exists();
+        if clean {
+            std::fs::remove_file(&marker).map_err(io_err)?;
+        }
+        let cluster_id = load_cluster_id(&dir)?;
+        let catalog = Catalog::open(&dir)?;
+        let now = runnel_storage::now_ms();
+        let defaults = config.topic_defaults();
+        let mut partitions = HashMap::new();
+        for topic in catalog.topics() {
+            let cfg = LogConfig::resolve(&topic.configs, &defaults);
+            let mut logs = Vec::new();
+            for p in 0..topic.partitions {
+                let log = PartitionLog::open(&partition_dir(&dir, &topic.name, p), cfg.clone(), clean, now)?;
+                logs.push(Arc::new(Partition {
+                    topic: topic.name.clone(),
+                    index: p,
+                    log: Mutex::new(log),
+                }));
+            }
+            partitions.insert(topic.name.clone(), logs);
+        }
+        tracing::info!(dir = %dir.display(), topics = partitions.len(), clean, "data directory opened");
+        let producer_ids = ProducerIdAllocator::open(&dir)?;
+        Ok(Broker {
+            node_id: config.node_id(),
+            config,
+            cluster_id,
+            advertised_host,
+            advertised_port,
+            catalog: Mutex::new(catalog),
+            partitions: RwLock::new(partitions),
+            appended: Notify::new(),
+            producer_ids,
+        })
+    }
+
+    pub(crate) fn catalog(&self) -> MutexGuard<'_, Catalog> {
+        self.catalog.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn topic_meta(&self, name: &str) -> Option<TopicMeta> {
+        self.catalog().get(name).cloned()
+    }
+
+    pub fn topic_by_id(&self, id: uuid::Uuid) -> Option<TopicMeta> {
+        self.catalog().by_id(id).cloned()
+    }
+
+    pub fn all_topics(&self) -> Vec<TopicMeta> {
+        self.catalog().topics().cloned().collect()
+    }
+
+    pub fn partition(&self, topic: &str, index: i32) -> Option<Arc<Partition>> {
+        let map = self.partitions.read().unwrap_or_else(|p| p.into_inner());
+        map.get(topic)
+            .and_then(|ps| usize::try_from(index).ok().and_then(|i| ps.get(i)))
+            .cloned()
+    }
+
+    pub fn topic_partitions(&self, topic: &str) -> Option<TopicPartitions> {
+        let map = self.partitions.read().unwrap_or_else(|p| p.into_inner());
+        map.get(topic).cloned()
+    }
+
+    fn every_partition(&self) -> Vec<Arc<Partition>> {
+        let map = self.partitions.read().unwrap_or_else(|p| p.into_inner());
+        map.values().flatten().cloned().collect()
+    }
+
+    /// The effective log config of a topic given its overrides.
+    pub fn log_config(&self, overrides: &std::collections::BTreeMap<String, String>) -> LogConfig {
+        LogConfig::resolve(overrides, &self.config.topic_defaults())
+    }
+
+    /// Periodic work: `flush.ms`, retention, checkpoints. Runs on a blocking thread.
+    pub fn flush_due(&self) {
+        let now = runnel_storage::now_ms();
+        for p in self.every_partition() {
+            if let Err(e) = p.log().flush_if_due(now) {
+                tracing::error!(topic = %p.topic, partition = p.index, error = %e, "flush failed");
+            }
+        }
+    }
+
+    pub fn apply_retention(&self) {
+        let now = runnel_storage::now_ms();
+        for p in self.every_partition() {
+            match p.log().apply_retention(now) {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(topic = %p.topic, partition = p.index, segments = n, "retention deleted segments"),
+                Err(e) => tracing::error!(topic = %p.topic, partition = p.index, error = %e, "retention failed"),
+            }
+        }
+    }
+
+    pub fn checkpoint(&self) {
+        for p in self.every_partition() {
+            if let Err(e) = p.log().checkpoint() {
+                tracing::error!(topic = %p.topic, partition = p.index, error = %e, "checkpoint failed");
+            }
+        }
+    }
+
+    /// Clean shutdown: flush and seal every log, then leave the marker that lets the next start skip recovery.
+    pub fn shutdown(&self) -> Result<(), BrokerError> {
+        let mut ok = true;
+        for p in self.every_partition() {
+            if let Err(e) = p.log().close() {
+                ok = false;
+                tracing::error!(topic = %p.topic, partition = p.index, error = %e, "close failed");
+            }
+        }
+        if ok {
+            let marker = self.config.data_dir.join(CLEAN_SHUTDOWN_MARKER);
+            std::fs::write(&marker, b"").map_err(|source| BrokerError::DataDir {
+                path: marker.display().to_string(),
+                source,
+            })?;
+        }
+        tracing::info!(clean = ok, "broker stopped");
+        Ok(())
+    }
+}
+
+fn load_cluster_id(dir: &Path) -> Result<String, BrokerError> {
+    let path = dir.join(CLUSTER_FILE);
+    if let Ok(bytes) = std::fs::read(&path) {
+        if let Ok(f) = serde_json::from_slice::<ClusterFile>(&bytes) {
+            return Ok(f.cluster_id);
+        }
+    }
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    let f = ClusterFile { cluster_id: id.clone() };
+    runnel_storage::atomic_file::write(&path, &serde_json::to_vec(&f).unwrap_or_default())?;
+    Ok(id)
+}

@@ -1,0 +1,97 @@
+//! Turns one request frame into one response frame: header checks, decoding with the request's version,
+//! the handler, encoding. Anything a real broker would refuse by closing the connection returns
+//! [`Reply::Close`] with the reason, which the connection logs.
+
+use bytes::{Buf, Bytes};
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::Decodable;
+
+use crate::api;
+use crate::broker::Broker;
+use crate::handlers;
+use crate::protocol::{encode_response, FixedHeader};
+
+pub enum Reply {
+    Frame(Bytes),
+    /// acks=0 produce: the client expects nothing back.
+    Nothing,
+    Close(String),
+}
+
+macro_rules! route {
+    ($broker:expr, $api:expr, $version:expr, $corr:expr, $body:expr, $header:expr,
+     { $($key:ident => $req:ty => $handler:path),* $(,)? }) => {
+        match $api {
+            $(ApiKey::$key => {
+                let req = match <$req>::decode(&mut $body, $version) {
+                    Ok(r) => r,
+                    Err(e) => return Reply::Close(format!("cannot decode {:?} v{}: {e}", $api, $version)),
+                };
+                let resp = $handler($broker, req, $version, &$header).await;
+                encode(ApiKey::$key, $version, $corr, resp)
+            })*
+            other => Reply::Close(format!("no handler for {other:?}")),
+        }
+    };
+}
+
+fn encode<R: kafka_protocol::protocol::Encodable>(
+    api: ApiKey,
+    version: i16,
+    correlation_id: i32,
+    resp: Option<R>,
+) -> Reply {
+    match resp {
+        None => Reply::Nothing,
+        Some(r) => match encode_response(api, version, correlation_id, &r) {
+            Ok(frame) => Reply::Frame(frame),
+            Err(e) => Reply::Close(e.to_string()),
+        },
+    }
+}
+
+pub async fn dispatch(broker: &Broker, frame: Bytes) -> Reply {
+    let Some(fixed) = FixedHeader::peek(&frame) else {
+        return Reply::Close(format!("frame of {} bytes is shorter than a request header", frame.len()));
+    };
+    let Ok(api) = ApiKey::try_from(fixed.api_key) else {
+        return Reply::Close(format!("unknown api key {}", fixed.api_key));
+    };
+    let version = fixed.api_version;
+    if !api::handles(api, version) {
+        return match api {
+            ApiKey::ApiVersions => handlers::api_versions::unsupported(fixed.correlation_id),
+            ApiKey::Produce if (0..=2).contains(&version) => {
+                handlers::produce_legacy::unsupported(frame, version, fixed.correlation_id)
+            }
+            _ => Reply::Close(format!("unsupported version {version} of {api:?}")),
+        };
+    }
+    let mut body = frame;
+    let header = match RequestHeader::decode(&mut body, api.request_header_version(version)) {
+        Ok(h) => h,
+        Err(e) => return Reply::Close(format!("cannot decode request header: {e}")),
+    };
+    let corr = fixed.correlation_id;
+    let reply = route!(broker, api, version, corr, body, header, {
+        ApiVersions => ApiVersionsRequest => handlers::api_versions::handle,
+        Metadata => MetadataRequest => handlers::metadata::handle,
+        Produce => ProduceRequest => handlers::produce::handle,
+        Fetch => FetchRequest => handlers::fetch::handle,
+        ListOffsets => ListOffsetsRequest => handlers::list_offsets::handle,
+        CreateTopics => CreateTopicsRequest => handlers::create_topics::handle,
+        DeleteTopics => DeleteTopicsRequest => handlers::delete_topics::handle,
+        CreatePartitions => CreatePartitionsRequest => handlers::create_partitions::handle,
+        DescribeConfigs => DescribeConfigsRequest => handlers::describe_configs::handle,
+        AlterConfigs => AlterConfigsRequest => handlers::alter_configs::handle,
+        IncrementalAlterConfigs => IncrementalAlterConfigsRequest => handlers::alter_configs::handle_incremental,
+        DescribeCluster => DescribeClusterRequest => handlers::describe_cluster::handle,
+        DeleteRecords => DeleteRecordsRequest => handlers::delete_records::handle,
+        OffsetForLeaderEpoch => OffsetForLeaderEpochRequest => handlers::offset_for_leader_epoch::handle,
+        InitProducerId => InitProducerIdRequest => handlers::init_producer_id::handle,
+    });
+    if body.has_remaining() {
+        tracing::debug!(?api, version, trailing = body.remaining(), "request had trailing bytes");
+    }
+    reply
+}

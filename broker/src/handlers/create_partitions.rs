@@ -1,0 +1,39 @@
+//! CreatePartitions: grows a topic; explicit assignments must name this node only.
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
+use kafka_protocol::messages::{CreatePartitionsRequest, CreatePartitionsResponse, RequestHeader};
+
+use super::{error_code, str_bytes, NONE};
+use crate::broker::Broker;
+
+pub async fn handle(
+    broker: &Broker,
+    req: CreatePartitionsRequest,
+    _version: i16,
+    _header: &RequestHeader,
+) -> Option<CreatePartitionsResponse> {
+    let results = req
+        .topics
+        .into_iter()
+        .map(|t| {
+            let r = CreatePartitionsTopicResult::default().with_name(t.name.clone());
+            let bad_assignment = t
+                .assignments
+                .as_ref()
+                .is_some_and(|a| a.iter().any(|x| x.broker_ids.iter().any(|b| b.0 != broker.node_id)));
+            if bad_assignment {
+                return r
+                    .with_error_code(ResponseError::InvalidReplicaAssignment.code())
+                    .with_error_message(Some(str_bytes("Unknown broker in replica assignment.")));
+            }
+            match broker.create_partitions(&t.name, t.count, req.validate_only) {
+                Ok(_) => r.with_error_code(NONE),
+                Err(e) => r
+                    .with_error_code(error_code(&e))
+                    .with_error_message(Some(str_bytes(&e.to_string()))),
+            }
+        })
+        .collect();
+    Some(CreatePartitionsResponse::default().with_results(results))
+}

@@ -1,0 +1,96 @@
+//! CreateTopics: validated against the catalog's rules; `validate_only` checks without creating.
+//! Replica assignments other than this node and replication factors above one are refused.
+
+use std::collections::BTreeMap;
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::create_topics_response::{CreatableTopicConfigs, CreatableTopicResult};
+use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse, RequestHeader};
+
+use super::{error_code, str_bytes, NONE};
+use crate::broker::Broker;
+use crate::handlers::describe_configs::topic_entries;
+
+pub async fn handle(
+    broker: &Broker,
+    req: CreateTopicsRequest,
+    version: i16,
+    _header: &RequestHeader,
+) -> Option<CreateTopicsResponse> {
+    let topics = req
+        .topics
+        .into_iter()
+        .map(|t| {
+            let mut result = CreatableTopicResult::default().with_name(t.name.clone());
+            let fail = |mut r: CreatableTopicResult, code: i16, msg: String| {
+                r.error_code = code;
+                r.error_message = Some(str_bytes(&msg));
+                if version >= 5 {
+                    r.num_partitions = -1;
+                    r.replication_factor = -1;
+                }
+                r
+            };
+            if t.replication_factor > 1 {
+                return fail(
+                    result,
+                    ResponseError::InvalidReplicationFactor.code(),
+                    format!("Replication factor: {} larger than available brokers: 1.", t.replication_factor),
+                );
+            }
+            let mut partitions = t.num_partitions;
+            if !t.assignments.is_empty() {
+                if partitions != -1 || t.replication_factor != -1 {
+                    return fail(
+                        result,
+                        ResponseError::InvalidRequest.code(),
+                        "Both numPartitions or replicationFactor and replicasAssignments were set.".into(),
+                    );
+                }
+                if t.assignments.iter().any(|a| a.broker_ids.iter().any(|b| b.0 != broker.node_id)) {
+                    return fail(result, ResponseError::InvalidReplicaAssignment.code(), "Unknown broker in replica assignment.".into());
+                }
+                partitions = t.assignments.len() as i32;
+            }
+            let mut configs = BTreeMap::new();
+            for c in &t.configs {
+                match &c.value {
+                    Some(v) => {
+                        configs.insert(c.name.to_string(), v.to_string());
+                    }
+                    None => {
+                        return fail(result, ResponseError::InvalidConfig.code(), format!("Null value not supported for topic configs: {}", &*c.name));
+                    }
+                }
+            }
+            match broker.create_topic(&t.name, partitions, configs, req.validate_only) {
+                Ok(meta) => {
+                    result.error_code = NONE;
+                    if version >= 7 {
+                        result.topic_id = meta.id;
+                    }
+                    if version >= 5 {
+                        result.num_partitions = meta.partitions;
+                        result.replication_factor = 1;
+                        result.configs = Some(
+                            topic_entries(broker, &meta.configs, None)
+                                .into_iter()
+                                .map(|e| {
+                                    CreatableTopicConfigs::default()
+                                        .with_name(e.name)
+                                        .with_value(e.value)
+                                        .with_read_only(e.read_only)
+                                        .with_config_source(e.config_source)
+                                        .with_is_sensitive(e.is_sensitive)
+                                })
+                                .collect(),
+                        );
+                    }
+                    result
+                }
+                Err(e) => fail(result, error_code(&e), e.to_string()),
+            }
+        })
+        .collect();
+    Some(CreateTopicsResponse::default().with_topics(topics))
+}

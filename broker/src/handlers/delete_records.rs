@@ -1,0 +1,45 @@
+//! DeleteRecords: moves each partition's log start offset; -1 means the high watermark.
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::delete_records_response::{DeleteRecordsPartitionResult, DeleteRecordsTopicResult};
+use kafka_protocol::messages::{DeleteRecordsRequest, DeleteRecordsResponse, RequestHeader};
+
+use super::{error_code, NONE};
+use crate::broker::Broker;
+
+pub async fn handle(
+    broker: &Broker,
+    req: DeleteRecordsRequest,
+    _version: i16,
+    _header: &RequestHeader,
+) -> Option<DeleteRecordsResponse> {
+    let topics = req
+        .topics
+        .into_iter()
+        .map(|t| {
+            let partitions = t
+                .partitions
+                .iter()
+                .map(|p| {
+                    let r = DeleteRecordsPartitionResult::default().with_partition_index(p.partition_index);
+                    let Some(partition) = broker.partition(&t.name, p.partition_index) else {
+                        return r
+                            .with_error_code(ResponseError::UnknownTopicOrPartition.code())
+                            .with_low_watermark(-1);
+                    };
+                    let result = tokio::task::block_in_place(|| {
+                        let mut log = partition.log();
+                        let target = if p.offset == -1 { log.high_watermark() } else { p.offset };
+                        log.delete_records_before(target)
+                    });
+                    match result {
+                        Ok(low) => r.with_error_code(NONE).with_low_watermark(low),
+                        Err(e) => r.with_error_code(error_code(&e)).with_low_watermark(-1),
+                    }
+                })
+                .collect();
+            DeleteRecordsTopicResult::default().with_name(t.name).with_partitions(partitions)
+        })
+        .collect();
+    Some(DeleteRecordsResponse::default().with_topics(topics))
+}

@@ -1,0 +1,26 @@
+//! DescribeCluster: this node as the only broker and the controller.
+
+use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
+use kafka_protocol::messages::{BrokerId, DescribeClusterRequest, DescribeClusterResponse, RequestHeader};
+
+use super::{str_bytes, NONE};
+use crate::broker::Broker;
+
+pub async fn handle(
+    broker: &Broker,
+    _req: DescribeClusterRequest,
+    _version: i16,
+    _header: &RequestHeader,
+) -> Option<DescribeClusterResponse> {
+    Some(
+        DescribeClusterResponse::default()
+            .with_error_code(NONE)
+            .with_cluster_id(str_bytes(&broker.cluster_id))
+            .with_controller_id(BrokerId(broker.node_id))
+            .with_brokers(vec![DescribeClusterBroker::default()
+                .with_broker_id(BrokerId(broker.node_id))
+                .with_host(str_bytes(&broker.advertised_host))
+                .with_port(broker.advertised_port)])
+            .with_cluster_authorized_operations(i32::MIN),
+    )
+}

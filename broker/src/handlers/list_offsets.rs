@@ -1,0 +1,72 @@
+//! ListOffsets: earliest, latest, by timestamp (first record at or after it) and the max-timestamp record.
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::list_offsets_response::{ListOffsetsPartitionResponse, ListOffsetsTopicResponse};
+use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse, RequestHeader};
+
+use super::{error_code, NONE};
+use crate::broker::Broker;
+
+const LATEST: i64 = -1;
+const EARLIEST: i64 = -2;
+const MAX_TIMESTAMP: i64 = -3;
+const EARLIEST_LOCAL: i64 = -4;
+const LATEST_TIERED: i64 = -5;
+
+pub async fn handle(
+    broker: &Broker,
+    req: ListOffsetsRequest,
+    version: i16,
+    _header: &RequestHeader,
+) -> Option<ListOffsetsResponse> {
+    let topics = req
+        .topics
+        .into_iter()
+        .map(|t| {
+            let partitions = t
+                .partitions
+                .iter()
+                .map(|p| {
+                    let base = ListOffsetsPartitionResponse::default().with_partition_index(p.partition_index);
+                    let Some(partition) = broker.partition(&t.name, p.partition_index) else {
+                        return base
+                            .with_error_code(ResponseError::UnknownTopicOrPartition.code())
+                            .with_timestamp(-1)
+                            .with_offset(-1);
+                    };
+                    if p.current_leader_epoch > 0 {
+                        return base
+                            .with_error_code(ResponseError::UnknownLeaderEpoch.code())
+                            .with_timestamp(-1)
+                            .with_offset(-1);
+                    }
+                    let log = partition.log();
+                    let found = match p.timestamp {
+                        LATEST | LATEST_TIERED => Ok(Some((log.high_watermark(), -1))),
+                        EARLIEST | EARLIEST_LOCAL => Ok(Some((log.log_start_offset(), -1))),
+                        MAX_TIMESTAMP => log.max_timestamp_offset().map(|o| o.map(|o| (o.offset, o.timestamp))),
+                        ts if ts >= 0 => log.offset_for_timestamp(ts).map(|o| o.map(|o| (o.offset, o.timestamp))),
+                        _ => Err(runnel_storage::StorageError::OffsetOutOfRange {
+                            offset: p.timestamp,
+                            start: 0,
+                            end: 0,
+                        }),
+                    };
+                    let mut r = match found {
+                        Ok(Some((offset, timestamp))) => base.with_error_code(NONE).with_offset(offset).with_timestamp(timestamp),
+                        Ok(None) => base.with_error_code(NONE).with_offset(-1).with_timestamp(-1),
+                        Err(e) => base.with_error_code(error_code(&e)).with_offset(-1).with_timestamp(-1),
+                    };
+                    if version >= 4 {
+                        r.leader_epoch = 0;
+                    }
+                    r
+                })
+                .collect();
+            ListOffsetsTopicResponse::default()
+                .with_name(t.name)
+                .with_partitions(partitions)
+        })
+        .collect();
+    Some(ListOffsetsResponse::default().with_topics(topics))
+}

@@ -1,0 +1,55 @@
+//! One module per Kafka API: decode → act → encode, in the shape of mini-redis's commands.
+//! Kafka error codes are data on the wire: [`error_code`] maps storage errors to what Kafka would send.
+
+pub mod alter_configs;
+pub mod api_versions;
+pub mod create_partitions;
+pub mod create_topics;
+pub mod delete_records;
+pub mod delete_topics;
+pub mod describe_cluster;
+pub mod describe_configs;
+pub mod fetch;
+pub mod init_producer_id;
+pub mod list_offsets;
+pub mod metadata;
+pub mod offset_for_leader_epoch;
+pub mod produce;
+pub mod produce_legacy;
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::TopicName;
+use kafka_protocol::protocol::StrBytes;
+use runnel_storage::StorageError;
+
+pub fn str_bytes(s: &str) -> StrBytes {
+    StrBytes::from_string(s.to_owned())
+}
+
+pub fn topic_name(s: &str) -> TopicName {
+    TopicName(str_bytes(s))
+}
+
+/// The Kafka error code a real broker sends for a storage error.
+pub fn error_code(e: &StorageError) -> i16 {
+    let err = match e {
+        StorageError::CorruptBatch(_) => ResponseError::CorruptMessage,
+        StorageError::BatchTooLarge { .. } => ResponseError::MessageTooLarge,
+        StorageError::MissingKey => ResponseError::InvalidRecord,
+        StorageError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange,
+        StorageError::UnknownTopicOrPartition(_) => ResponseError::UnknownTopicOrPartition,
+        StorageError::TopicExists(_) => ResponseError::TopicAlreadyExists,
+        StorageError::InvalidConfig { .. } => ResponseError::InvalidConfig,
+        StorageError::InvalidPartitions(_) => ResponseError::InvalidPartitions,
+        StorageError::InvalidTopic(_) => ResponseError::InvalidTopicException,
+        StorageError::OutOfOrderSequence { .. } => ResponseError::OutOfOrderSequenceNumber,
+        StorageError::StaleProducerEpoch { .. } => ResponseError::InvalidProducerEpoch,
+        StorageError::Io { .. } | StorageError::Poisoned | StorageError::CorruptCatalog(_) => {
+            ResponseError::KafkaStorageError
+        }
+        _ => ResponseError::UnknownServerError,
+    };
+    err.code()
+}
+
+pub const NONE: i16 = 0;

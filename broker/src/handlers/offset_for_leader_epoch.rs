@@ -1,0 +1,49 @@
+//! OffsetForLeaderEpoch: a single node has had one leader epoch (0) for every partition, so the end offset
+//! of epoch 0 is the log end; a later epoch is unknown.
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::offset_for_leader_epoch_response::{EpochEndOffset, OffsetForLeaderTopicResult};
+use kafka_protocol::messages::{OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse, RequestHeader};
+
+use super::NONE;
+use crate::broker::Broker;
+
+pub async fn handle(
+    broker: &Broker,
+    req: OffsetForLeaderEpochRequest,
+    _version: i16,
+    _header: &RequestHeader,
+) -> Option<OffsetForLeaderEpochResponse> {
+    let topics = req
+        .topics
+        .into_iter()
+        .map(|t| {
+            let partitions = t
+                .partitions
+                .iter()
+                .map(|p| {
+                    let r = EpochEndOffset::default().with_partition(p.partition);
+                    let Some(partition) = broker.partition(&t.topic, p.partition) else {
+                        return r
+                            .with_error_code(ResponseError::UnknownTopicOrPartition.code())
+                            .with_leader_epoch(-1)
+                            .with_end_offset(-1);
+                    };
+                    if p.current_leader_epoch > 0 {
+                        return r
+                            .with_error_code(ResponseError::UnknownLeaderEpoch.code())
+                            .with_leader_epoch(-1)
+                            .with_end_offset(-1);
+                    }
+                    if p.leader_epoch > 0 {
+                        return r.with_error_code(NONE).with_leader_epoch(-1).with_end_offset(-1);
+                    }
+                    let end = partition.log().next_offset();
+                    r.with_error_code(NONE).with_leader_epoch(0).with_end_offset(end)
+                })
+                .collect();
+            OffsetForLeaderTopicResult::default().with_topic(t.topic).with_partitions(partitions)
+        })
+        .collect();
+    Some(OffsetForLeaderEpochResponse::default().with_topics(topics))
+}

@@ -1,0 +1,107 @@
+//! Produce: validate each partition's batches, assign offsets in place and append them as received.
+//! Responses carry the first offset; retried idempotent batches get their original offsets back.
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::{ProduceRequest, ProduceResponse, RequestHeader};
+use runnel_storage::StorageError;
+
+use super::{error_code, str_bytes, NONE};
+use crate::broker::Broker;
+
+fn partition_error(index: i32, code: i16, message: Option<String>, version: i16) -> PartitionProduceResponse {
+    let mut r = PartitionProduceResponse::default()
+        .with_index(index)
+        .with_error_code(code)
+        .with_base_offset(-1);
+    if version >= 8 {
+        r.error_message = message.map(|m| str_bytes(&m));
+    }
+    r
+}
+
+pub async fn handle(
+    broker: &Broker,
+    req: ProduceRequest,
+    version: i16,
+    _header: &RequestHeader,
+) -> Option<ProduceResponse> {
+    let acks = req.acks;
+    let valid_acks = matches!(acks, 0 | 1 | -1);
+    let mut appended = false;
+    let mut responses = Vec::with_capacity(req.topic_data.len());
+    for topic in req.topic_data {
+        let name = topic.name.to_string();
+        let known = broker.topic_meta(&name).is_some();
+        let mut partitions = Vec::with_capacity(topic.partition_data.len());
+        for pd in topic.partition_data {
+            let index = pd.index;
+            if !valid_acks {
+                partitions.push(partition_error(index, ResponseError::InvalidRequiredAcks.code(), None, version));
+                continue;
+            }
+            let partition = if known { broker.partition(&name, index) } else { None };
+            let Some(partition) = partition else {
+                partitions.push(partition_error(
+                    index,
+                    ResponseError::UnknownTopicOrPartition.code(),
+                    Some(format!("This server does not host this topic-partition: {name}-{index}")),
+                    version,
+                ));
+                continue;
+            };
+            let Some(records) = pd.records else {
+                partitions.push(partition_error(index, ResponseError::CorruptMessage.code(), None, version));
+                continue;
+            };
+            let mut buf = records.to_vec();
+            let now = runnel_storage::now_ms();
+            // Appends that fsync leave the runtime's thread free for other connections meanwhile.
+            let fsyncs = partition.log().config().flush_messages < i64::MAX;
+            let result = if fsyncs {
+                tokio::task::block_in_place(|| partition.log().append(&mut buf, now))
+            } else {
+                partition.log().append(&mut buf, now)
+            };
+            match result {
+                Ok(info) => {
+                    appended |= !info.duplicate;
+                    let mut r = PartitionProduceResponse::default()
+                        .with_index(index)
+                        .with_error_code(NONE)
+                        .with_base_offset(info.base_offset)
+                        .with_log_append_time_ms(info.log_append_time);
+                    if version >= 5 {
+                        r.log_start_offset = partition.log().log_start_offset();
+                    }
+                    partitions.push(r);
+                }
+                Err(e) => {
+                    log_rejection(&name, index, &e);
+                    partitions.push(partition_error(index, error_code(&e), Some(e.to_string()), version));
+                }
+            }
+        }
+        responses.push(
+            TopicProduceResponse::default()
+                .with_name(topic.name)
+                .with_partition_responses(partitions),
+        );
+    }
+    if appended {
+        broker.appended.notify_waiters();
+    }
+    if acks == 0 {
+        return None;
+    }
+    Some(ProduceResponse::default().with_responses(responses))
+}
+
+fn log_rejection(topic: &str, partition: i32, e: &StorageError) {
+    match e {
+        StorageError::Io { .. } | StorageError::Poisoned => {
+            tracing::error!(topic, partition, error = %e, "append failed")
+        }
+        _ => tracing::debug!(topic, partition, error = %e, "produce rejected"),
+    }
+}

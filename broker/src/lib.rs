@@ -1,0 +1,12 @@
+//! Runnel's broker: the Kafka protocol server over the storage crate's partition logs.
+
+pub mod api;
+pub mod broker;
+pub mod config;
+pub mod connection;
+pub mod dispatch;
+pub mod handlers;
+pub mod producer_ids;
+pub mod protocol;
+pub mod server;
+pub mod topics;

@@ -1,0 +1,130 @@
+//! The listener and the broker's background work: accepting connections (bounded by `max.connections`),
+//! the flush / retention / checkpoint tickers, and a clean shutdown on SIGTERM or Ctrl-C.
+
+use std::io::Write;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+
+use crate::broker::Broker;
+use crate::config::BrokerConfig;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("invalid advertised address '{0}': expected HOST:PORT")]
+    Advertised(String),
+    #[error(transparent)]
+    Broker(#[from] crate::broker::BrokerError),
+    #[error("shutdown task failed: {0}")]
+    Shutdown(String),
+}
+
+/// Runs the broker until SIGTERM / Ctrl-C, then shuts down cleanly.
+pub async fn run(config: BrokerConfig) -> Result<(), ServeError> {
+    let listener = TcpListener::bind(&config.listen)
+        .await
+        .map_err(|source| ServeError::Bind {
+            addr: config.listen.clone(),
+            source,
+        })?;
+    let local = listener.local_addr().map_err(|source| ServeError::Bind {
+        addr: config.listen.clone(),
+        source,
+    })?;
+    let (host, port) = match &config.advertised {
+        Some(a) => {
+            let (h, p) = a.rsplit_once(':').ok_or_else(|| ServeError::Advertised(a.clone()))?;
+            let port: i32 = p.parse().map_err(|_| ServeError::Advertised(a.clone()))?;
+            (h.to_string(), port)
+        }
+        None => (local.ip().to_string(), i32::from(local.port())),
+    };
+    let broker = Arc::new(tokio::task::block_in_place(|| Broker::open(config, host, port))?);
+    // Tests and scripts read the bound address (the port may have been 0) from this first stdout line.
+    println!("runnel listening on {local}");
+    let _ = std::io::stdout().flush();
+    tracing::info!(%local, advertised = %format!("{}:{}", broker.advertised_host, broker.advertised_port), cluster_id = %broker.cluster_id, "runnel broker started");
+
+    spawn_ticker(&broker, broker.config.flush_scheduler_interval_ms(), Broker::flush_due);
+    spawn_ticker(&broker, broker.config.retention_check_interval_ms(), Broker::apply_retention);
+    spawn_ticker(&broker, broker.config.checkpoint_interval_ms(), Broker::checkpoint);
+
+    let limit = Arc::new(Semaphore::new(broker.config.max_connections()));
+    let accept = async {
+        loop {
+            let (stream, peer) = match listener.accept().await {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            let Ok(permit) = Arc::clone(&limit).try_acquire_owned() else {
+                tracing::warn!(%peer, "refusing connection: max.connections reached");
+                continue;
+            };
+            let broker = Arc::clone(&broker);
+            tokio::spawn(async move {
+                crate::connection::serve(stream, peer, broker).await;
+                drop(permit);
+            });
+        }
+    };
+    tokio::select! {
+        _ = accept => {}
+        _ = shutdown_signal() => {}
+    }
+    tracing::info!("shutting down");
+    let b = Arc::clone(&broker);
+    tokio::task::spawn_blocking(move || b.shutdown())
+        .await
+        .map_err(|e| ServeError::Shutdown(e.to_string()))??;
+    Ok(())
+}
+
+fn spawn_ticker(broker: &Arc<Broker>, every_ms: u64, work: fn(&Broker)) {
+    let broker = Arc::clone(broker);
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_millis(every_ms));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            let b = Arc::clone(&broker);
+            if tokio::task::spawn_blocking(move || work(&b)).await.is_err() {
+                tracing::error!("background task panicked");
+            }
+        }
+    });
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
