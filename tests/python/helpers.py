@@ -109,3 +109,22 @@ def consume_all(bootstrap, topic, partition, count, timeout=30.0, start=None, **
     finally:
         c.close()
     return out
+
+
+# ---------------------------------------------------------------- Java programs (tests/java/src)
+
+def java_command(program: str, *args: str) -> list[str]:
+    """The command line for a single-file Java program of tests/java/src; fails clearly when the JDK or the
+    kafka-clients jars (scripts/test fetches them) are missing."""
+    import glob
+    import shutil
+    from pathlib import Path
+    repo = Path(__file__).resolve().parents[2]
+    java = shutil.which("java")
+    assert java, "java is not on PATH (Java 17 needed for tests/java/src)"
+    lib = repo / "tests" / "java" / "target" / "lib"
+    assert glob.glob(str(lib / "kafka-clients-*.jar")), \
+        f"no kafka-clients jar in {lib}: run scripts/test or (cd tests/java && mvn -q -B " \
+        f"dependency:copy-dependencies -DoutputDirectory=target/lib)"
+    return [java, "-Xmx256m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-cp", f"{lib}/*",
+            str(repo / "tests" / "java" / "src" / f"{program}.java"), *args]
