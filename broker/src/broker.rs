@@ -173,6 +173,22 @@ impl Broker {
         }
     }
 
+    /// Compacts the closed segments of `cleanup.policy=compact` topics.
+    pub fn compact(&self) {
+        let now = runnel_storage::now_ms();
+        for p in self.every_partition() {
+            match p.log().compact(now) {
+                Ok(s) if s.segments_rewritten > 0 => tracing::info!(
+                    topic = %p.topic, partition = p.index, segments = s.segments_rewritten,
+                    removed = s.records_removed, bytes_before = s.bytes_before, bytes_after = s.bytes_after,
+                    "compacted"
+                ),
+                Ok(_) => {}
+                Err(e) => tracing::error!(topic = %p.topic, partition = p.index, error = %e, "compaction failed"),
+            }
+        }
+    }
+
     pub fn checkpoint(&self) {
         for p in self.every_partition() {
             if let Err(e) = p.log().checkpoint() {

@@ -48,6 +48,7 @@ pub const BROKER_CONFIGS: &[ConfigDef] = &[
     broker_def("log.retention.check.interval.ms", "300000", ConfigType::Long, Some(1)),
     broker_def("log.flush.scheduler.interval.ms", "1000", ConfigType::Long, Some(1)),
     broker_def("log.flush.offset.checkpoint.interval.ms", "60000", ConfigType::Long, Some(0)),
+    broker_def("log.cleaner.backoff.ms", "15000", ConfigType::Long, Some(1)),
     broker_def("log.dirs", "./runnel-data", ConfigType::String, None),
     broker_def("max.connections", "10000", ConfigType::Int, Some(1)),
     broker_def("metrics.port", "-1", ConfigType::Int, Some(-1)),
@@ -218,6 +219,9 @@ impl BrokerConfig {
     }
     pub fn checkpoint_interval_ms(&self) -> u64 {
         self.parsed::<i64>("log.flush.offset.checkpoint.interval.ms", 60_000).max(1) as u64
+    }
+    pub fn cleaner_backoff_ms(&self) -> u64 {
+        self.parsed::<i64>("log.cleaner.backoff.ms", 15_000).max(1) as u64
     }
     pub fn max_connections(&self) -> usize {
         self.parsed::<i64>("max.connections", 10_000).max(1) as usize

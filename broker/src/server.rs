@@ -56,6 +56,7 @@ pub async fn run(config: BrokerConfig) -> Result<(), ServeError> {
     spawn_ticker(&broker, broker.config.flush_scheduler_interval_ms(), Broker::flush_due);
     spawn_ticker(&broker, broker.config.retention_check_interval_ms(), Broker::apply_retention);
     spawn_ticker(&broker, broker.config.checkpoint_interval_ms(), Broker::checkpoint);
+    spawn_ticker(&broker, broker.config.cleaner_backoff_ms(), Broker::compact);
 
     let limit = Arc::new(Semaphore::new(broker.config.max_connections()));
     let accept = async {

@@ -149,10 +149,10 @@ pub fn validate(buf: &[u8]) -> Result<BatchHeader> {
             header.record_count, header.last_offset_delta
         )));
     }
-    if header.record_count > 0 && header.last_offset_delta != header.record_count - 1 {
-        // Producers always send dense batches; compaction may later thin them out on disk.
+    // Compaction thins batches out on disk but keeps lastOffsetDelta, so fewer records than offsets is valid.
+    if i64::from(header.record_count) > i64::from(header.last_offset_delta) + 1 {
         return Err(StorageError::CorruptBatch(format!(
-            "record count {} does not match offset delta {}",
+            "record count {} exceeds offset delta {}",
             header.record_count, header.last_offset_delta
         )));
     }
@@ -195,6 +195,13 @@ pub fn split_validated(buf: &[u8]) -> Result<Vec<(usize, BatchHeader)>> {
             )));
         }
         let header = validate(&rest[..len])?;
+        // Producers send dense batches: one offset per record.
+        if header.record_count > 0 && header.last_offset_delta != header.record_count - 1 {
+            return Err(StorageError::CorruptBatch(format!(
+                "record count {} does not match offset delta {}",
+                header.record_count, header.last_offset_delta
+            )));
+        }
         out.push((pos, header));
         pos += len;
     }

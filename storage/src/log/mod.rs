@@ -18,6 +18,9 @@ use crate::producer_state::{self, BatchMeta, ProducerState, SequenceCheck, Snaps
 use crate::records;
 use crate::segment::{ReadSlice, Segment, SegmentSettings};
 
+mod compaction;
+pub use compaction::CompactionStats;
+
 const META_FILE: &str = "partition.json";
 const PRODUCER_SNAPSHOT_FILE: &str = "producer-state.json";
 
@@ -68,6 +71,8 @@ pub struct PartitionLog {
     last_flush_ms: i64,
     recovery_point: i64,
     poisoned: bool,
+    /// Closed segments below this offset were compacted in this run (compaction skips them when nothing new closed).
+    compacted_up_to: i64,
 }
 
 fn settings(config: &LogConfig) -> SegmentSettings {
@@ -148,6 +153,7 @@ impl PartitionLog {
             last_flush_ms: now_ms,
             recovery_point: meta.recovery_point.min(next_offset),
             poisoned: false,
+            compacted_up_to: 0,
         };
         log.rebuild_producer_state()?;
         Ok(log)
