@@ -69,7 +69,11 @@ pub(crate) fn partition_dir(data_dir: &Path, topic: &str, index: i32) -> PathBuf
 impl Broker {
     /// Opens the data directory: the catalog, every partition log (recovering them if the last stop was not
     /// clean), the producer-id allocator.
-    pub fn open(config: BrokerConfig, advertised_host: String, advertised_port: i32) -> Result<Self, BrokerError> {
+    pub fn open(
+        config: BrokerConfig,
+        advertised_host: String,
+        advertised_port: i32,
+    ) -> Result<Self, BrokerError> {
         let dir = config.data_dir.clone();
         let io_err = |source| BrokerError::DataDir {
             path: dir.display().to_string(),
@@ -90,7 +94,12 @@ impl Broker {
             let cfg = LogConfig::resolve(&topic.configs, &defaults);
             let mut logs = Vec::new();
             for p in 0..topic.partitions {
-                let log = PartitionLog::open(&partition_dir(&dir, &topic.name, p), cfg.clone(), clean, now)?;
+                let log = PartitionLog::open(
+                    &partition_dir(&dir, &topic.name, p),
+                    cfg.clone(),
+                    clean,
+                    now,
+                )?;
                 logs.push(Arc::new(Partition {
                     topic: topic.name.clone(),
                     index: p,
@@ -167,8 +176,12 @@ impl Broker {
         for p in self.every_partition() {
             match p.log().apply_retention(now) {
                 Ok(0) => {}
-                Ok(n) => tracing::info!(topic = %p.topic, partition = p.index, segments = n, "retention deleted segments"),
-                Err(e) => tracing::error!(topic = %p.topic, partition = p.index, error = %e, "retention failed"),
+                Ok(n) => {
+                    tracing::info!(topic = %p.topic, partition = p.index, segments = n, "retention deleted segments")
+                }
+                Err(e) => {
+                    tracing::error!(topic = %p.topic, partition = p.index, error = %e, "retention failed")
+                }
             }
         }
     }
@@ -184,7 +197,9 @@ impl Broker {
                     "compacted"
                 ),
                 Ok(_) => {}
-                Err(e) => tracing::error!(topic = %p.topic, partition = p.index, error = %e, "compaction failed"),
+                Err(e) => {
+                    tracing::error!(topic = %p.topic, partition = p.index, error = %e, "compaction failed")
+                }
             }
         }
     }
@@ -226,7 +241,9 @@ fn load_cluster_id(dir: &Path) -> Result<String, BrokerError> {
         }
     }
     let id = uuid::Uuid::new_v4().simple().to_string();
-    let f = ClusterFile { cluster_id: id.clone() };
+    let f = ClusterFile {
+        cluster_id: id.clone(),
+    };
     runnel_storage::atomic_file::write(&path, &serde_json::to_vec(&f).unwrap_or_default())?;
     Ok(id)
 }

@@ -25,7 +25,12 @@ pub enum ConfigError {
     File { path: String, reason: String },
 }
 
-const fn broker_def(name: &'static str, default: &'static str, kind: ConfigType, min: Option<i64>) -> ConfigDef {
+const fn broker_def(
+    name: &'static str,
+    default: &'static str,
+    kind: ConfigType,
+    min: Option<i64>,
+) -> ConfigDef {
     ConfigDef {
         name,
         broker_synonym: None,
@@ -38,16 +43,41 @@ const fn broker_def(name: &'static str, default: &'static str, kind: ConfigType,
 
 /// Broker keys that are not topic defaults.
 pub const BROKER_CONFIGS: &[ConfigDef] = &[
-    broker_def("auto.create.topics.enable", "true", ConfigType::Boolean, None),
+    broker_def(
+        "auto.create.topics.enable",
+        "true",
+        ConfigType::Boolean,
+        None,
+    ),
     broker_def("broker.id", "0", ConfigType::Int, Some(0)),
     broker_def("node.id", "0", ConfigType::Int, Some(0)),
     broker_def("num.partitions", "1", ConfigType::Int, Some(1)),
     broker_def("default.replication.factor", "1", ConfigType::Int, Some(1)),
     broker_def("delete.topic.enable", "true", ConfigType::Boolean, None),
-    broker_def("socket.request.max.bytes", "104857600", ConfigType::Int, Some(1)),
-    broker_def("log.retention.check.interval.ms", "300000", ConfigType::Long, Some(1)),
-    broker_def("log.flush.scheduler.interval.ms", "1000", ConfigType::Long, Some(1)),
-    broker_def("log.flush.offset.checkpoint.interval.ms", "60000", ConfigType::Long, Some(0)),
+    broker_def(
+        "socket.request.max.bytes",
+        "104857600",
+        ConfigType::Int,
+        Some(1),
+    ),
+    broker_def(
+        "log.retention.check.interval.ms",
+        "300000",
+        ConfigType::Long,
+        Some(1),
+    ),
+    broker_def(
+        "log.flush.scheduler.interval.ms",
+        "1000",
+        ConfigType::Long,
+        Some(1),
+    ),
+    broker_def(
+        "log.flush.offset.checkpoint.interval.ms",
+        "60000",
+        ConfigType::Long,
+        Some(0),
+    ),
     broker_def("log.cleaner.backoff.ms", "15000", ConfigType::Long, Some(1)),
     broker_def("log.dirs", "./runnel-data", ConfigType::String, None),
     broker_def("max.connections", "10000", ConfigType::Int, Some(1)),
@@ -148,7 +178,9 @@ impl BrokerConfig {
             reason,
         };
         let text = std::fs::read_to_string(path).map_err(|e| file_err(e.to_string()))?;
-        let value: toml::Table = text.parse().map_err(|e: toml::de::Error| file_err(e.to_string()))?;
+        let value: toml::Table = text
+            .parse()
+            .map_err(|e: toml::de::Error| file_err(e.to_string()))?;
         let mut flat = Vec::new();
         flatten("", &toml::Value::Table(value), &mut flat);
         for (k, v) in flat {
@@ -209,16 +241,20 @@ impl BrokerConfig {
         self.parsed("delete.topic.enable", true)
     }
     pub fn max_request_bytes(&self) -> usize {
-        self.parsed::<i64>("socket.request.max.bytes", 104_857_600).max(1) as usize
+        self.parsed::<i64>("socket.request.max.bytes", 104_857_600)
+            .max(1) as usize
     }
     pub fn retention_check_interval_ms(&self) -> u64 {
-        self.parsed::<i64>("log.retention.check.interval.ms", 300_000).max(1) as u64
+        self.parsed::<i64>("log.retention.check.interval.ms", 300_000)
+            .max(1) as u64
     }
     pub fn flush_scheduler_interval_ms(&self) -> u64 {
-        self.parsed::<i64>("log.flush.scheduler.interval.ms", 1000).max(1) as u64
+        self.parsed::<i64>("log.flush.scheduler.interval.ms", 1000)
+            .max(1) as u64
     }
     pub fn checkpoint_interval_ms(&self) -> u64 {
-        self.parsed::<i64>("log.flush.offset.checkpoint.interval.ms", 60_000).max(1) as u64
+        self.parsed::<i64>("log.flush.offset.checkpoint.interval.ms", 60_000)
+            .max(1) as u64
     }
     pub fn cleaner_backoff_ms(&self) -> u64 {
         self.parsed::<i64>("log.cleaner.backoff.ms", 15_000).max(1) as u64
@@ -231,7 +267,9 @@ impl BrokerConfig {
     pub fn topic_defaults(&self) -> BTreeMap<String, String> {
         self.settings
             .iter()
-            .filter_map(|(k, v)| topic_config_for_broker_key(k).map(|d| (d.name.to_string(), v.clone())))
+            .filter_map(|(k, v)| {
+                topic_config_for_broker_key(k).map(|d| (d.name.to_string(), v.clone()))
+            })
             .collect()
     }
 
@@ -247,7 +285,11 @@ fn flatten(prefix: &str, value: &toml::Value, out: &mut Vec<(String, String)>) {
     match value {
         toml::Value::Table(t) => {
             for (k, v) in t {
-                let key = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+                let key = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
                 flatten(&key, v, out);
             }
         }
@@ -275,11 +317,23 @@ mod tests {
         let mut c = BrokerConfig::default();
         c.set_pair("log.retention.hours=2").expect("alias");
         c.set_pair("num.partitions=3").expect("partitions");
-        assert_eq!(c.topic_defaults().get("retention.ms").map(String::as_str), Some("7200000"));
+        assert_eq!(
+            c.topic_defaults().get("retention.ms").map(String::as_str),
+            Some("7200000")
+        );
         assert_eq!(c.num_partitions(), 3);
-        assert!(matches!(c.set_pair("no.such=1"), Err(ConfigError::UnknownKey(_))));
-        assert!(matches!(c.set_pair("num.partitions=zero"), Err(ConfigError::InvalidValue { .. })));
-        assert!(matches!(c.set_pair("novalue"), Err(ConfigError::NotKeyValue(_))));
+        assert!(matches!(
+            c.set_pair("no.such=1"),
+            Err(ConfigError::UnknownKey(_))
+        ));
+        assert!(matches!(
+            c.set_pair("num.partitions=zero"),
+            Err(ConfigError::InvalidValue { .. })
+        ));
+        assert!(matches!(
+            c.set_pair("novalue"),
+            Err(ConfigError::NotKeyValue(_))
+        ));
     }
 
     #[test]

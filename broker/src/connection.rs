@@ -17,11 +17,8 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, broker: Arc<Broker>) {
     let (rd, wr) = stream.into_split();
     let mut reader = BufReader::with_capacity(64 * 1024, rd);
     let mut writer = BufWriter::with_capacity(64 * 1024, wr);
-    loop {
-        let len = match reader.read_i32().await {
-            Ok(n) => n,
-            Err(_) => break, // peer closed (or reset): nothing to log
-        };
+    // A failed read of the length means the peer closed (or reset): nothing to log.
+    while let Ok(len) = reader.read_i32().await {
         if len < 0 || len as usize > max {
             tracing::warn!(%peer, len, max, "closing connection: request size out of bounds (socket.request.max.bytes)");
             break;

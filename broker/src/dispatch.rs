@@ -52,7 +52,10 @@ fn encode<R: kafka_protocol::protocol::Encodable>(
 
 pub async fn dispatch(broker: &Broker, frame: Bytes) -> Reply {
     let Some(fixed) = FixedHeader::peek(&frame) else {
-        return Reply::Close(format!("frame of {} bytes is shorter than a request header", frame.len()));
+        return Reply::Close(format!(
+            "frame of {} bytes is shorter than a request header",
+            frame.len()
+        ));
     };
     let Ok(api) = ApiKey::try_from(fixed.api_key) else {
         return Reply::Close(format!("unknown api key {}", fixed.api_key));
@@ -91,7 +94,12 @@ pub async fn dispatch(broker: &Broker, frame: Bytes) -> Reply {
         InitProducerId => InitProducerIdRequest => handlers::init_producer_id::handle,
     });
     if body.has_remaining() {
-        tracing::debug!(?api, version, trailing = body.remaining(), "request had trailing bytes");
+        tracing::debug!(
+            ?api,
+            version,
+            trailing = body.remaining(),
+            "request had trailing bytes"
+        );
     }
     reply
 }

@@ -66,7 +66,9 @@ fn broker_config(args: &ServeArgs) -> anyhow::Result<BrokerConfig> {
     }
     config.load_env()?;
     for pair in &args.set {
-        config.set_pair(pair).with_context(|| format!("--set {pair}"))?;
+        config
+            .set_pair(pair)
+            .with_context(|| format!("--set {pair}"))?;
     }
     if let Some(listen) = &args.listen {
         config.listen = listen.clone();

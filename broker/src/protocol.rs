@@ -47,7 +47,8 @@ pub fn encode_response<R: Encodable>(
     };
     let header_version = api.response_header_version(version);
     let header = ResponseHeader::default().with_correlation_id(correlation_id);
-    let size = header.compute_size(header_version).map_err(err)? + body.compute_size(version).map_err(err)?;
+    let size = header.compute_size(header_version).map_err(err)?
+        + body.compute_size(version).map_err(err)?;
     let mut buf = BytesMut::with_capacity(4 + size);
     buf.put_i32(size as i32);
     header.encode(&mut buf, header_version).map_err(err)?;

@@ -41,21 +41,37 @@ pub async fn run(config: BrokerConfig) -> Result<(), ServeError> {
     })?;
     let (host, port) = match &config.advertised {
         Some(a) => {
-            let (h, p) = a.rsplit_once(':').ok_or_else(|| ServeError::Advertised(a.clone()))?;
+            let (h, p) = a
+                .rsplit_once(':')
+                .ok_or_else(|| ServeError::Advertised(a.clone()))?;
             let port: i32 = p.parse().map_err(|_| ServeError::Advertised(a.clone()))?;
             (h.to_string(), port)
         }
         None => (local.ip().to_string(), i32::from(local.port())),
     };
-    let broker = Arc::new(tokio::task::block_in_place(|| Broker::open(config, host, port))?);
+    let broker = Arc::new(tokio::task::block_in_place(|| {
+        Broker::open(config, host, port)
+    })?);
     // Tests and scripts read the bound address (the port may have been 0) from this first stdout line.
     println!("runnel listening on {local}");
     let _ = std::io::stdout().flush();
     tracing::info!(%local, advertised = %format!("{}:{}", broker.advertised_host, broker.advertised_port), cluster_id = %broker.cluster_id, "runnel broker started");
 
-    spawn_ticker(&broker, broker.config.flush_scheduler_interval_ms(), Broker::flush_due);
-    spawn_ticker(&broker, broker.config.retention_check_interval_ms(), Broker::apply_retention);
-    spawn_ticker(&broker, broker.config.checkpoint_interval_ms(), Broker::checkpoint);
+    spawn_ticker(
+        &broker,
+        broker.config.flush_scheduler_interval_ms(),
+        Broker::flush_due,
+    );
+    spawn_ticker(
+        &broker,
+        broker.config.retention_check_interval_ms(),
+        Broker::apply_retention,
+    );
+    spawn_ticker(
+        &broker,
+        broker.config.checkpoint_interval_ms(),
+        Broker::checkpoint,
+    );
     spawn_ticker(&broker, broker.config.cleaner_backoff_ms(), Broker::compact);
 
     let limit = Arc::new(Semaphore::new(broker.config.max_connections()));

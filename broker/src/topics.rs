@@ -9,7 +9,11 @@ use runnel_storage::{PartitionLog, StorageError, TopicMeta};
 use crate::broker::{partition_dir, Broker, Partition};
 
 impl Broker {
-    fn open_partitions(&self, meta: &TopicMeta, from: i32) -> Result<Vec<Arc<Partition>>, StorageError> {
+    fn open_partitions(
+        &self,
+        meta: &TopicMeta,
+        from: i32,
+    ) -> Result<Vec<Arc<Partition>>, StorageError> {
         let cfg = self.log_config(&meta.configs);
         let now = runnel_storage::now_ms();
         (from..meta.partitions)
@@ -40,7 +44,11 @@ impl Broker {
         configs: BTreeMap<String, String>,
         validate_only: bool,
     ) -> Result<TopicMeta, StorageError> {
-        let partitions = if partitions == -1 { self.config.num_partitions() } else { partitions };
+        let partitions = if partitions == -1 {
+            self.config.num_partitions()
+        } else {
+            partitions
+        };
         let mut catalog = self.catalog();
         if validate_only {
             catalog.validate_new_topic(name, partitions, &configs)?;
@@ -69,7 +77,11 @@ impl Broker {
     }
 
     /// The topic, created with broker defaults if it is missing and auto creation is on.
-    pub fn topic_or_auto_create(&self, name: &str, allow: bool) -> Result<Option<TopicMeta>, StorageError> {
+    pub fn topic_or_auto_create(
+        &self,
+        name: &str,
+        allow: bool,
+    ) -> Result<Option<TopicMeta>, StorageError> {
         if let Some(meta) = self.topic_meta(name) {
             return Ok(Some(meta));
         }
@@ -104,7 +116,12 @@ impl Broker {
         Ok(meta)
     }
 
-    pub fn create_partitions(&self, name: &str, count: i32, validate_only: bool) -> Result<TopicMeta, StorageError> {
+    pub fn create_partitions(
+        &self,
+        name: &str,
+        count: i32,
+        validate_only: bool,
+    ) -> Result<TopicMeta, StorageError> {
         let mut catalog = self.catalog();
         let current = catalog
             .get(name)
@@ -117,7 +134,10 @@ impl Broker {
             )));
         }
         if validate_only {
-            return Ok(TopicMeta { partitions: count, ..current });
+            return Ok(TopicMeta {
+                partitions: count,
+                ..current
+            });
         }
         let meta = catalog.set_partitions(name, count)?;
         let added = self.open_partitions(&meta, current.partitions)?;

@@ -56,7 +56,11 @@ impl Catalog {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => CatalogFile::default(),
             Err(e) => return Err(e).at(&path),
         };
-        let topics = file.topics.into_iter().map(|t| (t.name.clone(), t)).collect();
+        let topics = file
+            .topics
+            .into_iter()
+            .map(|t| (t.name.clone(), t))
+            .collect();
         Ok(Catalog { path, topics })
     }
 
@@ -64,12 +68,18 @@ impl Catalog {
         let file = CatalogFile {
             topics: self.topics.values().cloned().collect(),
         };
-        let bytes = serde_json::to_vec_pretty(&file).map_err(|e| StorageError::CorruptCatalog(e.to_string()))?;
+        let bytes = serde_json::to_vec_pretty(&file)
+            .map_err(|e| StorageError::CorruptCatalog(e.to_string()))?;
         crate::atomic_file::write(&self.path, &bytes)
     }
 
     /// Checks a topic creation without making it (CreateTopics validate_only uses this alone).
-    pub fn validate_new_topic(&self, name: &str, partitions: i32, configs: &BTreeMap<String, String>) -> Result<()> {
+    pub fn validate_new_topic(
+        &self,
+        name: &str,
+        partitions: i32,
+        configs: &BTreeMap<String, String>,
+    ) -> Result<()> {
         validate_topic_name(name)?;
         if self.topics.contains_key(name) {
             return Err(StorageError::TopicExists(name.to_string()));
@@ -132,7 +142,11 @@ impl Catalog {
     }
 
     /// Replaces the topic's overrides with `configs` (validated first).
-    pub fn set_configs(&mut self, name: &str, configs: BTreeMap<String, String>) -> Result<TopicMeta> {
+    pub fn set_configs(
+        &mut self,
+        name: &str,
+        configs: BTreeMap<String, String>,
+    ) -> Result<TopicMeta> {
         for (k, v) in &configs {
             validate_topic_config(k, v)?;
         }
@@ -168,14 +182,20 @@ mod tests {
         let mut cfg = BTreeMap::new();
         cfg.insert("retention.ms".into(), "1000".into());
         let t = c.create_topic("orders", 3, cfg, false).expect("create");
-        assert!(matches!(c.create_topic("orders", 1, BTreeMap::new(), false), Err(StorageError::TopicExists(_))));
+        assert!(matches!(
+            c.create_topic("orders", 1, BTreeMap::new(), false),
+            Err(StorageError::TopicExists(_))
+        ));
         c.set_partitions("orders", 5).expect("grow");
         drop(c);
         let c = Catalog::open(dir.path()).expect("reopen");
         let again = c.get("orders").expect("present");
         assert_eq!(again.id, t.id);
         assert_eq!(again.partitions, 5);
-        assert_eq!(again.configs.get("retention.ms").map(String::as_str), Some("1000"));
+        assert_eq!(
+            again.configs.get("retention.ms").map(String::as_str),
+            Some("1000")
+        );
     }
 
     #[test]

@@ -58,29 +58,167 @@ const TIMESTAMP_TYPE: &[&str] = &["CreateTime", "LogAppendTime"];
 
 /// Every topic config Runnel accepts, with Kafka's defaults.
 pub const TOPIC_CONFIGS: &[ConfigDef] = &[
-    def("cleanup.policy", Some("log.cleanup.policy"), "delete", ConfigType::List(CLEANUP), None),
-    def("compression.type", Some("compression.type"), "producer", ConfigType::Choice(COMPRESSION), None),
-    def("delete.retention.ms", Some("log.cleaner.delete.retention.ms"), "86400000", ConfigType::Long, Some(0)),
-    def("file.delete.delay.ms", Some("log.segment.delete.delay.ms"), "60000", ConfigType::Long, Some(0)),
-    def("flush.messages", Some("log.flush.interval.messages"), "9223372036854775807", ConfigType::Long, Some(1)),
-    def("flush.ms", Some("log.flush.interval.ms"), "9223372036854775807", ConfigType::Long, Some(0)),
-    def("index.interval.bytes", Some("log.index.interval.bytes"), "4096", ConfigType::Int, Some(0)),
-    def("max.compaction.lag.ms", Some("log.cleaner.max.compaction.lag.ms"), "9223372036854775807", ConfigType::Long, Some(1)),
-    def("max.message.bytes", Some("message.max.bytes"), "1048588", ConfigType::Int, Some(0)),
-    def("message.timestamp.after.max.ms", Some("log.message.timestamp.after.max.ms"), "3600000", ConfigType::Long, Some(0)),
-    def("message.timestamp.before.max.ms", Some("log.message.timestamp.before.max.ms"), "9223372036854775807", ConfigType::Long, Some(0)),
-    def("message.timestamp.type", Some("log.message.timestamp.type"), "CreateTime", ConfigType::Choice(TIMESTAMP_TYPE), None),
-    def("min.cleanable.dirty.ratio", Some("log.cleaner.min.cleanable.ratio"), "0.5", ConfigType::Double, None),
-    def("min.compaction.lag.ms", Some("log.cleaner.min.compaction.lag.ms"), "0", ConfigType::Long, Some(0)),
-    def("min.insync.replicas", Some("min.insync.replicas"), "1", ConfigType::Int, Some(1)),
-    def("preallocate", Some("log.preallocate"), "false", ConfigType::Boolean, None),
-    def("retention.bytes", Some("log.retention.bytes"), "-1", ConfigType::Long, None),
-    def("retention.ms", Some("log.retention.ms"), "604800000", ConfigType::Long, Some(-1)),
-    def("segment.bytes", Some("log.segment.bytes"), "1073741824", ConfigType::Int, Some(14)),
-    def("segment.index.bytes", Some("log.index.size.max.bytes"), "10485760", ConfigType::Int, Some(4)),
-    def("segment.jitter.ms", Some("log.roll.jitter.ms"), "0", ConfigType::Long, Some(0)),
-    def("segment.ms", Some("log.roll.ms"), "604800000", ConfigType::Long, Some(1)),
-    def("unclean.leader.election.enable", Some("unclean.leader.election.enable"), "false", ConfigType::Boolean, None),
+    def(
+        "cleanup.policy",
+        Some("log.cleanup.policy"),
+        "delete",
+        ConfigType::List(CLEANUP),
+        None,
+    ),
+    def(
+        "compression.type",
+        Some("compression.type"),
+        "producer",
+        ConfigType::Choice(COMPRESSION),
+        None,
+    ),
+    def(
+        "delete.retention.ms",
+        Some("log.cleaner.delete.retention.ms"),
+        "86400000",
+        ConfigType::Long,
+        Some(0),
+    ),
+    def(
+        "file.delete.delay.ms",
+        Some("log.segment.delete.delay.ms"),
+        "60000",
+        ConfigType::Long,
+        Some(0),
+    ),
+    def(
+        "flush.messages",
+        Some("log.flush.interval.messages"),
+        "9223372036854775807",
+        ConfigType::Long,
+        Some(1),
+    ),
+    def(
+        "flush.ms",
+        Some("log.flush.interval.ms"),
+        "9223372036854775807",
+        ConfigType::Long,
+        Some(0),
+    ),
+    def(
+        "index.interval.bytes",
+        Some("log.index.interval.bytes"),
+        "4096",
+        ConfigType::Int,
+        Some(0),
+    ),
+    def(
+        "max.compaction.lag.ms",
+        Some("log.cleaner.max.compaction.lag.ms"),
+        "9223372036854775807",
+        ConfigType::Long,
+        Some(1),
+    ),
+    def(
+        "max.message.bytes",
+        Some("message.max.bytes"),
+        "1048588",
+        ConfigType::Int,
+        Some(0),
+    ),
+    def(
+        "message.timestamp.after.max.ms",
+        Some("log.message.timestamp.after.max.ms"),
+        "3600000",
+        ConfigType::Long,
+        Some(0),
+    ),
+    def(
+        "message.timestamp.before.max.ms",
+        Some("log.message.timestamp.before.max.ms"),
+        "9223372036854775807",
+        ConfigType::Long,
+        Some(0),
+    ),
+    def(
+        "message.timestamp.type",
+        Some("log.message.timestamp.type"),
+        "CreateTime",
+        ConfigType::Choice(TIMESTAMP_TYPE),
+        None,
+    ),
+    def(
+        "min.cleanable.dirty.ratio",
+        Some("log.cleaner.min.cleanable.ratio"),
+        "0.5",
+        ConfigType::Double,
+        None,
+    ),
+    def(
+        "min.compaction.lag.ms",
+        Some("log.cleaner.min.compaction.lag.ms"),
+        "0",
+        ConfigType::Long,
+        Some(0),
+    ),
+    def(
+        "min.insync.replicas",
+        Some("min.insync.replicas"),
+        "1",
+        ConfigType::Int,
+        Some(1),
+    ),
+    def(
+        "preallocate",
+        Some("log.preallocate"),
+        "false",
+        ConfigType::Boolean,
+        None,
+    ),
+    def(
+        "retention.bytes",
+        Some("log.retention.bytes"),
+        "-1",
+        ConfigType::Long,
+        None,
+    ),
+    def(
+        "retention.ms",
+        Some("log.retention.ms"),
+        "604800000",
+        ConfigType::Long,
+        Some(-1),
+    ),
+    def(
+        "segment.bytes",
+        Some("log.segment.bytes"),
+        "1073741824",
+        ConfigType::Int,
+        Some(14),
+    ),
+    def(
+        "segment.index.bytes",
+        Some("log.index.size.max.bytes"),
+        "10485760",
+        ConfigType::Int,
+        Some(4),
+    ),
+    def(
+        "segment.jitter.ms",
+        Some("log.roll.jitter.ms"),
+        "0",
+        ConfigType::Long,
+        Some(0),
+    ),
+    def(
+        "segment.ms",
+        Some("log.roll.ms"),
+        "604800000",
+        ConfigType::Long,
+        Some(1),
+    ),
+    def(
+        "unclean.leader.election.enable",
+        Some("unclean.leader.election.enable"),
+        "false",
+        ConfigType::Boolean,
+        None,
+    ),
 ];
 
 pub fn topic_config_def(name: &str) -> Option<&'static ConfigDef> {
@@ -111,13 +249,21 @@ pub fn validate_topic_config(key: &str, value: &str) -> Result<()> {
 pub fn validate_value(def: &ConfigDef, value: &str) -> Result<()> {
     let v = value.trim();
     let numeric = |n: i64| match def.min {
-        Some(min) if n < min => Err(invalid(def.name, value, format!("value must be at least {min}"))),
+        Some(min) if n < min => Err(invalid(
+            def.name,
+            value,
+            format!("value must be at least {min}"),
+        )),
         _ => Ok(()),
     };
     match def.kind {
-        ConfigType::Long => numeric(v.parse::<i64>().map_err(|_| invalid(def.name, value, "not a long"))?),
+        ConfigType::Long => numeric(
+            v.parse::<i64>()
+                .map_err(|_| invalid(def.name, value, "not a long"))?,
+        ),
         ConfigType::Int => numeric(i64::from(
-            v.parse::<i32>().map_err(|_| invalid(def.name, value, "not an int"))?,
+            v.parse::<i32>()
+                .map_err(|_| invalid(def.name, value, "not an int"))?,
         )),
         ConfigType::Double => v
             .parse::<f64>()
@@ -132,13 +278,21 @@ pub fn validate_value(def: &ConfigDef, value: &str) -> Result<()> {
             if words.iter().any(|w| w.eq_ignore_ascii_case(v)) {
                 Ok(())
             } else {
-                Err(invalid(def.name, value, format!("must be one of {}", words.join(", "))))
+                Err(invalid(
+                    def.name,
+                    value,
+                    format!("must be one of {}", words.join(", ")),
+                ))
             }
         }
         ConfigType::List(words) => {
             for item in v.split(',').map(str::trim) {
                 if !words.iter().any(|w| w.eq_ignore_ascii_case(item)) {
-                    return Err(invalid(def.name, value, format!("each item must be one of {}", words.join(", "))));
+                    return Err(invalid(
+                        def.name,
+                        value,
+                        format!("each item must be one of {}", words.join(", ")),
+                    ));
                 }
             }
             Ok(())
@@ -174,7 +328,10 @@ impl Default for LogConfig {
 impl LogConfig {
     /// Resolves every key: topic override, else broker default (by topic name), else Kafka's default.
     /// Values are expected to have been validated; an unparsable one falls back to the default.
-    pub fn resolve(overrides: &BTreeMap<String, String>, broker: &BTreeMap<String, String>) -> Self {
+    pub fn resolve(
+        overrides: &BTreeMap<String, String>,
+        broker: &BTreeMap<String, String>,
+    ) -> Self {
         let get = |name: &str| -> String {
             overrides
                 .get(name)

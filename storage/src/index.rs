@@ -48,7 +48,9 @@ impl OffsetIndex {
 
     /// The (offset, position) of the last indexed batch starting at or before `offset`.
     pub fn lookup(&self, offset: i64) -> (i64, u32) {
-        let rel = offset.saturating_sub(self.base_offset).clamp(0, i64::from(u32::MAX)) as u32;
+        let rel = offset
+            .saturating_sub(self.base_offset)
+            .clamp(0, i64::from(u32::MAX)) as u32;
         match self.inner.floor(&rel, |e| u32_at(e, 0)) {
             Some(i) => {
                 let e = self.inner.entry(i);

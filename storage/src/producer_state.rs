@@ -111,7 +111,9 @@ impl ProducerState {
             return;
         }
         let entry = self.producers.entry(h.producer_id).or_default();
-        if h.producer_epoch > entry.epoch || entry.batches.is_empty() && entry.epoch != h.producer_epoch {
+        if h.producer_epoch > entry.epoch
+            || entry.batches.is_empty() && entry.epoch != h.producer_epoch
+        {
             entry.epoch = h.producer_epoch;
             entry.batches.clear();
         }
@@ -162,7 +164,8 @@ impl ProducerState {
     /// Drops producers whose newest batch is before `log_start` (their batches were deleted).
     pub fn remove_before(&mut self, log_start: i64) {
         self.producers.retain(|_, e| {
-            e.current_txn_first_offset.is_some() || e.batches.back().is_none_or(|b| b.last_offset >= log_start)
+            e.current_txn_first_offset.is_some()
+                || e.batches.back().is_none_or(|b| b.last_offset >= log_start)
         });
     }
 }
@@ -175,7 +178,8 @@ pub struct Snapshot {
 }
 
 pub fn write_snapshot(path: &Path, snapshot: &Snapshot) -> Result<()> {
-    let bytes = serde_json::to_vec(snapshot).map_err(|e| StorageError::CorruptCatalog(e.to_string()))?;
+    let bytes =
+        serde_json::to_vec(snapshot).map_err(|e| StorageError::CorruptCatalog(e.to_string()))?;
     crate::atomic_file::write(path, &bytes)
 }
 
@@ -215,12 +219,18 @@ mod tests {
         }
         assert_eq!(
             s.check(&header(7, 0, 5, 1, 3)),
-            SequenceCheck::OutOfOrder { expected: 3, got: 5 }
+            SequenceCheck::OutOfOrder {
+                expected: 3,
+                got: 5
+            }
         );
         assert_eq!(s.check(&header(7, 0, 3, 1, 3)), SequenceCheck::Accept);
         s.bump_epoch(7, 1);
         assert_eq!(s.check(&header(7, 0, 3, 1, 3)), SequenceCheck::StaleEpoch);
         assert_eq!(s.check(&header(7, 1, 0, 1, 3)), SequenceCheck::Accept);
-        assert!(matches!(s.check(&header(7, 2, 4, 1, 3)), SequenceCheck::OutOfOrder { .. }));
+        assert!(matches!(
+            s.check(&header(7, 2, 4, 1, 3)),
+            SequenceCheck::OutOfOrder { .. }
+        ));
     }
 }

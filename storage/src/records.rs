@@ -43,7 +43,10 @@ struct Cursor {
 
 impl Cursor {
     fn byte(&mut self) -> Result<u8> {
-        let b = *self.buf.get(self.pos).ok_or_else(|| corrupt("record truncated"))?;
+        let b = *self
+            .buf
+            .get(self.pos)
+            .ok_or_else(|| corrupt("record truncated"))?;
         self.pos += 1;
         Ok(b)
     }
@@ -62,7 +65,10 @@ impl Cursor {
         if len < 0 {
             return Ok(None);
         }
-        let end = self.pos.checked_add(len as usize).filter(|e| *e <= self.buf.len());
+        let end = self
+            .pos
+            .checked_add(len as usize)
+            .filter(|e| *e <= self.buf.len());
         let end = end.ok_or_else(|| corrupt("record field past end"))?;
         let out = self.buf.slice(self.pos..end);
         self.pos = end;
@@ -73,7 +79,10 @@ impl Cursor {
 /// Parses every record of one batch (decompressing if needed).
 pub fn read_records(batch: &Bytes, header: &BatchHeader) -> Result<Vec<RecordView>> {
     let section = records_section(batch, header)?;
-    let mut cur = Cursor { buf: section, pos: 0 };
+    let mut cur = Cursor {
+        buf: section,
+        pos: 0,
+    };
     let mut out = Vec::with_capacity(header.record_count.max(0) as usize);
     for _ in 0..header.record_count {
         let len = cur.varlong()?;
@@ -81,7 +90,10 @@ pub fn read_records(batch: &Bytes, header: &BatchHeader) -> Result<Vec<RecordVie
         let raw = cur
             .bytes(len)?
             .ok_or_else(|| corrupt("negative record length"))?;
-        let mut rec = Cursor { buf: raw.clone(), pos: 0 };
+        let mut rec = Cursor {
+            buf: raw.clone(),
+            pos: 0,
+        };
         let _attributes = rec.byte()?;
         let ts_delta = rec.varlong()?;
         let offset_delta = rec.varlong()?;

@@ -76,7 +76,9 @@ impl ReadSlice {
         }
         if cut == 0 && avail >= LOG_OVERHEAD {
             let mut head = [0u8; LOG_OVERHEAD];
-            self.file.read_exact_at(&mut head, self.position).at(&self.path)?;
+            self.file
+                .read_exact_at(&mut head, self.position)
+                .at(&self.path)?;
             let len = batch_len_at(&head).min(avail);
             let mut whole = vec![0u8; len];
             self.file
@@ -132,8 +134,14 @@ impl Segment {
             .truncate(true)
             .open(&paths.log)
             .at(&paths.log)?;
-        let offset_index = OffsetIndex::open(&paths.index, base_offset, settings.index_max_bytes, false)?;
-        let time_index = TimeIndex::open(&paths.time_index, base_offset, settings.index_max_bytes, false)?;
+        let offset_index =
+            OffsetIndex::open(&paths.index, base_offset, settings.index_max_bytes, false)?;
+        let time_index = TimeIndex::open(
+            &paths.time_index,
+            base_offset,
+            settings.index_max_bytes,
+            false,
+        )?;
         Ok(Segment {
             base_offset,
             paths,
@@ -151,7 +159,12 @@ impl Segment {
         })
     }
 
-    fn open_files(dir: &Path, base_offset: i64, settings: SegmentSettings, trusted: bool) -> Result<Self> {
+    fn open_files(
+        dir: &Path,
+        base_offset: i64,
+        settings: SegmentSettings,
+        trusted: bool,
+    ) -> Result<Self> {
         let paths = SegmentPaths::new(dir, base_offset);
         let file = OpenOptions::new()
             .read(true)
@@ -159,8 +172,14 @@ impl Segment {
             .open(&paths.log)
             .at(&paths.log)?;
         let size = file.metadata().at(&paths.log)?.len();
-        let offset_index = OffsetIndex::open(&paths.index, base_offset, settings.index_max_bytes, trusted)?;
-        let time_index = TimeIndex::open(&paths.time_index, base_offset, settings.index_max_bytes, trusted)?;
+        let offset_index =
+            OffsetIndex::open(&paths.index, base_offset, settings.index_max_bytes, trusted)?;
+        let time_index = TimeIndex::open(
+            &paths.time_index,
+            base_offset,
+            settings.index_max_bytes,
+            trusted,
+        )?;
         Ok(Segment {
             base_offset,
             paths,
@@ -223,7 +242,9 @@ impl Segment {
             buf.clear();
             buf.extend_from_slice(&head);
             buf.resize(len, 0);
-            if read_fully(&mut reader, &mut buf[LOG_OVERHEAD..]).at(&seg.paths.log)? < len - LOG_OVERHEAD {
+            if read_fully(&mut reader, &mut buf[LOG_OVERHEAD..]).at(&seg.paths.log)?
+                < len - LOG_OVERHEAD
+            {
                 break;
             }
             let header = match batch::validate(&buf) {
@@ -266,7 +287,10 @@ impl Segment {
     /// Adds index entries for a batch at `position` when enough bytes passed since the last entry.
     fn index_batch(&mut self, h: &BatchHeader, position: u32, _recovering: bool) {
         self.note_timestamp(h);
-        if self.bytes_since_index >= self.settings.index_interval_bytes || self.size == 0 || position == 0 {
+        if self.bytes_since_index >= self.settings.index_interval_bytes
+            || self.size == 0
+            || position == 0
+        {
             self.offset_index.append(h.base_offset, position);
             if self.max_timestamp > self.indexed_max_timestamp {
                 self.time_index.append(self.max_timestamp, h.base_offset);
@@ -280,7 +304,9 @@ impl Segment {
     /// Appends one validated batch whose base offset has been assigned. `now_ms` dates the segment's first
     /// append for time-based rolling.
     pub fn append(&mut self, bytes: &[u8], header: &BatchHeader, now_ms: i64) -> Result<()> {
-        self.file.write_all_at(bytes, self.size).at(&self.paths.log)?;
+        self.file
+            .write_all_at(bytes, self.size)
+            .at(&self.paths.log)?;
         let position = self.size as u32;
         self.index_batch(header, position, false);
         self.size += bytes.len() as u64;
@@ -295,7 +321,9 @@ impl Segment {
             return Ok(None);
         }
         let mut head = [0u8; HEADER_LEN];
-        self.file.read_exact_at(&mut head, pos).at(&self.paths.log)?;
+        self.file
+            .read_exact_at(&mut head, pos)
+            .at(&self.paths.log)?;
         BatchHeader::parse(&head).map(Some)
     }
 
@@ -323,7 +351,11 @@ impl Segment {
     }
 
     /// Calls `f` with each batch header from byte `pos` on, stopping when it returns false.
-    pub fn scan_headers(&self, mut pos: u64, mut f: impl FnMut(u64, &BatchHeader) -> bool) -> Result<()> {
+    pub fn scan_headers(
+        &self,
+        mut pos: u64,
+        mut f: impl FnMut(u64, &BatchHeader) -> bool,
+    ) -> Result<()> {
         while let Some(h) = self.header_at(pos)? {
             if !f(pos, &h) {
                 break;
@@ -334,7 +366,10 @@ impl Segment {
     }
 
     /// The first batch whose max timestamp is at least `timestamp`, with its position.
-    pub fn first_batch_at_or_after_time(&self, timestamp: i64) -> Result<Option<(u64, BatchHeader)>> {
+    pub fn first_batch_at_or_after_time(
+        &self,
+        timestamp: i64,
+    ) -> Result<Option<(u64, BatchHeader)>> {
         if self.max_timestamp < timestamp {
             return Ok(None);
         }

@@ -39,14 +39,26 @@ fn keyless_records_are_refused_on_compacted_topics() {
     let cfg = config(&[("cleanup.policy", "compact")]);
     let dir = tempfile::tempdir().expect("tempdir");
     let mut log = open(dir.path(), &cfg, false);
-    let mut keyless = BatchBuilder::default().build(&[Record { timestamp: 1, key: None, value: Some(b"v"), headers: &[] }]);
-    assert!(matches!(log.append(&mut keyless, 1), Err(StorageError::MissingKey)));
+    let mut keyless = BatchBuilder::default().build(&[Record {
+        timestamp: 1,
+        key: None,
+        value: Some(b"v"),
+        headers: &[],
+    }]);
+    assert!(matches!(
+        log.append(&mut keyless, 1),
+        Err(StorageError::MissingKey)
+    ));
     assert_eq!(log.next_offset(), 0);
 }
 
 #[test]
 fn compaction_keeps_the_newest_record_per_key_at_its_offset() {
-    let cfg = config(&[("cleanup.policy", "compact"), ("segment.bytes", "300"), ("delete.retention.ms", "1000")]);
+    let cfg = config(&[
+        ("cleanup.policy", "compact"),
+        ("segment.bytes", "300"),
+        ("delete.retention.ms", "1000"),
+    ]);
     let dir = tempfile::tempdir().expect("tempdir");
     let mut log = open(dir.path(), &cfg, false);
     let mut expect: BTreeMap<String, (i64, Option<String>)> = BTreeMap::new();
@@ -54,16 +66,25 @@ fn compaction_keeps_the_newest_record_per_key_at_its_offset() {
     for round in 0..6 {
         for k in ["a", "b", "c", "d"] {
             let value = format!("{k}{round}");
-            let info = log.append(&mut keyed(k, Some(&value), ts), 1).expect("append");
+            let info = log
+                .append(&mut keyed(k, Some(&value), ts), 1)
+                .expect("append");
             expect.insert(k.to_string(), (info.base_offset, Some(value)));
             ts += 1;
         }
     }
     // An old tombstone for b (will be dropped) and a fresh one for c (kept).
-    let b_tomb = log.append(&mut keyed("b", None, 10), 1).expect("tombstone").base_offset;
-    let c_tomb = log.append(&mut keyed("c", None, 100_000), 1).expect("tombstone").base_offset;
+    let b_tomb = log
+        .append(&mut keyed("b", None, 10), 1)
+        .expect("tombstone")
+        .base_offset;
+    let c_tomb = log
+        .append(&mut keyed("c", None, 100_000), 1)
+        .expect("tombstone")
+        .base_offset;
     for i in 0..8 {
-        log.append(&mut keyed("z", Some(&format!("z{i}")), 100_000 + i), 1).expect("filler");
+        log.append(&mut keyed("z", Some(&format!("z{i}")), 100_000 + i), 1)
+            .expect("filler");
     }
     let active_base = *log.segment_bases().last().expect("segments");
     assert!(c_tomb < active_base, "tombstones are in closed segments");
@@ -78,16 +99,32 @@ fn compaction_keeps_the_newest_record_per_key_at_its_offset() {
         newest.insert(&r.1, r.0);
     }
     for r in after.iter().filter(|r| r.0 < active_base) {
-        assert_eq!(newest.get(r.1.as_str()), Some(&r.0), "only newest kept: {r:?}");
+        assert_eq!(
+            newest.get(r.1.as_str()),
+            Some(&r.0),
+            "only newest kept: {r:?}"
+        );
         assert!(before.contains(r), "kept record unchanged: {r:?}");
     }
-    assert!(!after.iter().any(|r| r.0 == b_tomb), "expired tombstone dropped");
-    assert!(after.iter().any(|r| r.0 == c_tomb && r.2.is_none()), "fresh tombstone kept");
+    assert!(
+        !after.iter().any(|r| r.0 == b_tomb),
+        "expired tombstone dropped"
+    );
+    assert!(
+        after.iter().any(|r| r.0 == c_tomb && r.2.is_none()),
+        "fresh tombstone kept"
+    );
     assert!(after.iter().any(|r| r.1 == "a" && r.0 == expect["a"].0));
     // Records in the active segment are untouched, and the log reopens from disk the same.
     assert_eq!(
-        after.iter().filter(|r| r.0 >= active_base).collect::<Vec<_>>(),
-        before.iter().filter(|r| r.0 >= active_base).collect::<Vec<_>>()
+        after
+            .iter()
+            .filter(|r| r.0 >= active_base)
+            .collect::<Vec<_>>(),
+        before
+            .iter()
+            .filter(|r| r.0 >= active_base)
+            .collect::<Vec<_>>()
     );
     let next = log.next_offset();
     drop(log);

@@ -27,8 +27,14 @@ fn offset_and_timestamp_lookups_agree_with_a_linear_scan() {
         assert_eq!(got, expect, "offset {offset}");
     }
     for target in (9_900..12_100).step_by(7) {
-        let expect = stamps.iter().position(|&t| t >= target).map(|o| (o as i64, stamps[o]));
-        let got = log.offset_for_timestamp(target).expect("lookup").map(|t| (t.offset, t.timestamp));
+        let expect = stamps
+            .iter()
+            .position(|&t| t >= target)
+            .map(|o| (o as i64, stamps[o]));
+        let got = log
+            .offset_for_timestamp(target)
+            .expect("lookup")
+            .map(|t| (t.offset, t.timestamp));
         assert_eq!(got, expect, "timestamp {target}");
     }
     let max = *stamps.iter().max().expect("some");
@@ -40,6 +46,11 @@ fn offset_and_timestamp_lookups_agree_with_a_linear_scan() {
     let log = open(dir.path(), &cfg, true);
     for target in (9_900..12_100).step_by(13) {
         let expect = stamps.iter().position(|&t| t >= target).map(|o| o as i64);
-        assert_eq!(log.offset_for_timestamp(target).expect("lookup").map(|t| t.offset), expect);
+        assert_eq!(
+            log.offset_for_timestamp(target)
+                .expect("lookup")
+                .map(|t| t.offset),
+            expect
+        );
     }
 }

@@ -39,14 +39,25 @@ fn a_torn_tail_at_every_byte_of_the_last_batch_recovers_to_the_last_whole_batch(
             std::fs::copy(&p, dir.path().join(p.file_name().expect("name"))).expect("copy");
         }
         let seg = log_file(dir.path());
-        OpenOptions::new().write(true).open(&seg).expect("open").set_len(cut as u64).expect("cut");
+        OpenOptions::new()
+            .write(true)
+            .open(&seg)
+            .expect("open")
+            .set_len(cut as u64)
+            .expect("cut");
         let mut log = open(dir.path(), &cfg, false);
         assert_eq!(log.next_offset(), 8, "cut at byte {cut}");
-        assert_eq!(std::fs::metadata(&seg).expect("meta").len() as usize, whole, "file truncated, cut {cut}");
+        assert_eq!(
+            std::fs::metadata(&seg).expect("meta").len() as usize,
+            whole,
+            "file truncated, cut {cut}"
+        );
         let batches = read_all(&log, 0);
         assert_eq!(batches.iter().map(|b| b.0).collect::<Vec<_>>(), vec![0, 4]);
         // Offsets continue after the last whole batch.
-        let info = log.append(&mut batch(1, 99), 100).expect("append after recovery");
+        let info = log
+            .append(&mut batch(1, 99), 100)
+            .expect("append after recovery");
         assert_eq!(info.base_offset, 8);
     }
 }
@@ -65,7 +76,11 @@ fn a_corrupt_crc_in_the_middle_of_a_segment_is_detected_and_nothing_after_it_is_
     // Flip one byte inside the records of the third batch.
     let seg = log_file(dir.path());
     let at = sizes[0] + sizes[1] + 70;
-    let f = OpenOptions::new().read(true).write(true).open(&seg).expect("open");
+    let f = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&seg)
+        .expect("open");
     let mut b = [0u8; 1];
     f.read_exact_at(&mut b, at as u64).expect("read");
     f.write_all_at(&[b[0] ^ 0xff], at as u64).expect("write");
@@ -89,7 +104,11 @@ fn a_clean_restart_keeps_every_batch_and_the_index() {
         for i in 0..40 {
             log.append(&mut batch(2, i * 2), 100).expect("append");
         }
-        assert!(log.segment_count() > 2, "segments: {:?}", log.segment_bases());
+        assert!(
+            log.segment_count() > 2,
+            "segments: {:?}",
+            log.segment_bases()
+        );
         before = read_all(&log, 0);
         log.close().expect("close");
     }
@@ -114,7 +133,12 @@ fn an_unclean_restart_keeps_every_whole_batch_across_segments() {
     let mut log = open(dir.path(), &cfg, false);
     assert_eq!(log.next_offset(), 90);
     assert_eq!(read_all(&log, 0), before);
-    assert_eq!(log.append(&mut batch(1, 0), 100).expect("append").base_offset, 90);
+    assert_eq!(
+        log.append(&mut batch(1, 0), 100)
+            .expect("append")
+            .base_offset,
+        90
+    );
 }
 
 #[test]
@@ -123,7 +147,13 @@ fn idempotent_producer_state_survives_restart() {
     let cfg = config(&[]);
     let dir = tempfile::tempdir().expect("tempdir");
     let make = |seq: i32| {
-        BatchBuilder { producer_id: 5, producer_epoch: 0, base_sequence: seq, ..Default::default() }.build(&[Record {
+        BatchBuilder {
+            producer_id: 5,
+            producer_epoch: 0,
+            base_sequence: seq,
+            ..Default::default()
+        }
+        .build(&[Record {
             timestamp: 1,
             key: None,
             value: Some(b"v"),

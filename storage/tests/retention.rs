@@ -16,7 +16,11 @@ fn size_retention_deletes_whole_oldest_segments_only() {
     let deleted = log.apply_retention(200).expect("retention");
     assert!(deleted > 0);
     let bases_after = log.segment_bases();
-    assert_eq!(&bases_before[deleted..], &bases_after[..], "only the oldest whole segments go");
+    assert_eq!(
+        &bases_before[deleted..],
+        &bases_after[..],
+        "only the oldest whole segments go"
+    );
     assert_eq!(log.log_start_offset(), bases_after[0]);
     assert!(log.size_bytes() <= 2500 + 1000);
     let served = read_all(&log, log.log_start_offset());
@@ -39,12 +43,20 @@ fn time_retention_deletes_segments_whose_newest_record_expired() {
     }
     log.apply_retention(50_500).expect("retention");
     let start = log.log_start_offset();
-    assert!(start > 0 && start <= old_end, "start {start}, old end {old_end}");
+    assert!(
+        start > 0 && start <= old_end,
+        "start {start}, old end {old_end}"
+    );
     assert!(log.segment_bases().contains(&start));
     // Everything expires: the active segment is rolled and deleted too, offsets keep counting.
     log.apply_retention(10_000_000).expect("retention");
     assert_eq!(log.log_start_offset(), 120);
-    assert_eq!(log.append(&mut batch(1, 10_000_000), 100).expect("append").base_offset, 120);
+    assert_eq!(
+        log.append(&mut batch(1, 10_000_000), 100)
+            .expect("append")
+            .base_offset,
+        120
+    );
 }
 
 #[test]
@@ -63,5 +75,9 @@ fn delete_records_moves_the_start_and_survives_restart() {
     }
     let log = open(dir.path(), &cfg, true);
     assert_eq!(log.log_start_offset(), 33);
-    assert_eq!(read_all(&log, 33).first().map(|b| b.0), Some(32), "batch holding 33 is served whole");
+    assert_eq!(
+        read_all(&log, 33).first().map(|b| b.0),
+        Some(32),
+        "batch holding 33 is served whole"
+    );
 }

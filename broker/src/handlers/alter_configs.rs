@@ -5,8 +5,9 @@ use std::collections::BTreeMap;
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{
-    alter_configs_response, incremental_alter_configs_response, AlterConfigsRequest, AlterConfigsResponse,
-    IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse, RequestHeader,
+    alter_configs_response, incremental_alter_configs_response, AlterConfigsRequest,
+    AlterConfigsResponse, IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse,
+    RequestHeader,
 };
 use kafka_protocol::protocol::StrBytes;
 
@@ -32,10 +33,17 @@ fn apply(
         RESOURCE_BROKER => {
             return (
                 ResponseError::InvalidRequest.code(),
-                Some(str_bytes("Runnel's broker configs are static: set them with --set or the config file")),
+                Some(str_bytes(
+                    "Runnel's broker configs are static: set them with --set or the config file",
+                )),
             )
         }
-        _ => return (ResponseError::InvalidRequest.code(), Some(str_bytes("Unsupported resource type"))),
+        _ => {
+            return (
+                ResponseError::InvalidRequest.code(),
+                Some(str_bytes("Unsupported resource type")),
+            )
+        }
     }
     let Some(meta) = broker.topic_meta(name) else {
         return (
@@ -63,14 +71,23 @@ pub async fn handle(
         .resources
         .into_iter()
         .map(|r| {
-            let (code, msg) = apply(broker, r.resource_type, &r.resource_name, req.validate_only, |configs| {
-                configs.clear();
-                for c in &r.configs {
-                    let v = c.value.as_ref().ok_or_else(|| format!("Null value for {}", &*c.name))?;
-                    configs.insert(c.name.to_string(), v.to_string());
-                }
-                Ok(())
-            });
+            let (code, msg) = apply(
+                broker,
+                r.resource_type,
+                &r.resource_name,
+                req.validate_only,
+                |configs| {
+                    configs.clear();
+                    for c in &r.configs {
+                        let v = c
+                            .value
+                            .as_ref()
+                            .ok_or_else(|| format!("Null value for {}", &*c.name))?;
+                        configs.insert(c.name.to_string(), v.to_string());
+                    }
+                    Ok(())
+                },
+            );
             alter_configs_response::AlterConfigsResourceResponse::default()
                 .with_error_code(code)
                 .with_error_message(msg)
@@ -91,42 +108,60 @@ pub async fn handle_incremental(
         .resources
         .into_iter()
         .map(|r| {
-            let (code, msg) = apply(broker, r.resource_type, &r.resource_name, req.validate_only, |configs| {
-                for c in &r.configs {
-                    let name = c.name.to_string();
-                    let value = c.value.as_ref().map(|v| v.to_string());
-                    match (c.config_operation, value) {
-                        (OP_SET, Some(v)) => {
-                            configs.insert(name, v);
-                        }
-                        (OP_DELETE, _) => {
-                            configs.remove(&name);
-                        }
-                        (OP_APPEND, Some(v)) => {
-                            let current = configs.get(&name).cloned().or_else(|| {
-                                runnel_storage::config::topic_config_def(&name).map(|d| d.default.to_string())
-                            });
-                            let mut items: Vec<String> =
-                                current.iter().flat_map(|c| c.split(',')).map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
-                            for item in v.split(',').map(str::trim) {
-                                if !items.iter().any(|i| i == item) {
-                                    items.push(item.to_string());
-                                }
+            let (code, msg) = apply(
+                broker,
+                r.resource_type,
+                &r.resource_name,
+                req.validate_only,
+                |configs| {
+                    for c in &r.configs {
+                        let name = c.name.to_string();
+                        let value = c.value.as_ref().map(|v| v.to_string());
+                        match (c.config_operation, value) {
+                            (OP_SET, Some(v)) => {
+                                configs.insert(name, v);
                             }
-                            configs.insert(name, items.join(","));
+                            (OP_DELETE, _) => {
+                                configs.remove(&name);
+                            }
+                            (OP_APPEND, Some(v)) => {
+                                let current = configs.get(&name).cloned().or_else(|| {
+                                    runnel_storage::config::topic_config_def(&name)
+                                        .map(|d| d.default.to_string())
+                                });
+                                let mut items: Vec<String> = current
+                                    .iter()
+                                    .flat_map(|c| c.split(','))
+                                    .map(|s| s.trim().to_string())
+                                    .filter(|s| !s.is_empty())
+                                    .collect();
+                                for item in v.split(',').map(str::trim) {
+                                    if !items.iter().any(|i| i == item) {
+                                        items.push(item.to_string());
+                                    }
+                                }
+                                configs.insert(name, items.join(","));
+                            }
+                            (OP_SUBTRACT, Some(v)) => {
+                                let remove: Vec<&str> = v.split(',').map(str::trim).collect();
+                                let current = configs.get(&name).cloned().unwrap_or_default();
+                                let kept: Vec<&str> = current
+                                    .split(',')
+                                    .map(str::trim)
+                                    .filter(|i| !i.is_empty() && !remove.contains(i))
+                                    .collect();
+                                configs.insert(name, kept.join(","));
+                            }
+                            (op, _) => {
+                                return Err(format!(
+                                    "Invalid config operation {op} or missing value for {name}"
+                                ))
+                            }
                         }
-                        (OP_SUBTRACT, Some(v)) => {
-                            let remove: Vec<&str> = v.split(',').map(str::trim).collect();
-                            let current = configs.get(&name).cloned().unwrap_or_default();
-                            let kept: Vec<&str> =
-                                current.split(',').map(str::trim).filter(|i| !i.is_empty() && !remove.contains(i)).collect();
-                            configs.insert(name, kept.join(","));
-                        }
-                        (op, _) => return Err(format!("Invalid config operation {op} or missing value for {name}")),
                     }
-                }
-                Ok(())
-            });
+                    Ok(())
+                },
+            );
             incremental_alter_configs_response::AlterConfigsResourceResponse::default()
                 .with_error_code(code)
                 .with_error_message(msg)

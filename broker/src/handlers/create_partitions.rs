@@ -18,10 +18,10 @@ pub async fn handle(
         .into_iter()
         .map(|t| {
             let r = CreatePartitionsTopicResult::default().with_name(t.name.clone());
-            let bad_assignment = t
-                .assignments
-                .as_ref()
-                .is_some_and(|a| a.iter().any(|x| x.broker_ids.iter().any(|b| b.0 != broker.node_id)));
+            let bad_assignment = t.assignments.as_ref().is_some_and(|a| {
+                a.iter()
+                    .any(|x| x.broker_ids.iter().any(|b| b.0 != broker.node_id))
+            });
             if bad_assignment {
                 return r
                     .with_error_code(ResponseError::InvalidReplicaAssignment.code())

@@ -4,7 +4,9 @@
 use std::collections::BTreeMap;
 
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::create_topics_response::{CreatableTopicConfigs, CreatableTopicResult};
+use kafka_protocol::messages::create_topics_response::{
+    CreatableTopicConfigs, CreatableTopicResult,
+};
 use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse, RequestHeader};
 
 use super::{error_code, str_bytes, NONE};
@@ -35,7 +37,10 @@ pub async fn handle(
                 return fail(
                     result,
                     ResponseError::InvalidReplicationFactor.code(),
-                    format!("Replication factor: {} larger than available brokers: 1.", t.replication_factor),
+                    format!(
+                        "Replication factor: {} larger than available brokers: 1.",
+                        t.replication_factor
+                    ),
                 );
             }
             let mut partitions = t.num_partitions;
@@ -44,11 +49,19 @@ pub async fn handle(
                     return fail(
                         result,
                         ResponseError::InvalidRequest.code(),
-                        "Both numPartitions or replicationFactor and replicasAssignments were set.".into(),
+                        "Both numPartitions or replicationFactor and replicasAssignments were set."
+                            .into(),
                     );
                 }
-                if t.assignments.iter().any(|a| a.broker_ids.iter().any(|b| b.0 != broker.node_id)) {
-                    return fail(result, ResponseError::InvalidReplicaAssignment.code(), "Unknown broker in replica assignment.".into());
+                if t.assignments
+                    .iter()
+                    .any(|a| a.broker_ids.iter().any(|b| b.0 != broker.node_id))
+                {
+                    return fail(
+                        result,
+                        ResponseError::InvalidReplicaAssignment.code(),
+                        "Unknown broker in replica assignment.".into(),
+                    );
                 }
                 partitions = t.assignments.len() as i32;
             }
@@ -59,7 +72,11 @@ pub async fn handle(
                         configs.insert(c.name.to_string(), v.to_string());
                     }
                     None => {
-                        return fail(result, ResponseError::InvalidConfig.code(), format!("Null value not supported for topic configs: {}", &*c.name));
+                        return fail(
+                            result,
+                            ResponseError::InvalidConfig.code(),
+                            format!("Null value not supported for topic configs: {}", &*c.name),
+                        );
                     }
                 }
             }

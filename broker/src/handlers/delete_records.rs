@@ -1,7 +1,9 @@
 //! DeleteRecords: moves each partition's log start offset; -1 means the high watermark.
 
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::delete_records_response::{DeleteRecordsPartitionResult, DeleteRecordsTopicResult};
+use kafka_protocol::messages::delete_records_response::{
+    DeleteRecordsPartitionResult, DeleteRecordsTopicResult,
+};
 use kafka_protocol::messages::{DeleteRecordsRequest, DeleteRecordsResponse, RequestHeader};
 
 use super::{error_code, NONE};
@@ -21,7 +23,8 @@ pub async fn handle(
                 .partitions
                 .iter()
                 .map(|p| {
-                    let r = DeleteRecordsPartitionResult::default().with_partition_index(p.partition_index);
+                    let r = DeleteRecordsPartitionResult::default()
+                        .with_partition_index(p.partition_index);
                     let Some(partition) = broker.partition(&t.name, p.partition_index) else {
                         return r
                             .with_error_code(ResponseError::UnknownTopicOrPartition.code())
@@ -29,7 +32,11 @@ pub async fn handle(
                     };
                     let result = tokio::task::block_in_place(|| {
                         let mut log = partition.log();
-                        let target = if p.offset == -1 { log.high_watermark() } else { p.offset };
+                        let target = if p.offset == -1 {
+                            log.high_watermark()
+                        } else {
+                            p.offset
+                        };
                         log.delete_records_before(target)
                     });
                     match result {
@@ -38,7 +45,9 @@ pub async fn handle(
                     }
                 })
                 .collect();
-            DeleteRecordsTopicResult::default().with_name(t.name).with_partitions(partitions)
+            DeleteRecordsTopicResult::default()
+                .with_name(t.name)
+                .with_partitions(partitions)
         })
         .collect();
     Some(DeleteRecordsResponse::default().with_topics(topics))

@@ -20,7 +20,10 @@ pub async fn handle(
             .map(|t| (t.name.as_ref().map(|n| n.to_string()), t.topic_id))
             .collect()
     } else {
-        req.topic_names.iter().map(|n| (Some(n.to_string()), uuid::Uuid::nil())).collect()
+        req.topic_names
+            .iter()
+            .map(|n| (Some(n.to_string()), uuid::Uuid::nil()))
+            .collect()
     };
     let responses = targets
         .into_iter()

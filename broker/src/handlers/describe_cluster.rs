@@ -1,7 +1,9 @@
 //! DescribeCluster: this node as the only broker and the controller.
 
 use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
-use kafka_protocol::messages::{BrokerId, DescribeClusterRequest, DescribeClusterResponse, RequestHeader};
+use kafka_protocol::messages::{
+    BrokerId, DescribeClusterRequest, DescribeClusterResponse, RequestHeader,
+};
 
 use super::{str_bytes, NONE};
 use crate::broker::Broker;

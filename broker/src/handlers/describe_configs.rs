@@ -129,7 +129,10 @@ pub async fn handle(
                             ))))
                     }
                 },
-                RESOURCE_BROKER if r.resource_name.is_empty() || *r.resource_name == *broker.node_id.to_string() => {
+                RESOURCE_BROKER
+                    if r.resource_name.is_empty()
+                        || *r.resource_name == *broker.node_id.to_string() =>
+                {
                     broker_entries(broker, keys.as_deref())
                 }
                 RESOURCE_BROKER => {

@@ -49,7 +49,9 @@ fn collect(broker: &Broker, req: &FetchRequest, version: i16) -> Collected {
         };
         let mut partitions = Vec::with_capacity(t.partitions.len());
         for p in &t.partitions {
-            let partition = meta.as_ref().and_then(|m| broker.partition(&m.name, p.partition));
+            let partition = meta
+                .as_ref()
+                .and_then(|m| broker.partition(&m.name, p.partition));
             let Some(partition) = partition else {
                 errors = true;
                 partitions.push(partition_error(p.partition, missing_code));
@@ -57,7 +59,10 @@ fn collect(broker: &Broker, req: &FetchRequest, version: i16) -> Collected {
             };
             if p.current_leader_epoch > 0 {
                 errors = true;
-                partitions.push(partition_error(p.partition, ResponseError::UnknownLeaderEpoch.code()));
+                partitions.push(partition_error(
+                    p.partition,
+                    ResponseError::UnknownLeaderEpoch.code(),
+                ));
                 continue;
             }
             let plan = partition.log().read(p.fetch_offset);
@@ -67,7 +72,11 @@ fn collect(broker: &Broker, req: &FetchRequest, version: i16) -> Collected {
                     data.high_watermark = plan.high_watermark;
                     data.last_stable_offset = plan.high_watermark;
                     data.log_start_offset = plan.log_start_offset;
-                    data.aborted_transactions = if read_committed { Some(Vec::new()) } else { None };
+                    data.aborted_transactions = if read_committed {
+                        Some(Vec::new())
+                    } else {
+                        None
+                    };
                     let mut records = Bytes::new();
                     if let Some(slice) = plan.slice {
                         let limit = (p.partition_max_bytes.max(0) as usize).min(remaining);
@@ -140,7 +149,11 @@ pub async fn handle(
         tokio::pin!(notified);
         notified.as_mut().enable();
         let c = collect(broker, &req, version);
-        let enough = if min_bytes == 0 { true } else { c.bytes >= min_bytes };
+        let enough = if min_bytes == 0 {
+            true
+        } else {
+            c.bytes >= min_bytes
+        };
         if enough || c.errors || Instant::now() >= deadline {
             return Some(c.response);
         }

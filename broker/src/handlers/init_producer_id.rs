@@ -2,7 +2,9 @@
 //! does for every such request. Transactional ids arrive with the transaction coordinator.
 
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId, RequestHeader};
+use kafka_protocol::messages::{
+    InitProducerIdRequest, InitProducerIdResponse, ProducerId, RequestHeader,
+};
 
 use super::NONE;
 use crate::broker::Broker;
@@ -20,7 +22,9 @@ pub async fn handle(
             .with_producer_epoch(-1)
     };
     if req.transactional_id.is_some() {
-        return Some(failed(ResponseError::TransactionalIdAuthorizationFailed.code()));
+        return Some(failed(
+            ResponseError::TransactionalIdAuthorizationFailed.code(),
+        ));
     }
     match broker.producer_ids.next_id() {
         Ok(id) => Some(

@@ -1,7 +1,9 @@
 //! ListOffsets: earliest, latest, by timestamp (first record at or after it) and the max-timestamp record.
 
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::list_offsets_response::{ListOffsetsPartitionResponse, ListOffsetsTopicResponse};
+use kafka_protocol::messages::list_offsets_response::{
+    ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
+};
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse, RequestHeader};
 
 use super::{error_code, NONE};
@@ -27,7 +29,8 @@ pub async fn handle(
                 .partitions
                 .iter()
                 .map(|p| {
-                    let base = ListOffsetsPartitionResponse::default().with_partition_index(p.partition_index);
+                    let base = ListOffsetsPartitionResponse::default()
+                        .with_partition_index(p.partition_index);
                     let Some(partition) = broker.partition(&t.name, p.partition_index) else {
                         return base
                             .with_error_code(ResponseError::UnknownTopicOrPartition.code())
@@ -44,8 +47,12 @@ pub async fn handle(
                     let found = match p.timestamp {
                         LATEST | LATEST_TIERED => Ok(Some((log.high_watermark(), -1))),
                         EARLIEST | EARLIEST_LOCAL => Ok(Some((log.log_start_offset(), -1))),
-                        MAX_TIMESTAMP => log.max_timestamp_offset().map(|o| o.map(|o| (o.offset, o.timestamp))),
-                        ts if ts >= 0 => log.offset_for_timestamp(ts).map(|o| o.map(|o| (o.offset, o.timestamp))),
+                        MAX_TIMESTAMP => log
+                            .max_timestamp_offset()
+                            .map(|o| o.map(|o| (o.offset, o.timestamp))),
+                        ts if ts >= 0 => log
+                            .offset_for_timestamp(ts)
+                            .map(|o| o.map(|o| (o.offset, o.timestamp))),
                         _ => Err(runnel_storage::StorageError::OffsetOutOfRange {
                             offset: p.timestamp,
                             start: 0,
@@ -53,9 +60,18 @@ pub async fn handle(
                         }),
                     };
                     let mut r = match found {
-                        Ok(Some((offset, timestamp))) => base.with_error_code(NONE).with_offset(offset).with_timestamp(timestamp),
-                        Ok(None) => base.with_error_code(NONE).with_offset(-1).with_timestamp(-1),
-                        Err(e) => base.with_error_code(error_code(&e)).with_offset(-1).with_timestamp(-1),
+                        Ok(Some((offset, timestamp))) => base
+                            .with_error_code(NONE)
+                            .with_offset(offset)
+                            .with_timestamp(timestamp),
+                        Ok(None) => base
+                            .with_error_code(NONE)
+                            .with_offset(-1)
+                            .with_timestamp(-1),
+                        Err(e) => base
+                            .with_error_code(error_code(&e))
+                            .with_offset(-1)
+                            .with_timestamp(-1),
                     };
                     if version >= 4 {
                         r.leader_epoch = 0;

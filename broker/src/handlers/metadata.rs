@@ -65,12 +65,22 @@ pub async fn handle(
             .map(|t| match t.name {
                 Some(name) => match broker.topic_or_auto_create(&name, allow_auto) {
                     Ok(Some(meta)) => topic_entry(broker, &meta, version),
-                    Ok(None) => missing(Some(&name), uuid::Uuid::nil(), ResponseError::UnknownTopicOrPartition.code(), version),
+                    Ok(None) => missing(
+                        Some(&name),
+                        uuid::Uuid::nil(),
+                        ResponseError::UnknownTopicOrPartition.code(),
+                        version,
+                    ),
                     Err(e) => missing(Some(&name), uuid::Uuid::nil(), error_code(&e), version),
                 },
                 None => match broker.topic_by_id(t.topic_id) {
                     Some(meta) => topic_entry(broker, &meta, version),
-                    None => missing(None, t.topic_id, ResponseError::UnknownTopicId.code(), version),
+                    None => missing(
+                        None,
+                        t.topic_id,
+                        ResponseError::UnknownTopicId.code(),
+                        version,
+                    ),
                 },
             })
             .collect(),

@@ -2,8 +2,12 @@
 //! of epoch 0 is the log end; a later epoch is unknown.
 
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::offset_for_leader_epoch_response::{EpochEndOffset, OffsetForLeaderTopicResult};
-use kafka_protocol::messages::{OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse, RequestHeader};
+use kafka_protocol::messages::offset_for_leader_epoch_response::{
+    EpochEndOffset, OffsetForLeaderTopicResult,
+};
+use kafka_protocol::messages::{
+    OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse, RequestHeader,
+};
 
 use super::NONE;
 use crate::broker::Broker;
@@ -36,13 +40,20 @@ pub async fn handle(
                             .with_end_offset(-1);
                     }
                     if p.leader_epoch > 0 {
-                        return r.with_error_code(NONE).with_leader_epoch(-1).with_end_offset(-1);
+                        return r
+                            .with_error_code(NONE)
+                            .with_leader_epoch(-1)
+                            .with_end_offset(-1);
                     }
                     let end = partition.log().next_offset();
-                    r.with_error_code(NONE).with_leader_epoch(0).with_end_offset(end)
+                    r.with_error_code(NONE)
+                        .with_leader_epoch(0)
+                        .with_end_offset(end)
                 })
                 .collect();
-            OffsetForLeaderTopicResult::default().with_topic(t.topic).with_partitions(partitions)
+            OffsetForLeaderTopicResult::default()
+                .with_topic(t.topic)
+                .with_partitions(partitions)
         })
         .collect();
     Some(OffsetForLeaderEpochResponse::default().with_topics(topics))

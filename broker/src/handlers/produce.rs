@@ -9,7 +9,12 @@ use runnel_storage::StorageError;
 use super::{error_code, str_bytes, NONE};
 use crate::broker::Broker;
 
-fn partition_error(index: i32, code: i16, message: Option<String>, version: i16) -> PartitionProduceResponse {
+fn partition_error(
+    index: i32,
+    code: i16,
+    message: Option<String>,
+    version: i16,
+) -> PartitionProduceResponse {
     let mut r = PartitionProduceResponse::default()
         .with_index(index)
         .with_error_code(code)
@@ -27,7 +32,7 @@ pub async fn handle(
     _header: &RequestHeader,
 ) -> Option<ProduceResponse> {
     let acks = req.acks;
-    let valid_acks = matches!(acks, 0 | 1 | -1);
+    let valid_acks = (-1..=1).contains(&acks);
     let mut appended = false;
     let mut responses = Vec::with_capacity(req.topic_data.len());
     for topic in req.topic_data {
@@ -37,21 +42,37 @@ pub async fn handle(
         for pd in topic.partition_data {
             let index = pd.index;
             if !valid_acks {
-                partitions.push(partition_error(index, ResponseError::InvalidRequiredAcks.code(), None, version));
+                partitions.push(partition_error(
+                    index,
+                    ResponseError::InvalidRequiredAcks.code(),
+                    None,
+                    version,
+                ));
                 continue;
             }
-            let partition = if known { broker.partition(&name, index) } else { None };
+            let partition = if known {
+                broker.partition(&name, index)
+            } else {
+                None
+            };
             let Some(partition) = partition else {
                 partitions.push(partition_error(
                     index,
                     ResponseError::UnknownTopicOrPartition.code(),
-                    Some(format!("This server does not host this topic-partition: {name}-{index}")),
+                    Some(format!(
+                        "This server does not host this topic-partition: {name}-{index}"
+                    )),
                     version,
                 ));
                 continue;
             };
             let Some(records) = pd.records else {
-                partitions.push(partition_error(index, ResponseError::CorruptMessage.code(), None, version));
+                partitions.push(partition_error(
+                    index,
+                    ResponseError::CorruptMessage.code(),
+                    None,
+                    version,
+                ));
                 continue;
             };
             let mut buf = records.to_vec();
@@ -78,7 +99,12 @@ pub async fn handle(
                 }
                 Err(e) => {
                     log_rejection(&name, index, &e);
-                    partitions.push(partition_error(index, error_code(&e), Some(e.to_string()), version));
+                    partitions.push(partition_error(
+                        index,
+                        error_code(&e),
+                        Some(e.to_string()),
+                        version,
+                    ));
                 }
             }
         }

@@ -23,7 +23,8 @@ impl<'a> Reader<'a> {
         self.take(2).map(|b| i16::from_be_bytes([b[0], b[1]]))
     }
     fn i32(&mut self) -> Option<i32> {
-        self.take(4).map(|b| i32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+        self.take(4)
+            .map(|b| i32::from_be_bytes([b[0], b[1], b[2], b[3]]))
     }
     /// A nullable string (i16 length); returns the raw bytes, empty for null.
     fn string(&mut self) -> Option<&'a [u8]> {
@@ -48,7 +49,11 @@ impl<'a> Reader<'a> {
     }
 }
 
-fn parse(frame: &[u8]) -> Option<(i16, Vec<(Vec<u8>, Vec<i32>)>)> {
+/// A topic name and the partitions named for it.
+type TopicPartitions = (Vec<u8>, Vec<i32>);
+
+/// The acks and the topic-partitions of a v0-2 request.
+fn parse(frame: &[u8]) -> Option<(i16, Vec<TopicPartitions>)> {
     let mut r = Reader { buf: frame, pos: 8 };
     r.string()?; // client id
     let acks = r.i16()?;

@@ -84,7 +84,9 @@ impl PartitionLog {
         let horizon = now_ms.saturating_sub(self.config.delete_retention_ms);
         let bases: Vec<i64> = self.closed.keys().copied().collect();
         for base in bases {
-            let Some(seg) = self.closed.get(&base) else { continue };
+            let Some(seg) = self.closed.get(&base) else {
+                continue;
+            };
             let mut out = Vec::with_capacity(seg.size() as usize);
             let mut removed = 0u64;
             for (h, bytes) in batches(seg)? {
@@ -97,7 +99,10 @@ impl PartitionLog {
                 let kept: Vec<RecordView> = records
                     .into_iter()
                     .filter(|r| match &r.key {
-                        Some(k) => latest.get(k) == Some(&r.offset) && !(r.value.is_none() && r.timestamp < horizon),
+                        Some(k) => {
+                            latest.get(k) == Some(&r.offset)
+                                && !(r.value.is_none() && r.timestamp < horizon)
+                        }
                         None => true,
                     })
                     .collect();
@@ -127,7 +132,9 @@ impl PartitionLog {
         let cleaned = paths.log.with_extension("log.cleaned");
         {
             fs::write(&cleaned, bytes).at(&cleaned)?;
-            fs::File::open(&cleaned).and_then(|f| f.sync_all()).at(&cleaned)?;
+            fs::File::open(&cleaned)
+                .and_then(|f| f.sync_all())
+                .at(&cleaned)?;
         }
         // Drop the old segment first: its index maps must be gone before the index files are rebuilt.
         drop(self.closed.remove(&base));

@@ -120,7 +120,9 @@ impl PartitionLog {
                 Segment::open_clean(dir, base, settings)?.delete()?;
                 continue;
             }
-            let below_recovery_point = bases.get(i + 1).is_some_and(|&next| next <= meta.recovery_point);
+            let below_recovery_point = bases
+                .get(i + 1)
+                .is_some_and(|&next| next <= meta.recovery_point);
             let seg = if clean || below_recovery_point {
                 Segment::open_clean(dir, base, settings)?
             } else {
@@ -140,7 +142,11 @@ impl PartitionLog {
         };
         active.set_first_append_ms(now_ms);
         let next_offset = active.next_offset();
-        let first_base = segments.keys().next().copied().unwrap_or(active.base_offset());
+        let first_base = segments
+            .keys()
+            .next()
+            .copied()
+            .unwrap_or(active.base_offset());
         let mut log = PartitionLog {
             dir: dir.to_path_buf(),
             config,
@@ -206,7 +212,10 @@ impl PartitionLog {
             }
             if self.config.compact && !h.is_control() {
                 let bytes = bytes::Bytes::copy_from_slice(&records[*pos..*pos + h.total_len()]);
-                if records::read_records(&bytes, h)?.iter().any(|r| r.key.is_none()) {
+                if records::read_records(&bytes, h)?
+                    .iter()
+                    .any(|r| r.key.is_none())
+                {
                     return Err(StorageError::MissingKey);
                 }
             }
@@ -217,7 +226,9 @@ impl PartitionLog {
                 SequenceCheck::Accept => {}
                 SequenceCheck::Duplicate(meta) => return Ok(duplicate(meta, h)),
                 SequenceCheck::StaleEpoch => {
-                    return Err(StorageError::StaleProducerEpoch { got: h.producer_epoch })
+                    return Err(StorageError::StaleProducerEpoch {
+                        got: h.producer_epoch,
+                    })
                 }
                 SequenceCheck::OutOfOrder { expected, got } => {
                     return Err(StorageError::OutOfOrderSequence { expected, got })
@@ -226,7 +237,9 @@ impl PartitionLog {
         } else {
             for (_, h) in &batches {
                 if let SequenceCheck::StaleEpoch = self.producers.check(h) {
-                    return Err(StorageError::StaleProducerEpoch { got: h.producer_epoch });
+                    return Err(StorageError::StaleProducerEpoch {
+                        got: h.producer_epoch,
+                    });
                 }
             }
         }
@@ -359,7 +372,8 @@ impl PartitionLog {
             log_start_offset: self.log_start_offset,
             recovery_point: self.recovery_point,
         };
-        let bytes = serde_json::to_vec(&meta).map_err(|e| StorageError::CorruptCatalog(e.to_string()))?;
+        let bytes =
+            serde_json::to_vec(&meta).map_err(|e| StorageError::CorruptCatalog(e.to_string()))?;
         crate::atomic_file::write(&self.dir.join(META_FILE), &bytes)
     }
 
@@ -399,8 +413,15 @@ impl PartitionLog {
         }
         // Start in the segment whose base is at or below the offset; compaction may leave gaps, so a later
         // segment may hold the next batch.
-        let from = self.segments().filter(|s| s.base_offset() <= offset).map(Segment::base_offset).last();
-        for seg in self.segments().filter(|s| from.is_none_or(|f| s.base_offset() >= f)) {
+        let from = self
+            .segments()
+            .filter(|s| s.base_offset() <= offset)
+            .map(Segment::base_offset)
+            .last();
+        for seg in self
+            .segments()
+            .filter(|s| from.is_none_or(|f| s.base_offset() >= f))
+        {
             if let Some((pos, _)) = seg.locate(offset.max(seg.base_offset()))? {
                 return Ok(bounds(Some(seg.read_slice(pos))));
             }
@@ -452,14 +473,21 @@ impl PartitionLog {
         }
     }
 
-    fn offset_for_timestamp_in(&self, seg: &Segment, timestamp: i64) -> Result<Option<TimestampOffset>> {
+    fn offset_for_timestamp_in(
+        &self,
+        seg: &Segment,
+        timestamp: i64,
+    ) -> Result<Option<TimestampOffset>> {
         let mut found = None;
         let mut err = None;
         seg.scan_headers(0, |pos, h| {
             if h.max_timestamp < timestamp || h.last_offset() < self.log_start_offset {
                 return true;
             }
-            match seg.batch_at(pos, h).and_then(|b| records::read_records(&b, h)) {
+            match seg
+                .batch_at(pos, h)
+                .and_then(|b| records::read_records(&b, h))
+            {
                 Ok(recs) => {
                     found = recs
                         .into_iter()
@@ -513,7 +541,12 @@ impl PartitionLog {
                 seg.delete()?;
             }
         }
-        let first = self.closed.keys().next().copied().unwrap_or(self.active.base_offset());
+        let first = self
+            .closed
+            .keys()
+            .next()
+            .copied()
+            .unwrap_or(self.active.base_offset());
         self.log_start_offset = self.log_start_offset.max(first);
         self.producers.remove_before(self.log_start_offset);
         Ok(())
@@ -610,4 +643,3 @@ fn duplicate(meta: BatchMeta, h: &BatchHeader) -> AppendInfo {
         records: i64::from(h.record_count),
     }
 }
-

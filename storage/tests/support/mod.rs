@@ -8,8 +8,10 @@ use runnel_storage::builder::{BatchBuilder, Record};
 use runnel_storage::{LogConfig, PartitionLog};
 
 pub fn config(pairs: &[(&str, &str)]) -> LogConfig {
-    let overrides: BTreeMap<String, String> =
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let overrides: BTreeMap<String, String> = pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
     LogConfig::resolve(&overrides, &BTreeMap::new())
 }
 
@@ -44,7 +46,8 @@ pub fn read_all(log: &PartitionLog, from: i64) -> Vec<(i64, Vec<u8>)> {
         assert!(!bytes.is_empty());
         let mut pos = 0;
         while pos < bytes.len() {
-            let h = runnel_storage::batch::validate(&bytes[pos..pos + header_len(&bytes[pos..])]).expect("valid");
+            let h = runnel_storage::batch::validate(&bytes[pos..pos + header_len(&bytes[pos..])])
+                .expect("valid");
             out.push((h.base_offset, bytes[pos..pos + h.total_len()].to_vec()));
             offset = h.next_offset();
             pos += h.total_len();
@@ -54,5 +57,7 @@ pub fn read_all(log: &PartitionLog, from: i64) -> Vec<(i64, Vec<u8>)> {
 }
 
 fn header_len(b: &[u8]) -> usize {
-    runnel_storage::batch::BatchHeader::parse(b).expect("header").total_len()
+    runnel_storage::batch::BatchHeader::parse(b)
+        .expect("header")
+        .total_len()
 }
