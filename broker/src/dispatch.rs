@@ -18,6 +18,19 @@ pub enum Reply {
     Close(String),
 }
 
+/// What a handler decided: a response, silence (acks=0), or closing the connection.
+pub enum Outcome<R> {
+    Respond(R),
+    Silent,
+    Close(String),
+}
+
+impl<R> From<Option<R>> for Outcome<R> {
+    fn from(r: Option<R>) -> Self {
+        r.map_or(Outcome::Silent, Outcome::Respond)
+    }
+}
+
 macro_rules! route {
     ($broker:expr, $api:expr, $version:expr, $corr:expr, $body:expr, $header:expr,
      { $($key:ident => $req:ty => $handler:path),* $(,)? }) => {
@@ -28,7 +41,7 @@ macro_rules! route {
                     Err(e) => return Reply::Close(format!("cannot decode {:?} v{}: {e}", $api, $version)),
                 };
                 let resp = $handler($broker, req, $version, &$header).await;
-                encode(ApiKey::$key, $version, $corr, resp)
+                encode(ApiKey::$key, $version, $corr, resp.into())
             })*
             other => Reply::Close(format!("no handler for {other:?}")),
         }
@@ -39,11 +52,12 @@ fn encode<R: kafka_protocol::protocol::Encodable>(
     api: ApiKey,
     version: i16,
     correlation_id: i32,
-    resp: Option<R>,
+    outcome: Outcome<R>,
 ) -> Reply {
-    match resp {
-        None => Reply::Nothing,
-        Some(r) => match encode_response(api, version, correlation_id, &r) {
+    match outcome {
+        Outcome::Silent => Reply::Nothing,
+        Outcome::Close(reason) => Reply::Close(reason),
+        Outcome::Respond(r) => match encode_response(api, version, correlation_id, &r) {
             Ok(frame) => Reply::Frame(frame),
             Err(e) => Reply::Close(e.to_string()),
         },

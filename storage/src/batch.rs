@@ -131,7 +131,7 @@ pub fn validate(buf: &[u8]) -> Result<BatchHeader> {
         )));
     }
     if header.magic != 2 {
-        return Err(StorageError::CorruptBatch(format!(
+        return Err(StorageError::InvalidRecord(format!(
             "unsupported magic {}",
             header.magic
         )));
@@ -186,17 +186,29 @@ pub fn split_validated(buf: &[u8]) -> Result<Vec<(usize, BatchHeader)>> {
     let mut pos = 0;
     while pos < buf.len() {
         let rest = &buf[pos..];
-        let header = BatchHeader::parse(rest)?;
+        let header = BatchHeader::parse(rest).map_err(|_| {
+            StorageError::InvalidRecord(format!("{} bytes at {pos} do not hold a batch header", rest.len()))
+        })?;
         let len = header.total_len();
-        if header.batch_length < (HEADER_LEN - LOG_OVERHEAD) as i32 || len > rest.len() {
+        // As in Kafka: a length too short for a header is a corrupt batch, one past the end an invalid record set.
+        if header.batch_length < (HEADER_LEN - LOG_OVERHEAD) as i32 {
             return Err(StorageError::CorruptBatch(format!(
+                "batch at byte {pos} claims {} bytes, less than a header",
+                header.batch_length
+            )));
+        }
+        if len > rest.len() {
+            return Err(StorageError::InvalidRecord(format!(
                 "batch at byte {pos} claims {len} bytes, {} remain",
                 rest.len()
             )));
         }
         let header = validate(&rest[..len])?;
+        if header.record_count == 0 {
+            return Err(StorageError::InvalidRecord(format!("batch at byte {pos} holds no records")));
+        }
         // Producers send dense batches: one offset per record.
-        if header.record_count > 0 && header.last_offset_delta != header.record_count - 1 {
+        if header.last_offset_delta != header.record_count - 1 {
             return Err(StorageError::CorruptBatch(format!(
                 "record count {} does not match offset delta {}",
                 header.record_count, header.last_offset_delta
@@ -206,7 +218,7 @@ pub fn split_validated(buf: &[u8]) -> Result<Vec<(usize, BatchHeader)>> {
         pos += len;
     }
     if out.is_empty() {
-        return Err(StorageError::CorruptBatch("no record batch".into()));
+        return Err(StorageError::InvalidRecord("no record batch".into()));
     }
     Ok(out)
 }

@@ -15,6 +15,9 @@ pub enum StorageError {
     /// A record batch failed validation (length, magic, CRC-32C, record count).
     #[error("corrupt record batch: {0}")]
     CorruptBatch(String),
+    /// The record set cannot be read as v2 batches at all (no batch, a length past the end, an old magic).
+    #[error("invalid record set: {0}")]
+    InvalidRecord(String),
     /// A batch is larger than the topic's `max.message.bytes`.
     #[error("record batch of {size} bytes exceeds max.message.bytes {limit}")]
     BatchTooLarge { size: usize, limit: usize },

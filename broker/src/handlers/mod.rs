@@ -35,7 +35,7 @@ pub fn error_code(e: &StorageError) -> i16 {
     let err = match e {
         StorageError::CorruptBatch(_) => ResponseError::CorruptMessage,
         StorageError::BatchTooLarge { .. } => ResponseError::MessageTooLarge,
-        StorageError::MissingKey => ResponseError::InvalidRecord,
+        StorageError::MissingKey | StorageError::InvalidRecord(_) => ResponseError::InvalidRecord,
         StorageError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange,
         StorageError::UnknownTopicOrPartition(_) => ResponseError::UnknownTopicOrPartition,
         StorageError::TopicExists(_) => ResponseError::TopicAlreadyExists,

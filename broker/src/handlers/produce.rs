@@ -8,6 +8,7 @@ use runnel_storage::StorageError;
 
 use super::{error_code, str_bytes, NONE};
 use crate::broker::Broker;
+use crate::dispatch::Outcome;
 
 fn partition_error(
     index: i32,
@@ -30,7 +31,7 @@ pub async fn handle(
     req: ProduceRequest,
     version: i16,
     _header: &RequestHeader,
-) -> Option<ProduceResponse> {
+) -> Outcome<ProduceResponse> {
     let acks = req.acks;
     let valid_acks = (-1..=1).contains(&acks);
     let mut appended = false;
@@ -118,9 +119,17 @@ pub async fn handle(
         broker.appended.notify_waiters();
     }
     if acks == 0 {
-        return None;
+        // The client will not read an answer, so a failure is signalled the way Kafka does: by closing.
+        let failed = responses
+            .iter()
+            .flat_map(|t| t.partition_responses.iter())
+            .find(|p| p.error_code != NONE);
+        return match failed {
+            Some(p) => Outcome::Close(format!("acks=0 produce failed with error {}", p.error_code)),
+            None => Outcome::Silent,
+        };
     }
-    Some(ProduceResponse::default().with_responses(responses))
+    Outcome::Respond(ProduceResponse::default().with_responses(responses))
 }
 
 fn log_rejection(topic: &str, partition: i32, e: &StorageError) {
