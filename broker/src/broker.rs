@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 
 use crate::config::BrokerConfig;
+use crate::groups::GroupCoordinator;
 use crate::producer_ids::ProducerIdAllocator;
 
 const CLEAN_SHUTDOWN_MARKER: &str = ".clean-shutdown";
@@ -58,6 +59,7 @@ pub struct Broker {
     /// Woken after every append, so waiting fetches re-check their partitions.
     pub appended: Notify,
     pub producer_ids: ProducerIdAllocator,
+    pub groups: GroupCoordinator,
 }
 
 pub type TopicPartitions = Vec<Arc<Partition>>;
@@ -110,7 +112,9 @@ impl Broker {
         }
         tracing::info!(dir = %dir.display(), topics = partitions.len(), clean, "data directory opened");
         let producer_ids = ProducerIdAllocator::open(&dir)?;
+        let groups = GroupCoordinator::open(&dir, clean, config.group_settings())?;
         Ok(Broker {
+            groups,
             node_id: config.node_id(),
             config,
             cluster_id,
@@ -164,6 +168,9 @@ impl Broker {
     /// Periodic work: `flush.ms`, retention, checkpoints. Runs on a blocking thread.
     pub fn flush_due(&self) {
         let now = runnel_storage::now_ms();
+        if let Err(e) = self.groups.with_log(|l| l.flush_if_due(now)) {
+            tracing::error!(error = %e, "group store flush failed");
+        }
         for p in self.every_partition() {
             if let Err(e) = p.log().flush_if_due(now) {
                 tracing::error!(topic = %p.topic, partition = p.index, error = %e, "flush failed");
@@ -189,6 +196,9 @@ impl Broker {
     /// Compacts the closed segments of `cleanup.policy=compact` topics.
     pub fn compact(&self) {
         let now = runnel_storage::now_ms();
+        if let Err(e) = self.groups.with_log(|l| l.compact(now)) {
+            tracing::error!(error = %e, "group store compaction failed");
+        }
         for p in self.every_partition() {
             match p.log().compact(now) {
                 Ok(s) if s.segments_rewritten > 0 => tracing::info!(
@@ -205,6 +215,9 @@ impl Broker {
     }
 
     pub fn checkpoint(&self) {
+        if let Err(e) = self.groups.with_log(|l| l.checkpoint()) {
+            tracing::error!(error = %e, "group store checkpoint failed");
+        }
         for p in self.every_partition() {
             if let Err(e) = p.log().checkpoint() {
                 tracing::error!(topic = %p.topic, partition = p.index, error = %e, "checkpoint failed");
@@ -215,6 +228,10 @@ impl Broker {
     /// Clean shutdown: flush and seal every log, then leave the marker that lets the next start skip recovery.
     pub fn shutdown(&self) -> Result<(), BrokerError> {
         let mut ok = true;
+        if let Err(e) = self.groups.with_log(|l| l.close()) {
+            ok = false;
+            tracing::error!(error = %e, "group store close failed");
+        }
         for p in self.every_partition() {
             if let Err(e) = p.log().close() {
                 ok = false;

@@ -79,6 +79,43 @@ pub const BROKER_CONFIGS: &[ConfigDef] = &[
         Some(0),
     ),
     broker_def("log.cleaner.backoff.ms", "15000", ConfigType::Long, Some(1)),
+    broker_def(
+        "group.min.session.timeout.ms",
+        "6000",
+        ConfigType::Int,
+        Some(1),
+    ),
+    broker_def(
+        "group.max.session.timeout.ms",
+        "1800000",
+        ConfigType::Int,
+        Some(1),
+    ),
+    broker_def(
+        "group.initial.rebalance.delay.ms",
+        "3000",
+        ConfigType::Int,
+        Some(0),
+    ),
+    broker_def("group.max.size", "2147483647", ConfigType::Int, Some(1)),
+    broker_def(
+        "offsets.retention.minutes",
+        "10080",
+        ConfigType::Int,
+        Some(1),
+    ),
+    broker_def(
+        "offsets.retention.check.interval.ms",
+        "600000",
+        ConfigType::Long,
+        Some(1),
+    ),
+    broker_def(
+        "offset.metadata.max.bytes",
+        "4096",
+        ConfigType::Int,
+        Some(0),
+    ),
     broker_def("log.dirs", "./runnel-data", ConfigType::String, None),
     broker_def("max.connections", "10000", ConfigType::Int, Some(1)),
     broker_def("metrics.port", "-1", ConfigType::Int, Some(-1)),
@@ -258,6 +295,28 @@ impl BrokerConfig {
     }
     pub fn cleaner_backoff_ms(&self) -> u64 {
         self.parsed::<i64>("log.cleaner.backoff.ms", 15_000).max(1) as u64
+    }
+    pub fn group_settings(&self) -> crate::groups::GroupSettings {
+        let ms = |key: &str, default: i64| {
+            std::time::Duration::from_millis(self.parsed::<i64>(key, default).max(0) as u64)
+        };
+        crate::groups::GroupSettings {
+            min_session: ms("group.min.session.timeout.ms", 6000),
+            max_session: ms("group.max.session.timeout.ms", 1_800_000),
+            initial_delay: ms("group.initial.rebalance.delay.ms", 3000),
+            max_size: self
+                .parsed::<i64>("group.max.size", i64::from(i32::MAX))
+                .max(1) as usize,
+            offsets_retention_ms: self
+                .parsed::<i64>("offsets.retention.minutes", 10080)
+                .saturating_mul(60_000),
+            metadata_max_bytes: self.parsed::<i64>("offset.metadata.max.bytes", 4096).max(0)
+                as usize,
+        }
+    }
+    pub fn offsets_retention_check_interval_ms(&self) -> u64 {
+        self.parsed::<i64>("offsets.retention.check.interval.ms", 600_000)
+            .max(1) as u64
     }
     pub fn max_connections(&self) -> usize {
         self.parsed::<i64>("max.connections", 10_000).max(1) as usize

@@ -28,7 +28,7 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, broker: Arc<Broker>) {
             tracing::debug!(%peer, error = %e, "connection closed mid-frame");
             break;
         }
-        match dispatch(&broker, frame.freeze()).await {
+        match dispatch(&broker, frame.freeze(), peer).await {
             Reply::Frame(bytes) => {
                 if writer.write_all(&bytes).await.is_err() {
                     break;

@@ -11,6 +11,22 @@ use crate::broker::Broker;
 use crate::handlers;
 use crate::protocol::{encode_response, FixedHeader};
 
+/// What a handler knows about the request beyond its body.
+pub struct RequestContext {
+    pub header: RequestHeader,
+    pub peer: std::net::SocketAddr,
+}
+
+impl RequestContext {
+    pub fn client_id(&self) -> String {
+        self.header
+            .client_id
+            .as_deref()
+            .unwrap_or_default()
+            .to_string()
+    }
+}
+
 pub enum Reply {
     Frame(Bytes),
     /// acks=0 produce: the client expects nothing back.
@@ -32,7 +48,7 @@ impl<R> From<Option<R>> for Outcome<R> {
 }
 
 macro_rules! route {
-    ($broker:expr, $api:expr, $version:expr, $corr:expr, $body:expr, $header:expr,
+    ($broker:expr, $api:expr, $version:expr, $corr:expr, $body:expr, $ctx:expr,
      { $($key:ident => $req:ty => $handler:path),* $(,)? }) => {
         match $api {
             $(ApiKey::$key => {
@@ -40,7 +56,7 @@ macro_rules! route {
                     Ok(r) => r,
                     Err(e) => return Reply::Close(format!("cannot decode {:?} v{}: {e}", $api, $version)),
                 };
-                let resp = $handler($broker, req, $version, &$header).await;
+                let resp = $handler($broker, req, $version, &$ctx).await;
                 encode(ApiKey::$key, $version, $corr, resp.into())
             })*
             other => Reply::Close(format!("no handler for {other:?}")),
@@ -64,7 +80,7 @@ fn encode<R: kafka_protocol::protocol::Encodable>(
     }
 }
 
-pub async fn dispatch(broker: &Broker, frame: Bytes) -> Reply {
+pub async fn dispatch(broker: &Broker, frame: Bytes, peer: std::net::SocketAddr) -> Reply {
     let Some(fixed) = FixedHeader::peek(&frame) else {
         return Reply::Close(format!(
             "frame of {} bytes is shorter than a request header",
@@ -90,7 +106,8 @@ pub async fn dispatch(broker: &Broker, frame: Bytes) -> Reply {
         Err(e) => return Reply::Close(format!("cannot decode request header: {e}")),
     };
     let corr = fixed.correlation_id;
-    let reply = route!(broker, api, version, corr, body, header, {
+    let ctx = RequestContext { header, peer };
+    let reply = route!(broker, api, version, corr, body, ctx, {
         ApiVersions => ApiVersionsRequest => handlers::api_versions::handle,
         Metadata => MetadataRequest => handlers::metadata::handle,
         Produce => ProduceRequest => handlers::produce::handle,
@@ -106,6 +123,17 @@ pub async fn dispatch(broker: &Broker, frame: Bytes) -> Reply {
         DeleteRecords => DeleteRecordsRequest => handlers::delete_records::handle,
         OffsetForLeaderEpoch => OffsetForLeaderEpochRequest => handlers::offset_for_leader_epoch::handle,
         InitProducerId => InitProducerIdRequest => handlers::init_producer_id::handle,
+        FindCoordinator => FindCoordinatorRequest => handlers::find_coordinator::handle,
+        JoinGroup => JoinGroupRequest => handlers::join_group::handle,
+        SyncGroup => SyncGroupRequest => handlers::sync_group::handle,
+        Heartbeat => HeartbeatRequest => handlers::heartbeat::handle,
+        LeaveGroup => LeaveGroupRequest => handlers::leave_group::handle,
+        OffsetCommit => OffsetCommitRequest => handlers::offset_commit::handle,
+        OffsetFetch => OffsetFetchRequest => handlers::offset_fetch::handle,
+        ListGroups => ListGroupsRequest => handlers::list_groups::handle,
+        DescribeGroups => DescribeGroupsRequest => handlers::describe_groups::handle,
+        DeleteGroups => DeleteGroupsRequest => handlers::delete_groups::handle,
+        OffsetDelete => OffsetDeleteRequest => handlers::offset_delete::handle,
     });
     if body.has_remaining() {
         tracing::debug!(

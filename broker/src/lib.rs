@@ -5,6 +5,7 @@ pub mod broker;
 pub mod config;
 pub mod connection;
 pub mod dispatch;
+pub mod groups;
 pub mod handlers;
 pub mod producer_ids;
 pub mod protocol;

@@ -73,6 +73,12 @@ pub async fn run(config: BrokerConfig) -> Result<(), ServeError> {
         Broker::checkpoint,
     );
     spawn_ticker(&broker, broker.config.cleaner_backoff_ms(), Broker::compact);
+    spawn_ticker(
+        &broker,
+        broker.config.offsets_retention_check_interval_ms(),
+        |b| b.groups.expire_offsets(),
+    );
+    spawn_group_timer(&broker);
 
     let limit = Arc::new(Semaphore::new(broker.config.max_connections()));
     let accept = async {
@@ -120,6 +126,19 @@ fn spawn_ticker(broker: &Arc<Broker>, every_ms: u64, work: fn(&Broker)) {
             if tokio::task::spawn_blocking(move || work(&b)).await.is_err() {
                 tracing::error!("background task panicked");
             }
+        }
+    });
+}
+
+/// Session and rebalance timeouts: cheap in-memory checks, so they run on the runtime every 100 ms.
+fn spawn_group_timer(broker: &Arc<Broker>) {
+    let broker = Arc::clone(broker);
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_millis(100));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            broker.groups.tick();
         }
     });
 }

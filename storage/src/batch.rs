@@ -187,7 +187,10 @@ pub fn split_validated(buf: &[u8]) -> Result<Vec<(usize, BatchHeader)>> {
     while pos < buf.len() {
         let rest = &buf[pos..];
         let header = BatchHeader::parse(rest).map_err(|_| {
-            StorageError::InvalidRecord(format!("{} bytes at {pos} do not hold a batch header", rest.len()))
+            StorageError::InvalidRecord(format!(
+                "{} bytes at {pos} do not hold a batch header",
+                rest.len()
+            ))
         })?;
         let len = header.total_len();
         // As in Kafka: a length too short for a header is a corrupt batch, one past the end an invalid record set.
@@ -205,7 +208,9 @@ pub fn split_validated(buf: &[u8]) -> Result<Vec<(usize, BatchHeader)>> {
         }
         let header = validate(&rest[..len])?;
         if header.record_count == 0 {
-            return Err(StorageError::InvalidRecord(format!("batch at byte {pos} holds no records")));
+            return Err(StorageError::InvalidRecord(format!(
+                "batch at byte {pos} holds no records"
+            )));
         }
         // Producers send dense batches: one offset per record.
         if header.last_offset_delta != header.record_count - 1 {

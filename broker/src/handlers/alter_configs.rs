@@ -7,13 +7,13 @@ use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{
     alter_configs_response, incremental_alter_configs_response, AlterConfigsRequest,
     AlterConfigsResponse, IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse,
-    RequestHeader,
 };
 use kafka_protocol::protocol::StrBytes;
 
 use super::describe_configs::{RESOURCE_BROKER, RESOURCE_TOPIC};
 use super::{error_code, str_bytes, NONE};
 use crate::broker::Broker;
+use crate::dispatch::RequestContext;
 
 const OP_SET: i8 = 0;
 const OP_DELETE: i8 = 1;
@@ -65,7 +65,7 @@ pub async fn handle(
     broker: &Broker,
     req: AlterConfigsRequest,
     _version: i16,
-    _header: &RequestHeader,
+    _ctx: &RequestContext,
 ) -> Option<AlterConfigsResponse> {
     let responses = req
         .resources
@@ -102,7 +102,7 @@ pub async fn handle_incremental(
     broker: &Broker,
     req: IncrementalAlterConfigsRequest,
     _version: i16,
-    _header: &RequestHeader,
+    _ctx: &RequestContext,
 ) -> Option<IncrementalAlterConfigsResponse> {
     let responses = req
         .resources

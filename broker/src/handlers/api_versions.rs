@@ -3,11 +3,12 @@
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::api_versions_response::ApiVersion;
-use kafka_protocol::messages::{ApiKey, ApiVersionsRequest, ApiVersionsResponse, RequestHeader};
+use kafka_protocol::messages::{ApiKey, ApiVersionsRequest, ApiVersionsResponse};
 
 use crate::api::SUPPORTED;
 use crate::broker::Broker;
 use crate::dispatch::Reply;
+use crate::dispatch::RequestContext;
 use crate::protocol::encode_response;
 
 fn api_list() -> Vec<ApiVersion> {
@@ -26,7 +27,7 @@ pub async fn handle(
     _broker: &Broker,
     _req: ApiVersionsRequest,
     _version: i16,
-    _header: &RequestHeader,
+    _ctx: &RequestContext,
 ) -> Option<ApiVersionsResponse> {
     Some(ApiVersionsResponse::default().with_api_keys(api_list()))
 }

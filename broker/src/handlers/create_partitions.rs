@@ -2,16 +2,17 @@
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
-use kafka_protocol::messages::{CreatePartitionsRequest, CreatePartitionsResponse, RequestHeader};
+use kafka_protocol::messages::{CreatePartitionsRequest, CreatePartitionsResponse};
 
 use super::{error_code, str_bytes, NONE};
 use crate::broker::Broker;
+use crate::dispatch::RequestContext;
 
 pub async fn handle(
     broker: &Broker,
     req: CreatePartitionsRequest,
     _version: i16,
-    _header: &RequestHeader,
+    _ctx: &RequestContext,
 ) -> Option<CreatePartitionsResponse> {
     let results = req
         .topics

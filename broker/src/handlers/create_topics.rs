@@ -7,17 +7,18 @@ use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::create_topics_response::{
     CreatableTopicConfigs, CreatableTopicResult,
 };
-use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse, RequestHeader};
+use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
 
 use super::{error_code, str_bytes, NONE};
 use crate::broker::Broker;
+use crate::dispatch::RequestContext;
 use crate::handlers::describe_configs::topic_entries;
 
 pub async fn handle(
     broker: &Broker,
     req: CreateTopicsRequest,
     version: i16,
-    _header: &RequestHeader,
+    _ctx: &RequestContext,
 ) -> Option<CreateTopicsResponse> {
     let topics = req
         .topics

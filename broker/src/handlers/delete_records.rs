@@ -4,16 +4,17 @@ use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::delete_records_response::{
     DeleteRecordsPartitionResult, DeleteRecordsTopicResult,
 };
-use kafka_protocol::messages::{DeleteRecordsRequest, DeleteRecordsResponse, RequestHeader};
+use kafka_protocol::messages::{DeleteRecordsRequest, DeleteRecordsResponse};
 
 use super::{error_code, NONE};
 use crate::broker::Broker;
+use crate::dispatch::RequestContext;
 
 pub async fn handle(
     broker: &Broker,
     req: DeleteRecordsRequest,
     _version: i16,
-    _header: &RequestHeader,
+    _ctx: &RequestContext,
 ) -> Option<DeleteRecordsResponse> {
     let topics = req
         .topics

@@ -2,16 +2,17 @@
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
-use kafka_protocol::messages::{DeleteTopicsRequest, DeleteTopicsResponse, RequestHeader};
+use kafka_protocol::messages::{DeleteTopicsRequest, DeleteTopicsResponse};
 
 use super::{error_code, str_bytes, topic_name, NONE};
 use crate::broker::Broker;
+use crate::dispatch::RequestContext;
 
 pub async fn handle(
     broker: &Broker,
     req: DeleteTopicsRequest,
     version: i16,
-    _header: &RequestHeader,
+    _ctx: &RequestContext,
 ) -> Option<DeleteTopicsResponse> {
     // v0-5 name topics in `topic_names`; v6+ in `topics`, each by name or by ID.
     let targets: Vec<(Option<String>, uuid::Uuid)> = if version >= 6 {

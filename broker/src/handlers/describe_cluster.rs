@@ -1,18 +1,17 @@
 //! DescribeCluster: this node as the only broker and the controller.
 
 use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
-use kafka_protocol::messages::{
-    BrokerId, DescribeClusterRequest, DescribeClusterResponse, RequestHeader,
-};
+use kafka_protocol::messages::{BrokerId, DescribeClusterRequest, DescribeClusterResponse};
 
 use super::{str_bytes, NONE};
 use crate::broker::Broker;
+use crate::dispatch::RequestContext;
 
 pub async fn handle(
     broker: &Broker,
     _req: DescribeClusterRequest,
     _version: i16,
-    _header: &RequestHeader,
+    _ctx: &RequestContext,
 ) -> Option<DescribeClusterResponse> {
     Some(
         DescribeClusterResponse::default()

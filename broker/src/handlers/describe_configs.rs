@@ -7,12 +7,13 @@ use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::describe_configs_response::{
     DescribeConfigsResourceResult, DescribeConfigsResult, DescribeConfigsSynonym,
 };
-use kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse, RequestHeader};
+use kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse};
 use runnel_storage::config::{ConfigType, TOPIC_CONFIGS};
 
 use super::{str_bytes, NONE};
 use crate::broker::Broker;
 use crate::config::Source;
+use crate::dispatch::RequestContext;
 
 pub const RESOURCE_TOPIC: i8 = 2;
 pub const RESOURCE_BROKER: i8 = 4;
@@ -104,7 +105,7 @@ pub async fn handle(
     broker: &Broker,
     req: DescribeConfigsRequest,
     version: i16,
-    _header: &RequestHeader,
+    _ctx: &RequestContext,
 ) -> Option<DescribeConfigsResponse> {
     let results = req
         .resources

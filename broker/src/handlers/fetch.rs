@@ -6,12 +6,13 @@ use std::time::Duration;
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
-use kafka_protocol::messages::{FetchRequest, FetchResponse, RequestHeader};
+use kafka_protocol::messages::{FetchRequest, FetchResponse};
 use runnel_storage::StorageError;
 use tokio::time::Instant;
 
 use super::{error_code, topic_name, NONE};
 use crate::broker::Broker;
+use crate::dispatch::RequestContext;
 
 /// Longest wait honoured, whatever the client asks (Kafka caps it by the request timeout the same way).
 const MAX_WAIT_CAP: Duration = Duration::from_secs(30);
@@ -138,7 +139,7 @@ pub async fn handle(
     broker: &Broker,
     req: FetchRequest,
     version: i16,
-    _header: &RequestHeader,
+    _ctx: &RequestContext,
 ) -> Option<FetchResponse> {
     let wait = Duration::from_millis(req.max_wait_ms.max(0) as u64).min(MAX_WAIT_CAP);
     let deadline = Instant::now() + wait;

@@ -2,18 +2,17 @@
 //! does for every such request. Transactional ids arrive with the transaction coordinator.
 
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::{
-    InitProducerIdRequest, InitProducerIdResponse, ProducerId, RequestHeader,
-};
+use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
 
 use super::NONE;
 use crate::broker::Broker;
+use crate::dispatch::RequestContext;
 
 pub async fn handle(
     broker: &Broker,
     req: InitProducerIdRequest,
     _version: i16,
-    _header: &RequestHeader,
+    _ctx: &RequestContext,
 ) -> Option<InitProducerIdResponse> {
     let failed = |code: i16| {
         InitProducerIdResponse::default()

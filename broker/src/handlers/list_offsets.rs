@@ -4,10 +4,11 @@ use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::list_offsets_response::{
     ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
 };
-use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse, RequestHeader};
+use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 
 use super::{error_code, NONE};
 use crate::broker::Broker;
+use crate::dispatch::RequestContext;
 
 const LATEST: i64 = -1;
 const EARLIEST: i64 = -2;
@@ -19,7 +20,7 @@ pub async fn handle(
     broker: &Broker,
     req: ListOffsetsRequest,
     version: i16,
-    _header: &RequestHeader,
+    _ctx: &RequestContext,
 ) -> Option<ListOffsetsResponse> {
     let topics = req
         .topics

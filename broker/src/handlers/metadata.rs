@@ -5,11 +5,12 @@ use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::metadata_response::{
     MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
 };
-use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, RequestHeader};
+use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse};
 use runnel_storage::TopicMeta;
 
 use super::{error_code, str_bytes, topic_name};
 use crate::broker::Broker;
+use crate::dispatch::RequestContext;
 
 /// Kafka's "authorized operations not requested" marker.
 const OPS_NOT_REQUESTED: i32 = i32::MIN;
@@ -52,7 +53,7 @@ pub async fn handle(
     broker: &Broker,
     req: MetadataRequest,
     version: i16,
-    _header: &RequestHeader,
+    _ctx: &RequestContext,
 ) -> Option<MetadataResponse> {
     // Versions before 4 have no flag and always allowed auto creation.
     let allow_auto = version < 4 || req.allow_auto_topic_creation;

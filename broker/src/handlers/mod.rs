@@ -5,17 +5,28 @@ pub mod alter_configs;
 pub mod api_versions;
 pub mod create_partitions;
 pub mod create_topics;
+pub mod delete_groups;
 pub mod delete_records;
 pub mod delete_topics;
 pub mod describe_cluster;
 pub mod describe_configs;
+pub mod describe_groups;
 pub mod fetch;
+pub mod find_coordinator;
+pub mod heartbeat;
 pub mod init_producer_id;
+pub mod join_group;
+pub mod leave_group;
+pub mod list_groups;
 pub mod list_offsets;
 pub mod metadata;
+pub mod offset_commit;
+pub mod offset_delete;
+pub mod offset_fetch;
 pub mod offset_for_leader_epoch;
 pub mod produce;
 pub mod produce_legacy;
+pub mod sync_group;
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::TopicName;
@@ -28,6 +39,10 @@ pub fn str_bytes(s: &str) -> StrBytes {
 
 pub fn topic_name(s: &str) -> TopicName {
     TopicName(str_bytes(s))
+}
+
+pub fn opt_str(s: &Option<String>) -> Option<StrBytes> {
+    s.as_deref().map(str_bytes)
 }
 
 /// The Kafka error code a real broker sends for a storage error.

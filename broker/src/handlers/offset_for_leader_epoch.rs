@@ -5,18 +5,17 @@ use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::offset_for_leader_epoch_response::{
     EpochEndOffset, OffsetForLeaderTopicResult,
 };
-use kafka_protocol::messages::{
-    OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse, RequestHeader,
-};
+use kafka_protocol::messages::{OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse};
 
 use super::NONE;
 use crate::broker::Broker;
+use crate::dispatch::RequestContext;
 
 pub async fn handle(
     broker: &Broker,
     req: OffsetForLeaderEpochRequest,
     _version: i16,
-    _header: &RequestHeader,
+    _ctx: &RequestContext,
 ) -> Option<OffsetForLeaderEpochResponse> {
     let topics = req
         .topics

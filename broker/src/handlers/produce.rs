@@ -3,12 +3,13 @@
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
-use kafka_protocol::messages::{ProduceRequest, ProduceResponse, RequestHeader};
+use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 use runnel_storage::StorageError;
 
 use super::{error_code, str_bytes, NONE};
 use crate::broker::Broker;
 use crate::dispatch::Outcome;
+use crate::dispatch::RequestContext;
 
 fn partition_error(
     index: i32,
@@ -30,7 +31,7 @@ pub async fn handle(
     broker: &Broker,
     req: ProduceRequest,
     version: i16,
-    _header: &RequestHeader,
+    _ctx: &RequestContext,
 ) -> Outcome<ProduceResponse> {
     let acks = req.acks;
     let valid_acks = (-1..=1).contains(&acks);

@@ -429,6 +429,33 @@ impl PartitionLog {
         Ok(bounds(None))
     }
 
+    /// Calls `f` with every batch at or after `from`, oldest first, until it returns false. For rebuilding
+    /// state kept in a log (coordinators); fetches use [`PartitionLog::read`].
+    pub fn scan_batches(
+        &self,
+        from: i64,
+        mut f: impl FnMut(&BatchHeader, bytes::Bytes) -> bool,
+    ) -> Result<()> {
+        for seg in self.segments() {
+            if seg.next_offset() <= from {
+                continue;
+            }
+            let mut positions = Vec::new();
+            seg.scan_headers(0, |pos, h| {
+                if h.last_offset() >= from {
+                    positions.push((pos, *h));
+                }
+                true
+            })?;
+            for (pos, h) in positions {
+                if !f(&h, seg.batch_at(pos, &h)?) {
+                    return Ok(());
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// The first record at or after `timestamp` (ListOffsets by timestamp).
     pub fn offset_for_timestamp(&self, timestamp: i64) -> Result<Option<TimestampOffset>> {
         for seg in self.segments() {

@@ -1,0 +1,185 @@
+//! Durable group state: committed offsets and group metadata as records of an internal, compacted log
+//! (`__consumer_offsets-0` in the data directory), replayed at start. The last record of a key wins; a
+//! tombstone deletes it. Keys and values are JSON: small, versionable and readable with `runnel` tools.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use runnel_storage::builder::{BatchBuilder, Record};
+use runnel_storage::{LogConfig, PartitionLog, StorageError};
+use serde::{Deserialize, Serialize};
+
+use super::group::CommittedOffset;
+
+pub const LOG_DIR: &str = "__consumer_offsets-0";
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "t")]
+pub enum Key {
+    #[serde(rename = "o")]
+    Offset { g: String, p: String, n: i32 },
+    #[serde(rename = "g")]
+    Group { g: String },
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MemberRecord {
+    pub id: String,
+    pub instance_id: Option<String>,
+    pub client_id: String,
+    pub client_host: String,
+    pub session_timeout_ms: u64,
+    pub rebalance_timeout_ms: u64,
+    pub protocol_type: String,
+    pub protocols: Vec<(String, Vec<u8>)>,
+    pub assignment: Vec<u8>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GroupRecord {
+    pub protocol_type: Option<String>,
+    pub protocol: Option<String>,
+    pub generation: i32,
+    pub leader: Option<String>,
+    pub members: Vec<MemberRecord>,
+    pub state_since_ms: i64,
+}
+
+/// One change to persist: a key and its new value (None deletes).
+pub enum Change {
+    Offset {
+        group: String,
+        topic: String,
+        partition: i32,
+        value: Option<CommittedOffset>,
+    },
+    Group {
+        group: String,
+        value: Option<GroupRecord>,
+    },
+}
+
+/// Everything replayed from the log.
+#[derive(Default)]
+pub struct Loaded {
+    pub groups: BTreeMap<String, GroupRecord>,
+    pub offsets: BTreeMap<(String, String, i32), CommittedOffset>,
+}
+
+pub struct GroupStore {
+    log: PartitionLog,
+}
+
+fn encode(change: &Change) -> Result<(Vec<u8>, Option<Vec<u8>>), serde_json::Error> {
+    Ok(match change {
+        Change::Offset {
+            group,
+            topic,
+            partition,
+            value,
+        } => (
+            serde_json::to_vec(&Key::Offset {
+                g: group.clone(),
+                p: topic.clone(),
+                n: *partition,
+            })?,
+            value.as_ref().map(serde_json::to_vec).transpose()?,
+        ),
+        Change::Group { group, value } => (
+            serde_json::to_vec(&Key::Group { g: group.clone() })?,
+            value.as_ref().map(serde_json::to_vec).transpose()?,
+        ),
+    })
+}
+
+impl GroupStore {
+    pub fn open(data_dir: &Path, clean: bool) -> Result<(Self, Loaded), StorageError> {
+        let mut overrides = BTreeMap::new();
+        overrides.insert("cleanup.policy".to_string(), "compact".to_string());
+        overrides.insert("segment.bytes".to_string(), (100 * 1024 * 1024).to_string());
+        let config = LogConfig::resolve(&overrides, &BTreeMap::new());
+        let log = PartitionLog::open(
+            &data_dir.join(LOG_DIR),
+            config,
+            clean,
+            runnel_storage::now_ms(),
+        )?;
+        let mut loaded = Loaded::default();
+        let mut failure = None;
+        log.scan_batches(log.log_start_offset(), |h, bytes| {
+            match runnel_storage::records::read_records(&bytes, h) {
+                Ok(records) => {
+                    for r in records {
+                        let Some(key) = r.key.and_then(|k| serde_json::from_slice::<Key>(&k).ok())
+                        else {
+                            continue;
+                        };
+                        apply(&mut loaded, key, r.value.as_deref());
+                    }
+                    true
+                }
+                Err(e) => {
+                    failure = Some(e);
+                    false
+                }
+            }
+        })?;
+        if let Some(e) = failure {
+            return Err(e);
+        }
+        Ok((GroupStore { log }, loaded))
+    }
+
+    /// Appends the changes as one batch; returns once they are in the log (and fsynced if its policy says so).
+    pub fn write(&mut self, changes: &[Change]) -> Result<(), StorageError> {
+        if changes.is_empty() {
+            return Ok(());
+        }
+        let encoded: Vec<(Vec<u8>, Option<Vec<u8>>)> = changes
+            .iter()
+            .map(encode)
+            .collect::<Result<_, _>>()
+            .map_err(|e| StorageError::CorruptCatalog(e.to_string()))?;
+        let now = runnel_storage::now_ms();
+        let records: Vec<Record> = encoded
+            .iter()
+            .map(|(k, v)| Record {
+                timestamp: now,
+                key: Some(k),
+                value: v.as_deref(),
+                headers: &[],
+            })
+            .collect();
+        let mut batch = BatchBuilder::default().build(&records);
+        self.log.append(&mut batch, now)?;
+        Ok(())
+    }
+
+    pub fn log_mut(&mut self) -> &mut PartitionLog {
+        &mut self.log
+    }
+}
+
+fn apply(loaded: &mut Loaded, key: Key, value: Option<&[u8]>) {
+    match key {
+        Key::Offset { g, p, n } => {
+            match value.and_then(|v| serde_json::from_slice::<CommittedOffset>(v).ok()) {
+                Some(o) => {
+                    loaded.offsets.insert((g, p, n), o);
+                }
+                None => {
+                    loaded.offsets.remove(&(g, p, n));
+                }
+            }
+        }
+        Key::Group { g } => match value.and_then(|v| serde_json::from_slice::<GroupRecord>(v).ok())
+        {
+            Some(r) => {
+                loaded.groups.insert(g, r);
+            }
+            None => {
+                loaded.groups.remove(&g);
+            }
+        },
+    }
+}

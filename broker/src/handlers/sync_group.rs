@@ -1,0 +1,45 @@
+//! SyncGroup: the leader hands in the assignment; every member gets its own part once it has.
+
+use kafka_protocol::messages::{SyncGroupRequest, SyncGroupResponse};
+
+use super::opt_str;
+use crate::broker::Broker;
+use crate::dispatch::RequestContext;
+use crate::groups::group::SyncOutcome;
+use crate::groups::{Pending, SyncParams};
+
+pub async fn handle(
+    broker: &Broker,
+    req: SyncGroupRequest,
+    version: i16,
+    _ctx: &RequestContext,
+) -> Option<SyncGroupResponse> {
+    let params = SyncParams {
+        group_id: req.group_id.to_string(),
+        generation: req.generation_id,
+        member_id: req.member_id.to_string(),
+        instance_id: req.group_instance_id.as_ref().map(|s| s.to_string()),
+        protocol_type: req.protocol_type.as_ref().map(|s| s.to_string()),
+        protocol_name: req.protocol_name.as_ref().map(|s| s.to_string()),
+        assignments: req
+            .assignments
+            .iter()
+            .map(|a| (a.member_id.to_string(), a.assignment.clone()))
+            .collect(),
+    };
+    let outcome = match broker.groups.sync(params) {
+        Pending::Ready(o) => o,
+        Pending::Wait(rx) => rx.await.unwrap_or_else(|_| SyncOutcome {
+            error: kafka_protocol::error::ResponseError::RebalanceInProgress.code(),
+            ..Default::default()
+        }),
+    };
+    let mut resp = SyncGroupResponse::default()
+        .with_error_code(outcome.error)
+        .with_assignment(outcome.assignment);
+    if version >= 5 {
+        resp.protocol_type = opt_str(&outcome.protocol_type);
+        resp.protocol_name = opt_str(&outcome.protocol_name);
+    }
+    Some(resp)
+}
