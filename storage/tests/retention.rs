@@ -26,7 +26,10 @@ fn size_retention_deletes_whole_oldest_segments_only() {
     let served = read_all(&log, log.log_start_offset());
     assert_eq!(served.first().map(|b| b.0), Some(bases_after[0]));
     assert_eq!(served.last().map(|b| b.0 + 2), Some(120));
-    assert!(log.read(0).is_err(), "deleted offsets are out of range");
+    assert!(
+        log.read(0, false).is_err(),
+        "deleted offsets are out of range"
+    );
 }
 
 #[test]
@@ -69,7 +72,7 @@ fn delete_records_moves_the_start_and_survives_restart() {
             log.append(&mut batch(2, i), 100).expect("append");
         }
         assert_eq!(log.delete_records_before(33).expect("delete"), 33);
-        assert!(log.read(32).is_err());
+        assert!(log.read(32, false).is_err());
         assert!(log.delete_records_before(1000).is_err());
         log.close().expect("close");
     }

@@ -5,8 +5,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
-use kafka_protocol::messages::{FetchRequest, FetchResponse};
+use kafka_protocol::messages::fetch_response::{
+    AbortedTransaction, FetchableTopicResponse, PartitionData,
+};
+use kafka_protocol::messages::{FetchRequest, FetchResponse, ProducerId};
 use runnel_storage::StorageError;
 use tokio::time::Instant;
 
@@ -66,18 +68,23 @@ fn collect(broker: &Broker, req: &FetchRequest, version: i16) -> Collected {
                 ));
                 continue;
             }
-            let plan = partition.log().read(p.fetch_offset);
+            let plan = partition.log().read(p.fetch_offset, read_committed);
             let mut data = PartitionData::default().with_partition_index(p.partition);
             match plan {
                 Ok(plan) => {
                     data.high_watermark = plan.high_watermark;
-                    data.last_stable_offset = plan.high_watermark;
+                    data.last_stable_offset = plan.last_stable_offset;
                     data.log_start_offset = plan.log_start_offset;
-                    data.aborted_transactions = if read_committed {
-                        Some(Vec::new())
-                    } else {
-                        None
-                    };
+                    data.aborted_transactions = read_committed.then(|| {
+                        plan.aborted
+                            .iter()
+                            .map(|t| {
+                                AbortedTransaction::default()
+                                    .with_producer_id(ProducerId(t.producer_id))
+                                    .with_first_offset(t.first_offset)
+                            })
+                            .collect()
+                    });
                     let mut records = Bytes::new();
                     if let Some(slice) = plan.slice {
                         let limit = (p.partition_max_bytes.max(0) as usize).min(remaining);
@@ -103,7 +110,7 @@ fn collect(broker: &Broker, req: &FetchRequest, version: i16) -> Collected {
                     let log = partition.log();
                     data.error_code = error_code(&e);
                     data.high_watermark = log.high_watermark();
-                    data.last_stable_offset = log.high_watermark();
+                    data.last_stable_offset = log.last_stable_offset();
                     data.log_start_offset = log.log_start_offset();
                     data.records = Some(Bytes::new());
                     errors = true;

@@ -46,6 +46,10 @@ pub async fn handle(
                     }
                     let log = partition.log();
                     let found = match p.timestamp {
+                        // read_committed consumers see the log end as the last stable offset.
+                        LATEST | LATEST_TIERED if req.isolation_level == 1 => {
+                            Ok(Some((log.last_stable_offset(), -1)))
+                        }
                         LATEST | LATEST_TIERED => Ok(Some((log.high_watermark(), -1))),
                         EARLIEST | EARLIEST_LOCAL => Ok(Some((log.log_start_offset(), -1))),
                         MAX_TIMESTAMP => log

@@ -19,7 +19,10 @@ use crate::records;
 use crate::segment::{ReadSlice, Segment, SegmentSettings};
 
 mod compaction;
+mod transactions;
 pub use compaction::CompactionStats;
+use transactions::TxnState;
+pub use transactions::{control_type, marker_batch, AbortedTxn, ControlType};
 
 const META_FILE: &str = "partition.json";
 const PRODUCER_SNAPSHOT_FILE: &str = "producer-state.json";
@@ -55,7 +58,10 @@ pub struct TimestampOffset {
 pub struct ReadPlan {
     pub slice: Option<ReadSlice>,
     pub high_watermark: i64,
+    pub last_stable_offset: i64,
     pub log_start_offset: i64,
+    /// For read_committed reads: aborted transactions overlapping the readable range.
+    pub aborted: Vec<AbortedTxn>,
 }
 
 pub struct PartitionLog {
@@ -73,6 +79,7 @@ pub struct PartitionLog {
     poisoned: bool,
     /// Closed segments below this offset were compacted in this run (compaction skips them when nothing new closed).
     compacted_up_to: i64,
+    txns: TxnState,
 }
 
 fn settings(config: &LogConfig) -> SegmentSettings {
@@ -160,6 +167,7 @@ impl PartitionLog {
             recovery_point: meta.recovery_point.min(next_offset),
             poisoned: false,
             compacted_up_to: 0,
+            txns: TxnState::open(dir, 0)?,
         };
         log.rebuild_producer_state()?;
         Ok(log)
@@ -174,21 +182,50 @@ impl PartitionLog {
             }
             _ => self.log_start_offset,
         };
-        let mut headers: Vec<BatchHeader> = Vec::new();
+        self.txns = TxnState::open(&self.dir, from)?;
+        for (pid, e) in self.producers.producers() {
+            if let Some(first) = e.current_txn_first_offset {
+                self.txns.ongoing.insert(first, *pid);
+            }
+        }
+        // Headers suffice, except for control batches, whose marker type is in their one record.
+        let mut replay: Vec<(BatchHeader, ControlType)> = Vec::new();
         for seg in self.segments() {
             if seg.next_offset() <= from {
                 continue;
             }
-            seg.scan_headers(0, |_, h| {
+            let mut found = Vec::new();
+            seg.scan_headers(0, |pos, h| {
                 if h.base_offset >= from {
-                    headers.push(*h);
+                    found.push((pos, *h));
                 }
                 true
             })?;
+            for (pos, h) in found {
+                let ctl = if h.is_control() {
+                    control_type(&seg.batch_at(pos, &h)?, &h)
+                } else {
+                    ControlType::Other
+                };
+                replay.push((h, ctl));
+            }
         }
-        for h in &headers {
-            self.producers.record(h);
+        for (h, ctl) in &replay {
+            self.observe_batch(h, *ctl)?;
         }
+        self.txns.rewrite(self.log_start_offset)
+    }
+
+    /// Updates transaction and producer state for one appended (or replayed) batch.
+    fn observe_batch(&mut self, h: &BatchHeader, ctl: ControlType) -> Result<()> {
+        if h.is_transactional() {
+            let open = self
+                .producers
+                .get(h.producer_id)
+                .and_then(|e| e.current_txn_first_offset);
+            self.txns.observe(h, open, ctl)?;
+        }
+        self.producers.record(h);
         Ok(())
     }
 
@@ -250,6 +287,7 @@ impl PartitionLog {
         let mut count = 0i64;
         let mut log_append_time = -1;
         let mut headers = Vec::with_capacity(batches.len());
+        let mut controls = Vec::with_capacity(batches.len());
         for (pos, h) in &batches {
             let buf = &mut records[*pos..*pos + h.total_len()];
             batch::set_base_offset(buf, self.next_offset);
@@ -259,6 +297,11 @@ impl PartitionLog {
                 log_append_time = now_ms;
             }
             let header = BatchHeader::parse(buf)?;
+            controls.push(if header.is_control() {
+                control_type(&bytes::Bytes::copy_from_slice(buf), &header)
+            } else {
+                ControlType::Other
+            });
             self.next_offset = header.next_offset();
             count += i64::from(header.record_count);
             headers.push(header);
@@ -270,8 +313,8 @@ impl PartitionLog {
             self.poisoned = true;
             return Err(e);
         }
-        for h in &headers {
-            self.producers.record(h);
+        for (h, ctl) in headers.iter().zip(controls) {
+            self.observe_batch(h, ctl)?;
         }
         self.unflushed_messages += count;
         if self.unflushed_messages >= self.config.flush_messages {
@@ -394,12 +437,33 @@ impl PartitionLog {
         self.checkpoint()
     }
 
-    /// Where a fetch at `offset` reads from.
-    pub fn read(&self, offset: i64) -> Result<ReadPlan> {
+    /// The offset below which every transaction is decided (the high watermark when none is open).
+    pub fn last_stable_offset(&self) -> i64 {
+        self.txns
+            .first_unstable()
+            .unwrap_or(self.next_offset)
+            .min(self.next_offset)
+    }
+
+    /// Where a fetch at `offset` reads from. A read_committed read stops at the last stable offset and
+    /// carries the aborted transactions in its range.
+    pub fn read(&self, offset: i64, read_committed: bool) -> Result<ReadPlan> {
+        let lso = self.last_stable_offset();
+        let limit = if read_committed {
+            lso
+        } else {
+            self.next_offset
+        };
         let bounds = |slice| ReadPlan {
             slice,
             high_watermark: self.next_offset,
+            last_stable_offset: lso,
             log_start_offset: self.log_start_offset,
+            aborted: if read_committed {
+                self.txns.aborted_between(offset, limit)
+            } else {
+                Vec::new()
+            },
         };
         if offset < self.log_start_offset || offset > self.next_offset {
             return Err(StorageError::OffsetOutOfRange {
@@ -408,7 +472,7 @@ impl PartitionLog {
                 end: self.next_offset,
             });
         }
-        if offset == self.next_offset {
+        if offset >= limit {
             return Ok(bounds(None));
         }
         // Start in the segment whose base is at or below the offset; compaction may leave gaps, so a later
@@ -423,7 +487,17 @@ impl PartitionLog {
             .filter(|s| from.is_none_or(|f| s.base_offset() >= f))
         {
             if let Some((pos, _)) = seg.locate(offset.max(seg.base_offset()))? {
-                return Ok(bounds(Some(seg.read_slice(pos))));
+                let mut slice = seg.read_slice(pos);
+                // Stop before the batch holding the limit when it lies in this segment.
+                if limit < seg.next_offset() {
+                    if let Some((end, _)) = seg.locate(limit)? {
+                        slice.end = end;
+                    }
+                }
+                if slice.end <= slice.position {
+                    return Ok(bounds(None));
+                }
+                return Ok(bounds(Some(slice)));
             }
         }
         Ok(bounds(None))
@@ -576,7 +650,7 @@ impl PartitionLog {
             .unwrap_or(self.active.base_offset());
         self.log_start_offset = self.log_start_offset.max(first);
         self.producers.remove_before(self.log_start_offset);
-        Ok(())
+        self.txns.rewrite(self.log_start_offset)
     }
 
     /// Applies `retention.ms` and `retention.bytes` by deleting whole segments, oldest first. The active

@@ -40,7 +40,7 @@ pub fn read_all(log: &PartitionLog, from: i64) -> Vec<(i64, Vec<u8>)> {
     let mut out = Vec::new();
     let mut offset = from;
     loop {
-        let plan = log.read(offset).expect("read");
+        let plan = log.read(offset, false).expect("read");
         let Some(slice) = plan.slice else { break };
         let bytes = slice.read(1 << 20).expect("slice");
         assert!(!bytes.is_empty());
