@@ -12,6 +12,7 @@ use tokio::sync::Notify;
 use crate::config::BrokerConfig;
 use crate::groups::GroupCoordinator;
 use crate::producer_ids::ProducerIdAllocator;
+use crate::transactions::{EndPlan, TxnCoordinator};
 
 const CLEAN_SHUTDOWN_MARKER: &str = ".clean-shutdown";
 const CLUSTER_FILE: &str = "cluster.json";
@@ -60,6 +61,7 @@ pub struct Broker {
     pub appended: Notify,
     pub producer_ids: ProducerIdAllocator,
     pub groups: GroupCoordinator,
+    pub txns: TxnCoordinator,
 }
 
 pub type TopicPartitions = Vec<Arc<Partition>>;
@@ -113,8 +115,10 @@ impl Broker {
         tracing::info!(dir = %dir.display(), topics = partitions.len(), clean, "data directory opened");
         let producer_ids = ProducerIdAllocator::open(&dir)?;
         let groups = GroupCoordinator::open(&dir, clean, config.group_settings())?;
+        let txns = TxnCoordinator::open(&dir, clean, config.txn_settings())?;
         Ok(Broker {
             groups,
+            txns,
             node_id: config.node_id(),
             config,
             cluster_id,
@@ -171,6 +175,9 @@ impl Broker {
         if let Err(e) = self.groups.with_log(|l| l.flush_if_due(now)) {
             tracing::error!(error = %e, "group store flush failed");
         }
+        if let Err(e) = self.txns.with_log(|l| l.flush_if_due(now)) {
+            tracing::error!(error = %e, "transaction store flush failed");
+        }
         for p in self.every_partition() {
             if let Err(e) = p.log().flush_if_due(now) {
                 tracing::error!(topic = %p.topic, partition = p.index, error = %e, "flush failed");
@@ -199,6 +206,9 @@ impl Broker {
         if let Err(e) = self.groups.with_log(|l| l.compact(now)) {
             tracing::error!(error = %e, "group store compaction failed");
         }
+        if let Err(e) = self.txns.with_log(|l| l.compact(now)) {
+            tracing::error!(error = %e, "transaction store compaction failed");
+        }
         for p in self.every_partition() {
             match p.log().compact(now) {
                 Ok(s) if s.segments_rewritten > 0 => tracing::info!(
@@ -218,9 +228,66 @@ impl Broker {
         if let Err(e) = self.groups.with_log(|l| l.checkpoint()) {
             tracing::error!(error = %e, "group store checkpoint failed");
         }
+        if let Err(e) = self.txns.with_log(|l| l.checkpoint()) {
+            tracing::error!(error = %e, "transaction store checkpoint failed");
+        }
         for p in self.every_partition() {
             if let Err(e) = p.log().checkpoint() {
                 tracing::error!(topic = %p.topic, partition = p.index, error = %e, "checkpoint failed");
+            }
+        }
+    }
+
+    /// Ends a transaction: a COMMIT or ABORT marker on every partition it wrote to, its group offsets
+    /// committed or dropped, then the coordinator's Complete state. On failure the transaction stays in its
+    /// Prepare state and the work is redone by a retry or at the next start.
+    pub fn complete_transaction(&self, plan: &EndPlan) -> Result<(), i16> {
+        let now = runnel_storage::now_ms();
+        for (topic, index) in &plan.partitions {
+            let Some(partition) = self.partition(topic, *index) else {
+                continue; // deleted since: nothing left to mark
+            };
+            let mut marker = runnel_storage::log::marker_batch(
+                plan.producer_id,
+                plan.marker_epoch,
+                plan.commit,
+                0,
+                now,
+            );
+            let written = tokio::task::block_in_place(|| partition.log().append(&mut marker, now));
+            if let Err(e) = written {
+                tracing::error!(topic = %topic, partition = index, error = %e, "cannot write transaction marker");
+                return Err(kafka_protocol::error::ResponseError::CoordinatorNotAvailable.code());
+            }
+        }
+        self.appended.notify_waiters();
+        for group in &plan.groups {
+            if let Err(e) = self
+                .groups
+                .complete_txn(group, plan.producer_id, plan.commit)
+            {
+                tracing::error!(group = %group, error = %e, "cannot settle transactional offsets");
+                return Err(kafka_protocol::error::ResponseError::CoordinatorNotAvailable.code());
+            }
+        }
+        self.txns.finish_end(plan)
+    }
+
+    /// Finishes transactions a previous run left between prepare and complete.
+    pub fn recover_transactions(&self) {
+        for plan in self.txns.unfinished() {
+            tracing::info!(transactional_id = %plan.transactional_id, commit = plan.commit, "completing transaction left by the previous run");
+            if let Err(code) = self.complete_transaction(&plan) {
+                tracing::error!(transactional_id = %plan.transactional_id, code, "could not complete transaction");
+            }
+        }
+    }
+
+    /// Aborts transactions past their timeout.
+    pub fn abort_expired_transactions(&self) {
+        for plan in self.txns.expire() {
+            if let Err(code) = self.complete_transaction(&plan) {
+                tracing::error!(transactional_id = %plan.transactional_id, code, "could not abort expired transaction");
             }
         }
     }
@@ -231,6 +298,10 @@ impl Broker {
         if let Err(e) = self.groups.with_log(|l| l.close()) {
             ok = false;
             tracing::error!(error = %e, "group store close failed");
+        }
+        if let Err(e) = self.txns.with_log(|l| l.close()) {
+            ok = false;
+            tracing::error!(error = %e, "transaction store close failed");
         }
         for p in self.every_partition() {
             if let Err(e) = p.log().close() {

@@ -116,6 +116,18 @@ pub const BROKER_CONFIGS: &[ConfigDef] = &[
         ConfigType::Int,
         Some(0),
     ),
+    broker_def(
+        "transaction.max.timeout.ms",
+        "900000",
+        ConfigType::Int,
+        Some(1),
+    ),
+    broker_def(
+        "transaction.abort.timed.out.transaction.cleanup.interval.ms",
+        "10000",
+        ConfigType::Int,
+        Some(1),
+    ),
     broker_def("log.dirs", "./runnel-data", ConfigType::String, None),
     broker_def("max.connections", "10000", ConfigType::Int, Some(1)),
     broker_def("metrics.port", "-1", ConfigType::Int, Some(-1)),
@@ -313,6 +325,18 @@ impl BrokerConfig {
             metadata_max_bytes: self.parsed::<i64>("offset.metadata.max.bytes", 4096).max(0)
                 as usize,
         }
+    }
+    pub fn txn_settings(&self) -> crate::transactions::TxnSettings {
+        crate::transactions::TxnSettings {
+            max_timeout_ms: self.parsed::<i32>("transaction.max.timeout.ms", 900_000),
+        }
+    }
+    pub fn txn_cleanup_interval_ms(&self) -> u64 {
+        self.parsed::<i64>(
+            "transaction.abort.timed.out.transaction.cleanup.interval.ms",
+            10_000,
+        )
+        .max(1) as u64
     }
     pub fn offsets_retention_check_interval_ms(&self) -> u64 {
         self.parsed::<i64>("offsets.retention.check.interval.ms", 600_000)

@@ -134,6 +134,13 @@ pub async fn dispatch(broker: &Broker, frame: Bytes, peer: std::net::SocketAddr)
         DescribeGroups => DescribeGroupsRequest => handlers::describe_groups::handle,
         DeleteGroups => DeleteGroupsRequest => handlers::delete_groups::handle,
         OffsetDelete => OffsetDeleteRequest => handlers::offset_delete::handle,
+        AddPartitionsToTxn => AddPartitionsToTxnRequest => handlers::add_partitions_to_txn::handle,
+        AddOffsetsToTxn => AddOffsetsToTxnRequest => handlers::add_offsets_to_txn::handle,
+        EndTxn => EndTxnRequest => handlers::end_txn::handle,
+        TxnOffsetCommit => TxnOffsetCommitRequest => handlers::txn_offset_commit::handle,
+        DescribeTransactions => DescribeTransactionsRequest => handlers::describe_transactions::handle,
+        ListTransactions => ListTransactionsRequest => handlers::list_transactions::handle,
+        DescribeProducers => DescribeProducersRequest => handlers::describe_producers::handle,
     });
     if body.has_remaining() {
         tracing::debug!(

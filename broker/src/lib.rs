@@ -11,3 +11,4 @@ pub mod producer_ids;
 pub mod protocol;
 pub mod server;
 pub mod topics;
+pub mod transactions;

@@ -52,6 +52,7 @@ pub async fn run(config: BrokerConfig) -> Result<(), ServeError> {
     let broker = Arc::new(tokio::task::block_in_place(|| {
         Broker::open(config, host, port)
     })?);
+    broker.recover_transactions();
     // Tests and scripts read the bound address (the port may have been 0) from this first stdout line.
     println!("runnel listening on {local}");
     let _ = std::io::stdout().flush();
@@ -79,6 +80,11 @@ pub async fn run(config: BrokerConfig) -> Result<(), ServeError> {
         |b| b.groups.expire_offsets(),
     );
     spawn_group_timer(&broker);
+    spawn_ticker(
+        &broker,
+        broker.config.txn_cleanup_interval_ms(),
+        Broker::abort_expired_transactions,
+    );
 
     let limit = Arc::new(Semaphore::new(broker.config.max_connections()));
     let accept = async {

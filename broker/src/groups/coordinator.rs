@@ -212,6 +212,15 @@ impl GroupCoordinator {
                 .offsets
                 .insert((topic, partition), offset);
         }
+        for ((g, pid, topic, partition), offset) in loaded.pending {
+            groups
+                .entry(g.clone())
+                .or_insert_with(|| Group::new(&g))
+                .pending_txn
+                .entry(pid)
+                .or_default()
+                .insert((topic, partition), offset);
+        }
         tracing::info!(groups = groups.len(), "group coordinator loaded");
         Ok(GroupCoordinator {
             inner: Mutex::new(Inner { groups, store }),
@@ -804,6 +813,161 @@ impl GroupCoordinator {
                 by_topic
             }
         }
+    }
+
+    /// TxnOffsetCommit: offsets held back until the producer's transaction ends. Generation and member are
+    /// checked like OffsetCommit's when given (v3+, KIP-447), so a zombie member cannot commit.
+    pub fn txn_commit(
+        &self,
+        p: CommitParams,
+        producer_id: i64,
+        partition_exists: impl Fn(&str, i32) -> bool,
+    ) -> PartitionCodes {
+        let mut inner = self.lock();
+        let checked = p.generation >= 0 || !p.member_id.is_empty();
+        let verdict = match inner.groups.get(&p.group_id) {
+            Some(g) if checked => {
+                if p.instance_id
+                    .as_ref()
+                    .is_some_and(|i| g.static_members.get(i) != Some(&p.member_id))
+                {
+                    code(ResponseError::FencedInstanceId)
+                } else if !g.members.contains_key(&p.member_id) {
+                    code(ResponseError::UnknownMemberId)
+                } else if p.generation != g.generation {
+                    code(ResponseError::IllegalGeneration)
+                } else {
+                    0
+                }
+            }
+            None if checked => code(ResponseError::IllegalGeneration),
+            _ => 0,
+        };
+        let now = runnel_storage::now_ms();
+        let mut changes = Vec::new();
+        let mut result: PartitionCodes = p
+            .topics
+            .iter()
+            .map(|(topic, parts)| {
+                let codes = parts
+                    .iter()
+                    .map(|e| {
+                        if verdict != 0 {
+                            return (e.partition, verdict);
+                        }
+                        if e.metadata
+                            .as_ref()
+                            .is_some_and(|m| m.len() > self.settings.metadata_max_bytes)
+                        {
+                            return (e.partition, code(ResponseError::OffsetMetadataTooLarge));
+                        }
+                        if !partition_exists(topic, e.partition) {
+                            return (e.partition, code(ResponseError::UnknownTopicOrPartition));
+                        }
+                        changes.push(Change::TxnOffset {
+                            group: p.group_id.clone(),
+                            producer_id,
+                            topic: topic.clone(),
+                            partition: e.partition,
+                            value: Some(CommittedOffset {
+                                offset: e.offset,
+                                leader_epoch: e.leader_epoch,
+                                metadata: e.metadata.clone(),
+                                commit_timestamp: now,
+                            }),
+                        });
+                        (e.partition, 0)
+                    })
+                    .collect();
+                (topic.clone(), codes)
+            })
+            .collect();
+        if changes.is_empty() {
+            return result;
+        }
+        if let Err(e) = inner.store.write(&changes) {
+            tracing::error!(group = %p.group_id, error = %e, "cannot persist transactional offset commit");
+            for (_, codes) in &mut result {
+                for c in codes.iter_mut().filter(|c| c.1 == 0) {
+                    c.1 = code(ResponseError::CoordinatorNotAvailable);
+                }
+            }
+            return result;
+        }
+        let group = inner
+            .groups
+            .entry(p.group_id.clone())
+            .or_insert_with(|| Group::new(&p.group_id));
+        for c in changes {
+            if let Change::TxnOffset {
+                topic,
+                partition,
+                value: Some(v),
+                ..
+            } = c
+            {
+                group
+                    .pending_txn
+                    .entry(producer_id)
+                    .or_default()
+                    .insert((topic, partition), v);
+            }
+        }
+        result
+    }
+
+    /// Ends a producer's transaction for a group: its pending offsets become committed, or are dropped.
+    pub fn complete_txn(
+        &self,
+        group_id: &str,
+        producer_id: i64,
+        commit: bool,
+    ) -> Result<(), StorageError> {
+        let mut inner = self.lock();
+        let Some(pending) = inner
+            .groups
+            .get(group_id)
+            .and_then(|g| g.pending_txn.get(&producer_id))
+            .cloned()
+        else {
+            return Ok(());
+        };
+        let mut changes = Vec::new();
+        for ((topic, partition), offset) in &pending {
+            changes.push(Change::TxnOffset {
+                group: group_id.to_string(),
+                producer_id,
+                topic: topic.clone(),
+                partition: *partition,
+                value: None,
+            });
+            if commit {
+                changes.push(Change::Offset {
+                    group: group_id.to_string(),
+                    topic: topic.clone(),
+                    partition: *partition,
+                    value: Some(offset.clone()),
+                });
+            }
+        }
+        inner.store.write(&changes)?;
+        if let Some(g) = inner.groups.get_mut(group_id) {
+            g.pending_txn.remove(&producer_id);
+            if commit {
+                g.offsets.extend(pending);
+            }
+        }
+        Ok(())
+    }
+
+    /// True when an open transaction holds an offset for the partition (OffsetFetch with require_stable).
+    pub fn has_pending(&self, group_id: &str, topic: &str, partition: i32) -> bool {
+        let inner = self.lock();
+        inner.groups.get(group_id).is_some_and(|g| {
+            g.pending_txn
+                .values()
+                .any(|m| m.contains_key(&(topic.to_string(), partition)))
+        })
     }
 
     /// (group id, protocol type, state) of every group, optionally only those in the given states.

@@ -131,6 +131,8 @@ pub struct Group {
     /// Wall-clock ms of the last state change (offset retention counts from the group becoming empty).
     pub state_since_ms: i64,
     pub offsets: BTreeMap<(String, i32), CommittedOffset>,
+    /// Offsets committed by open transactions, by producer id; visible only once the transaction commits.
+    pub pending_txn: BTreeMap<i64, BTreeMap<(String, i32), CommittedOffset>>,
     pub join_counter: u64,
 }
 
@@ -150,6 +152,7 @@ impl Group {
             initial_delay_until: None,
             state_since_ms: runnel_storage::now_ms(),
             offsets: BTreeMap::new(),
+            pending_txn: BTreeMap::new(),
             join_counter: 0,
         }
     }

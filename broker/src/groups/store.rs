@@ -20,6 +20,14 @@ pub enum Key {
     Offset { g: String, p: String, n: i32 },
     #[serde(rename = "g")]
     Group { g: String },
+    /// An offset committed inside a transaction that has not ended yet.
+    #[serde(rename = "x")]
+    TxnOffset {
+        g: String,
+        pid: i64,
+        p: String,
+        n: i32,
+    },
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -57,6 +65,13 @@ pub enum Change {
         group: String,
         value: Option<GroupRecord>,
     },
+    TxnOffset {
+        group: String,
+        producer_id: i64,
+        topic: String,
+        partition: i32,
+        value: Option<CommittedOffset>,
+    },
 }
 
 /// Everything replayed from the log.
@@ -64,6 +79,8 @@ pub enum Change {
 pub struct Loaded {
     pub groups: BTreeMap<String, GroupRecord>,
     pub offsets: BTreeMap<(String, String, i32), CommittedOffset>,
+    /// (group, producer id, topic, partition) → offset of an open transaction.
+    pub pending: BTreeMap<(String, i64, String, i32), CommittedOffset>,
 }
 
 pub struct GroupStore {
@@ -87,6 +104,21 @@ fn encode(change: &Change) -> Result<(Vec<u8>, Option<Vec<u8>>), serde_json::Err
         ),
         Change::Group { group, value } => (
             serde_json::to_vec(&Key::Group { g: group.clone() })?,
+            value.as_ref().map(serde_json::to_vec).transpose()?,
+        ),
+        Change::TxnOffset {
+            group,
+            producer_id,
+            topic,
+            partition,
+            value,
+        } => (
+            serde_json::to_vec(&Key::TxnOffset {
+                g: group.clone(),
+                pid: *producer_id,
+                p: topic.clone(),
+                n: *partition,
+            })?,
             value.as_ref().map(serde_json::to_vec).transpose()?,
         ),
     })
@@ -169,6 +201,16 @@ fn apply(loaded: &mut Loaded, key: Key, value: Option<&[u8]>) {
                 }
                 None => {
                     loaded.offsets.remove(&(g, p, n));
+                }
+            }
+        }
+        Key::TxnOffset { g, pid, p, n } => {
+            match value.and_then(|v| serde_json::from_slice::<CommittedOffset>(v).ok()) {
+                Some(o) => {
+                    loaded.pending.insert((g, pid, p, n), o);
+                }
+                None => {
+                    loaded.pending.remove(&(g, pid, p, n));
                 }
             }
         }

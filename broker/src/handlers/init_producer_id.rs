@@ -1,5 +1,6 @@
-//! InitProducerId for idempotent producers (no transactional.id): a fresh producer id, epoch 0, as Kafka
-//! does for every such request. Transactional ids arrive with the transaction coordinator.
+//! InitProducerId. Without a transactional id: a fresh producer id, epoch 0, as Kafka does for idempotent
+//! producers. With one: the transaction coordinator's id and a bumped epoch, which fences older instances of
+//! the producer (aborting the transaction one of them left open first).
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
@@ -7,34 +8,60 @@ use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, Pr
 use super::NONE;
 use crate::broker::Broker;
 use crate::dispatch::RequestContext;
+use crate::transactions::InitOutcome;
+
+fn failed(code: i16) -> InitProducerIdResponse {
+    InitProducerIdResponse::default()
+        .with_error_code(code)
+        .with_producer_id(ProducerId(-1))
+        .with_producer_epoch(-1)
+}
+
+fn ready(producer_id: i64, epoch: i16) -> InitProducerIdResponse {
+    InitProducerIdResponse::default()
+        .with_error_code(NONE)
+        .with_producer_id(ProducerId(producer_id))
+        .with_producer_epoch(epoch)
+}
 
 pub async fn handle(
     broker: &Broker,
     req: InitProducerIdRequest,
-    _version: i16,
+    version: i16,
     _ctx: &RequestContext,
 ) -> Option<InitProducerIdResponse> {
-    let failed = |code: i16| {
-        InitProducerIdResponse::default()
-            .with_error_code(code)
-            .with_producer_id(ProducerId(-1))
-            .with_producer_epoch(-1)
+    let Some(txn_id) = req.transactional_id.as_ref().filter(|t| !t.is_empty()) else {
+        return Some(match broker.producer_ids.next_id() {
+            Ok(id) => ready(id, 0),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot allocate a producer id");
+                failed(ResponseError::KafkaStorageError.code())
+            }
+        });
     };
-    if req.transactional_id.is_some() {
-        return Some(failed(
-            ResponseError::TransactionalIdAuthorizationFailed.code(),
-        ));
-    }
-    match broker.producer_ids.next_id() {
-        Ok(id) => Some(
-            InitProducerIdResponse::default()
-                .with_error_code(NONE)
-                .with_producer_id(ProducerId(id))
-                .with_producer_epoch(0),
-        ),
-        Err(e) => {
-            tracing::error!(error = %e, "cannot allocate a producer id");
-            Some(failed(ResponseError::KafkaStorageError.code()))
+    let outcome = tokio::task::block_in_place(|| {
+        broker.txns.init(txn_id, req.transaction_timeout_ms, || {
+            broker.producer_ids.next_id().ok()
+        })
+    });
+    let resp = match outcome {
+        Ok(InitOutcome::Ready {
+            producer_id,
+            producer_epoch,
+        }) => ready(producer_id, producer_epoch),
+        Ok(InitOutcome::AbortFirst(plan)) => {
+            let done = broker
+                .complete_transaction(&plan)
+                .and_then(|()| broker.txns.after_forced_abort(txn_id));
+            match done {
+                Ok((pid, epoch)) => ready(pid, epoch),
+                Err(code) => failed(code),
+            }
         }
-    }
+        Err(code) if code == ResponseError::ProducerFenced.code() && version < 4 => {
+            failed(ResponseError::InvalidProducerEpoch.code())
+        }
+        Err(code) => failed(code),
+    };
+    Some(resp)
 }

@@ -1,6 +1,8 @@
 //! One module per Kafka API: decode → act → encode, in the shape of mini-redis's commands.
 //! Kafka error codes are data on the wire: [`error_code`] maps storage errors to what Kafka would send.
 
+pub mod add_offsets_to_txn;
+pub mod add_partitions_to_txn;
 pub mod alter_configs;
 pub mod api_versions;
 pub mod create_partitions;
@@ -11,6 +13,9 @@ pub mod delete_topics;
 pub mod describe_cluster;
 pub mod describe_configs;
 pub mod describe_groups;
+pub mod describe_producers;
+pub mod describe_transactions;
+pub mod end_txn;
 pub mod fetch;
 pub mod find_coordinator;
 pub mod heartbeat;
@@ -19,6 +24,7 @@ pub mod join_group;
 pub mod leave_group;
 pub mod list_groups;
 pub mod list_offsets;
+pub mod list_transactions;
 pub mod metadata;
 pub mod offset_commit;
 pub mod offset_delete;
@@ -27,6 +33,7 @@ pub mod offset_for_leader_epoch;
 pub mod produce;
 pub mod produce_legacy;
 pub mod sync_group;
+pub mod txn_offset_commit;
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::TopicName;
@@ -39,6 +46,16 @@ pub fn str_bytes(s: &str) -> StrBytes {
 
 pub fn topic_name(s: &str) -> TopicName {
     TopicName(str_bytes(s))
+}
+
+/// The code for a stale producer epoch on transactional APIs: PRODUCER_FENCED, except for versions older
+/// than 2, which predate it and get INVALID_PRODUCER_EPOCH (as Kafka converts it).
+pub fn fenced_code(version: i16) -> i16 {
+    if version < 2 {
+        ResponseError::InvalidProducerEpoch.code()
+    } else {
+        ResponseError::ProducerFenced.code()
+    }
 }
 
 pub fn opt_str(s: &Option<String>) -> Option<StrBytes> {

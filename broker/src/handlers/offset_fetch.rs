@@ -7,20 +7,40 @@ use kafka_protocol::messages::offset_fetch_response::{
 };
 use kafka_protocol::messages::{GroupId, OffsetFetchRequest, OffsetFetchResponse};
 
+use kafka_protocol::error::ResponseError;
+
 use super::{str_bytes, topic_name, NONE};
 use crate::broker::Broker;
 use crate::dispatch::RequestContext;
 use crate::groups::group::CommittedOffset;
 use crate::groups::FetchedOffsets as Found;
 
-fn fields(o: &Option<CommittedOffset>) -> (i64, i32, String) {
+/// (offset, leader epoch, metadata, error) for one partition. With `require_stable`, a partition whose offset
+/// an open transaction is about to change answers UNSTABLE_OFFSET_COMMIT, so the consumer retries.
+fn fields(
+    broker: &Broker,
+    group: &str,
+    topic: &str,
+    partition: i32,
+    o: &Option<CommittedOffset>,
+    require_stable: bool,
+) -> (i64, i32, String, i16) {
+    if require_stable && broker.groups.has_pending(group, topic, partition) {
+        return (
+            -1,
+            -1,
+            String::new(),
+            ResponseError::UnstableOffsetCommit.code(),
+        );
+    }
     match o {
         Some(o) => (
             o.offset,
             o.leader_epoch,
             o.metadata.clone().unwrap_or_default(),
+            NONE,
         ),
-        None => (-1, -1, String::new()),
+        None => (-1, -1, String::new(), NONE),
     }
 }
 
@@ -50,13 +70,20 @@ pub async fn handle(
                                 parts
                                     .iter()
                                     .map(|(p, o)| {
-                                        let (offset, epoch, meta) = fields(o);
+                                        let (offset, epoch, meta, code) = fields(
+                                            broker,
+                                            &g.group_id,
+                                            &t,
+                                            *p,
+                                            o,
+                                            req.require_stable,
+                                        );
                                         OffsetFetchResponsePartitions::default()
                                             .with_partition_index(*p)
                                             .with_committed_offset(offset)
                                             .with_committed_leader_epoch(epoch)
                                             .with_metadata(Some(str_bytes(&meta)))
-                                            .with_error_code(NONE)
+                                            .with_error_code(code)
                                     })
                                     .collect(),
                             )
@@ -85,12 +112,14 @@ pub async fn handle(
                     parts
                         .iter()
                         .map(|(p, o)| {
-                            let (offset, epoch, meta) = fields(o);
+                            let stable = version >= 7 && req.require_stable;
+                            let (offset, epoch, meta, code) =
+                                fields(broker, &req.group_id, &t, *p, o, stable);
                             let mut r = OffsetFetchResponsePartition::default()
                                 .with_partition_index(*p)
                                 .with_committed_offset(offset)
                                 .with_metadata(Some(str_bytes(&meta)))
-                                .with_error_code(NONE);
+                                .with_error_code(code);
                             if version >= 5 {
                                 r.committed_leader_epoch = epoch;
                             }

@@ -1,0 +1,54 @@
+//! DescribeTransactions: state, timeout, producer and partitions of each transactional id.
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::describe_transactions_response::{TopicData, TransactionState};
+use kafka_protocol::messages::{
+    DescribeTransactionsRequest, DescribeTransactionsResponse, ProducerId,
+};
+
+use super::{str_bytes, topic_name, NONE};
+use crate::broker::Broker;
+use crate::dispatch::RequestContext;
+
+pub async fn handle(
+    broker: &Broker,
+    req: DescribeTransactionsRequest,
+    _version: i16,
+    _ctx: &RequestContext,
+) -> Option<DescribeTransactionsResponse> {
+    let states = req
+        .transactional_ids
+        .into_iter()
+        .map(|id| {
+            let base = TransactionState::default().with_transactional_id(id.clone());
+            match broker.txns.describe(&id) {
+                None => base
+                    .with_error_code(ResponseError::TransactionalIdNotFound.code())
+                    .with_transaction_state(str_bytes(""))
+                    .with_producer_id(ProducerId(-1))
+                    .with_producer_epoch(-1),
+                Some(m) => {
+                    let mut topics: Vec<TopicData> = Vec::new();
+                    for (t, p) in &m.partitions {
+                        match topics.last_mut() {
+                            Some(last) if *last.topic == **t => last.partitions.push(*p),
+                            _ => topics.push(
+                                TopicData::default()
+                                    .with_topic(topic_name(t))
+                                    .with_partitions(vec![*p]),
+                            ),
+                        }
+                    }
+                    base.with_error_code(NONE)
+                        .with_transaction_state(str_bytes(m.state.name()))
+                        .with_transaction_timeout_ms(m.timeout_ms)
+                        .with_transaction_start_time_ms(m.start_ms)
+                        .with_producer_id(ProducerId(m.producer_id))
+                        .with_producer_epoch(m.producer_epoch)
+                        .with_topics(topics)
+                }
+            }
+        })
+        .collect();
+    Some(DescribeTransactionsResponse::default().with_transaction_states(states))
+}

@@ -1,0 +1,62 @@
+//! ListTransactions: transactional ids, optionally filtered by state, producer id and (v1+) minimum age.
+
+use kafka_protocol::messages::list_transactions_response::TransactionState;
+use kafka_protocol::messages::{
+    ListTransactionsRequest, ListTransactionsResponse, ProducerId, TransactionalId,
+};
+
+use super::{str_bytes, NONE};
+use crate::broker::Broker;
+use crate::dispatch::RequestContext;
+use crate::transactions::TxnStatus;
+
+const STATES: &[TxnStatus] = &[
+    TxnStatus::Empty,
+    TxnStatus::Ongoing,
+    TxnStatus::PrepareCommit,
+    TxnStatus::PrepareAbort,
+    TxnStatus::CompleteCommit,
+    TxnStatus::CompleteAbort,
+];
+
+pub async fn handle(
+    broker: &Broker,
+    req: ListTransactionsRequest,
+    version: i16,
+    _ctx: &RequestContext,
+) -> Option<ListTransactionsResponse> {
+    let filters: Vec<String> = req.state_filters.iter().map(|s| s.to_string()).collect();
+    let unknown: Vec<_> = filters
+        .iter()
+        .filter(|f| !STATES.iter().any(|s| s.name() == f.as_str()))
+        .map(|f| str_bytes(f))
+        .collect();
+    let now = runnel_storage::now_ms();
+    let states = broker
+        .txns
+        .list()
+        .into_iter()
+        .filter(|(_, m)| filters.is_empty() || filters.iter().any(|f| f == m.state.name()))
+        .filter(|(_, m)| {
+            req.producer_id_filters.is_empty()
+                || req.producer_id_filters.iter().any(|p| p.0 == m.producer_id)
+        })
+        .filter(|(_, m)| {
+            version < 1
+                || req.duration_filter < 0
+                || (m.start_ms >= 0 && now - m.start_ms >= req.duration_filter)
+        })
+        .map(|(id, m)| {
+            TransactionState::default()
+                .with_transactional_id(TransactionalId(str_bytes(&id)))
+                .with_producer_id(ProducerId(m.producer_id))
+                .with_transaction_state(str_bytes(m.state.name()))
+        })
+        .collect();
+    Some(
+        ListTransactionsResponse::default()
+            .with_error_code(NONE)
+            .with_unknown_state_filters(unknown)
+            .with_transaction_states(states),
+    )
+}
