@@ -14,6 +14,8 @@ pub struct RecordView {
     pub timestamp: i64,
     pub key: Option<Bytes>,
     pub value: Option<Bytes>,
+    /// Headers in their order on the wire, duplicates kept.
+    pub headers: Vec<(Bytes, Option<Bytes>)>,
     /// The record exactly as encoded (length prefix excluded), for re-encoding unchanged.
     pub raw: Bytes,
 }
@@ -101,12 +103,13 @@ pub fn read_records(batch: &Bytes, header: &BatchHeader) -> Result<Vec<RecordVie
         let key = rec.bytes(key_len)?;
         let value_len = rec.varlong()?;
         let value = rec.bytes(value_len)?;
-        let headers = rec.varlong()?;
-        for _ in 0..headers.max(0) {
+        let count = rec.varlong()?;
+        let mut headers = Vec::new();
+        for _ in 0..count.max(0) {
             let k = rec.varlong()?;
-            rec.bytes(k)?;
+            let key = rec.bytes(k)?.unwrap_or_default();
             let v = rec.varlong()?;
-            rec.bytes(v)?;
+            headers.push((key, rec.bytes(v)?));
         }
         let timestamp = if header.is_log_append_time() {
             header.max_timestamp
@@ -118,6 +121,7 @@ pub fn read_records(batch: &Bytes, header: &BatchHeader) -> Result<Vec<RecordVie
             timestamp,
             key,
             value,
+            headers,
             raw,
         });
         debug_assert!(cur.pos >= start);
@@ -130,6 +134,33 @@ mod tests {
     use super::*;
     use crate::batch::tests::make_batch;
     use crate::batch::validate;
+
+    #[test]
+    fn every_codec_round_trips_records_and_duplicate_headers() {
+        use crate::builder::{BatchBuilder, Record};
+        let headers: &[(&str, Option<&[u8]>)] = &[("h", Some(b"1")), ("h", Some(b"2")), ("n", None)];
+        for codec in 0..=4 {
+            let recs: Vec<Record> = (0..50)
+                .map(|i| Record {
+                    timestamp: 100 + i,
+                    key: if i % 2 == 0 { Some(b"key") } else { None },
+                    value: Some(b"a value that compresses well, a value that compresses well"),
+                    headers,
+                })
+                .collect();
+            let b = Bytes::from(BatchBuilder { compression: codec, ..Default::default() }.build(&recs));
+            let h = validate(&b).expect("valid");
+            assert_eq!(h.compression(), codec);
+            let out = read_records(&b, &h).expect("records");
+            assert_eq!(out.len(), 50, "codec {codec}");
+            assert_eq!(out[49].timestamp, 149);
+            assert_eq!(out[0].key.as_deref(), Some(&b"key"[..]));
+            assert_eq!(out[1].key, None);
+            assert_eq!(out[3].headers.len(), 3, "duplicate header keys kept");
+            assert_eq!(out[3].headers[1].1.as_deref(), Some(&b"2"[..]));
+            assert_eq!(out[3].headers[2].1, None);
+        }
+    }
 
     #[test]
     fn reads_offsets_timestamps_and_values() {
