@@ -1,0 +1,792 @@
+//! The consumer: manual assignment or group subscription, a position per partition, fetches from each
+//! leader in parallel, offset commits, seeks, pause/resume and read_committed isolation.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+use kafka_protocol::messages::offset_commit_request::{
+    OffsetCommitRequestPartition, OffsetCommitRequestTopic,
+};
+use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic;
+use kafka_protocol::messages::{
+    BrokerId, FetchRequest, GroupId, ListOffsetsRequest, OffsetCommitRequest, OffsetFetchRequest,
+    TopicName,
+};
+use kafka_protocol::protocol::StrBytes;
+
+use crate::cluster::{Cluster, CoordinatorType};
+use crate::connection::Connection;
+use crate::error::{ClientError, Result};
+use crate::group::{Assignor, GroupMember, GroupSettings};
+use crate::records::{decode, ConsumerRecord};
+use crate::TopicPartition;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OffsetReset {
+    Earliest,
+    Latest,
+    /// Fail instead of guessing (auto.offset.reset=none).
+    None,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IsolationLevel {
+    ReadUncommitted,
+    ReadCommitted,
+}
+
+/// Consumer settings with the Java client's defaults (Kafka's names in the docs).
+#[derive(Debug, Clone)]
+pub struct ConsumerConfig {
+    /// group.id: needed for subscribe and commits.
+    pub group_id: Option<String>,
+    /// group.instance.id: static membership.
+    pub instance_id: Option<String>,
+    /// auto.offset.reset
+    pub auto_offset_reset: OffsetReset,
+    /// enable.auto.commit (off by default here: commit explicitly or set it)
+    pub enable_auto_commit: bool,
+    /// auto.commit.interval.ms
+    pub auto_commit_interval: Duration,
+    /// isolation.level
+    pub isolation: IsolationLevel,
+    /// max.poll.records
+    pub max_poll_records: usize,
+    /// fetch.min.bytes
+    pub fetch_min_bytes: i32,
+    /// fetch.max.wait.ms
+    pub fetch_max_wait: Duration,
+    /// max.partition.fetch.bytes
+    pub max_partition_fetch_bytes: i32,
+    /// fetch.max.bytes
+    pub fetch_max_bytes: i32,
+    /// session.timeout.ms
+    pub session_timeout: Duration,
+    /// max.poll.interval.ms (the rebalance timeout)
+    pub rebalance_timeout: Duration,
+    /// heartbeat.interval.ms
+    pub heartbeat_interval: Duration,
+    /// partition.assignment.strategy, in order of preference.
+    pub assignors: Vec<Assignor>,
+}
+
+impl Default for ConsumerConfig {
+    fn default() -> Self {
+        ConsumerConfig {
+            group_id: None,
+            instance_id: None,
+            auto_offset_reset: OffsetReset::Latest,
+            enable_auto_commit: false,
+            auto_commit_interval: Duration::from_secs(5),
+            isolation: IsolationLevel::ReadUncommitted,
+            max_poll_records: 500,
+            fetch_min_bytes: 1,
+            fetch_max_wait: Duration::from_millis(500),
+            max_partition_fetch_bytes: 1_048_576,
+            fetch_max_bytes: 52_428_800,
+            session_timeout: Duration::from_secs(45),
+            rebalance_timeout: Duration::from_secs(300),
+            heartbeat_interval: Duration::from_secs(3),
+            assignors: vec![Assignor::Range, Assignor::CooperativeSticky],
+        }
+    }
+}
+
+/// What a transactional producer needs of the group to commit offsets (sendOffsetsToTransaction).
+#[derive(Debug, Clone)]
+pub struct GroupMetadata {
+    pub group_id: String,
+    pub generation: i32,
+    pub member_id: String,
+    pub instance_id: Option<String>,
+}
+
+/// Called when the group changes this consumer's partitions.
+pub trait RebalanceListener: Send + Sync {
+    fn on_revoked(&self, partitions: &[TopicPartition]);
+    fn on_assigned(&self, partitions: &[TopicPartition]);
+}
+
+pub struct Consumer {
+    cluster: Arc<Cluster>,
+    config: ConsumerConfig,
+    assignment: Vec<TopicPartition>,
+    /// Next offset to hand to the application.
+    positions: HashMap<TopicPartition, i64>,
+    /// Next offset to fetch (ahead of `positions` while records wait in the buffer).
+    fetch_positions: HashMap<TopicPartition, i64>,
+    paused: HashSet<TopicPartition>,
+    buffer: VecDeque<ConsumerRecord>,
+    subscription: Option<Vec<String>>,
+    group: Option<GroupMember>,
+    listener: Option<Arc<dyn RebalanceListener>>,
+    last_commit: Instant,
+}
+
+fn sb(s: &str) -> StrBytes {
+    StrBytes::from_string(s.to_string())
+}
+
+/// ListOffsets for partitions at a timestamp (-1 latest, -2 earliest): (offset, timestamp) each.
+pub async fn list_offsets(
+    cluster: &Cluster,
+    parts: &[TopicPartition],
+    timestamp: i64,
+    isolation: IsolationLevel,
+) -> Result<HashMap<TopicPartition, (i64, i64)>> {
+    let mut by_leader: HashMap<String, (Arc<Connection>, Vec<TopicPartition>)> = HashMap::new();
+    for tp in parts {
+        let conn = cluster.leader(&tp.0, tp.1).await?;
+        by_leader
+            .entry(conn.addr().to_string())
+            .or_insert_with(|| (conn, Vec::new()))
+            .1
+            .push(tp.clone());
+    }
+    let isolation = i8::from(isolation == IsolationLevel::ReadCommitted);
+    let mut out = HashMap::new();
+    for (_, (conn, tps)) in by_leader {
+        let mut topics: Vec<ListOffsetsTopic> = Vec::new();
+        for (t, p) in &tps {
+            let part = ListOffsetsPartition::default()
+                .with_partition_index(*p)
+                .with_current_leader_epoch(-1)
+                .with_timestamp(timestamp);
+            match topics.iter_mut().find(|x| x.name.as_str() == t) {
+                Some(x) => x.partitions.push(part),
+                None => topics.push(
+                    ListOffsetsTopic::default()
+                        .with_name(TopicName(sb(t)))
+                        .with_partitions(vec![part]),
+                ),
+            }
+        }
+        let req = ListOffsetsRequest::default()
+            .with_replica_id(BrokerId(-1))
+            .with_isolation_level(isolation)
+            .with_topics(topics);
+        let resp = conn.call(&req).await?;
+        for t in &resp.topics {
+            for p in &t.partitions {
+                if p.error_code != 0 {
+                    return Err(ClientError::kafka(
+                        format!("ListOffsets {}-{}", t.name.as_str(), p.partition_index),
+                        p.error_code,
+                    ));
+                }
+                out.insert(
+                    (t.name.to_string(), p.partition_index),
+                    (p.offset, p.timestamp),
+                );
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// One OffsetCommit for a group member (or a simple commit with generation -1).
+pub(crate) async fn send_commit(
+    cluster: &Cluster,
+    meta: &GroupMetadata,
+    offsets: &[(String, i32, i64)],
+) -> Result<()> {
+    let mut topics: Vec<OffsetCommitRequestTopic> = Vec::new();
+    for (t, p, o) in offsets {
+        let part = OffsetCommitRequestPartition::default()
+            .with_partition_index(*p)
+            .with_committed_offset(*o)
+            .with_committed_leader_epoch(-1)
+            .with_committed_metadata(Some(sb("")));
+        match topics.iter_mut().find(|x| x.name.as_str() == t) {
+            Some(x) => x.partitions.push(part),
+            None => topics.push(
+                OffsetCommitRequestTopic::default()
+                    .with_name(TopicName(sb(t)))
+                    .with_partitions(vec![part]),
+            ),
+        }
+    }
+    let req = OffsetCommitRequest::default()
+        .with_group_id(GroupId(sb(&meta.group_id)))
+        .with_generation_id_or_member_epoch(meta.generation)
+        .with_member_id(sb(&meta.member_id))
+        .with_group_instance_id(meta.instance_id.as_deref().map(sb))
+        .with_retention_time_ms(-1)
+        .with_topics(topics);
+    let conn = cluster
+        .coordinator(&meta.group_id, CoordinatorType::Group)
+        .await?;
+    let resp = conn.call(&req).await?;
+    for t in &resp.topics {
+        for p in &t.partitions {
+            if p.error_code != 0 {
+                return Err(ClientError::kafka(
+                    format!("OffsetCommit {}-{}", t.name.as_str(), p.partition_index),
+                    p.error_code,
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+impl Consumer {
+    pub fn new(cluster: Arc<Cluster>, config: ConsumerConfig) -> Self {
+        Consumer {
+            cluster,
+            config,
+            assignment: Vec::new(),
+            positions: HashMap::new(),
+            fetch_positions: HashMap::new(),
+            paused: HashSet::new(),
+            buffer: VecDeque::new(),
+            subscription: None,
+            group: None,
+            listener: None,
+            last_commit: Instant::now(),
+        }
+    }
+
+    pub fn set_rebalance_listener(&mut self, l: Arc<dyn RebalanceListener>) {
+        self.listener = Some(l);
+    }
+
+    /// Manual assignment: no group membership, positions from committed offsets (with a group id) or the
+    /// reset policy.
+    pub fn assign(&mut self, partitions: Vec<TopicPartition>) {
+        self.subscription = None;
+        self.set_assignment(partitions);
+    }
+
+    fn set_assignment(&mut self, partitions: Vec<TopicPartition>) {
+        let keep: HashSet<&TopicPartition> = partitions.iter().collect();
+        self.positions.retain(|tp, _| keep.contains(tp));
+        self.fetch_positions.retain(|tp, _| keep.contains(tp));
+        self.buffer
+            .retain(|r| keep.contains(&(r.topic.clone(), r.partition)));
+        self.paused.retain(|tp| keep.contains(tp));
+        self.assignment = partitions;
+    }
+
+    pub fn assignment(&self) -> &[TopicPartition] {
+        &self.assignment
+    }
+
+    /// Subscribes through the group (group.id required); partitions arrive with the next poll.
+    pub fn subscribe(&mut self, topics: Vec<String>) -> Result<()> {
+        let group_id = self
+            .config
+            .group_id
+            .clone()
+            .ok_or_else(|| ClientError::Invalid("subscribe needs a group.id".into()))?;
+        self.subscription = Some(topics);
+        if self.group.is_none() {
+            self.group = Some(GroupMember::new(GroupSettings {
+                group_id,
+                instance_id: self.config.instance_id.clone(),
+                session_timeout: self.config.session_timeout,
+                rebalance_timeout: self.config.rebalance_timeout,
+                heartbeat_interval: self.config.heartbeat_interval,
+                assignors: self.config.assignors.clone(),
+            }));
+        }
+        if let Some(g) = &self.group {
+            g.request_rejoin();
+        }
+        Ok(())
+    }
+
+    pub fn group_metadata(&self) -> Option<GroupMetadata> {
+        let group_id = self.config.group_id.clone()?;
+        Some(match &self.group {
+            Some(g) => GroupMetadata {
+                group_id,
+                generation: g.generation,
+                member_id: g.member_id.clone(),
+                instance_id: self.config.instance_id.clone(),
+            },
+            None => GroupMetadata {
+                group_id,
+                generation: -1,
+                member_id: String::new(),
+                instance_id: None,
+            },
+        })
+    }
+
+    async fn ensure_membership(&mut self) -> Result<()> {
+        let Some(topics) = self.subscription.clone() else {
+            return Ok(());
+        };
+        let needs = self.group.as_ref().is_some_and(GroupMember::needs_rejoin);
+        if !needs {
+            return Ok(());
+        }
+        let cooperative =
+            self.group.as_ref().and_then(|g| g.protocol) == Some(Assignor::CooperativeSticky);
+        let owned = if cooperative {
+            self.assignment.clone()
+        } else {
+            Vec::new()
+        };
+        if !cooperative && !self.assignment.is_empty() {
+            // Eager protocol: commit and give up everything before rejoining.
+            if self.config.enable_auto_commit {
+                let _ = self.commit_sync().await;
+            }
+            if let Some(l) = &self.listener {
+                l.on_revoked(&self.assignment);
+            }
+            self.set_assignment(Vec::new());
+        }
+        let cluster = Arc::clone(&self.cluster);
+        let Some(group) = self.group.as_mut() else {
+            return Ok(());
+        };
+        let new = group.join(&cluster, &topics, &owned).await?;
+        let protocol = group.protocol;
+        let revoked: Vec<TopicPartition> = self
+            .assignment
+            .iter()
+            .filter(|tp| !new.contains(tp))
+            .cloned()
+            .collect();
+        let added: Vec<TopicPartition> = new
+            .iter()
+            .filter(|tp| !self.assignment.contains(tp))
+            .cloned()
+            .collect();
+        if !revoked.is_empty() {
+            if self.config.enable_auto_commit {
+                let _ = self.commit_sync().await;
+            }
+            if let Some(l) = &self.listener {
+                l.on_revoked(&revoked);
+            }
+        }
+        self.set_assignment(new);
+        if let Some(l) = &self.listener {
+            if !added.is_empty() || protocol != Some(Assignor::CooperativeSticky) {
+                l.on_assigned(&added);
+            }
+        }
+        if protocol == Some(Assignor::CooperativeSticky) && !revoked.is_empty() {
+            // KIP-429: having given partitions up, rejoin so they can be handed to their new owners.
+            if let Some(g) = &self.group {
+                g.request_rejoin();
+            }
+        }
+        Ok(())
+    }
+
+    /// Returns the next records (up to max.poll.records), waiting up to `timeout` for some.
+    pub async fn poll(&mut self, timeout: Duration) -> Result<Vec<ConsumerRecord>> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            self.ensure_membership().await?;
+            if self.config.enable_auto_commit
+                && self.last_commit.elapsed() >= self.config.auto_commit_interval
+            {
+                let _ = self.commit_sync().await;
+            }
+            if !self.buffer.is_empty() {
+                return Ok(self.drain());
+            }
+            self.resolve_positions().await?;
+            let left = deadline.saturating_duration_since(Instant::now());
+            self.fetch(left.min(self.config.fetch_max_wait)).await?;
+            if !self.buffer.is_empty() || Instant::now() >= deadline {
+                return Ok(self.drain());
+            }
+            if self.fetchable().is_empty() {
+                tokio::time::sleep(left.min(Duration::from_millis(50))).await;
+            }
+        }
+    }
+
+    fn drain(&mut self) -> Vec<ConsumerRecord> {
+        let n = self.buffer.len().min(self.config.max_poll_records);
+        let out: Vec<ConsumerRecord> = self.buffer.drain(..n).collect();
+        for r in &out {
+            self.positions
+                .insert((r.topic.clone(), r.partition), r.offset + 1);
+        }
+        // Partitions with nothing buffered are positioned where the next fetch starts (past markers).
+        let buffered: HashSet<(String, i32)> = self
+            .buffer
+            .iter()
+            .map(|r| (r.topic.clone(), r.partition))
+            .collect();
+        for (tp, next) in &self.fetch_positions {
+            if !buffered.contains(tp) {
+                self.positions.insert(tp.clone(), *next);
+            }
+        }
+        out
+    }
+
+    fn fetchable(&self) -> Vec<TopicPartition> {
+        self.assignment
+            .iter()
+            .filter(|tp| !self.paused.contains(*tp) && self.fetch_positions.contains_key(*tp))
+            .cloned()
+            .collect()
+    }
+
+    /// Sets a start position for every assigned partition that has none: committed offset, else reset policy.
+    async fn resolve_positions(&mut self) -> Result<()> {
+        let missing: Vec<TopicPartition> = self
+            .assignment
+            .iter()
+            .filter(|tp| !self.fetch_positions.contains_key(*tp))
+            .cloned()
+            .collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let committed = if self.config.group_id.is_some() {
+            self.committed(&missing).await?
+        } else {
+            HashMap::new()
+        };
+        let mut reset = Vec::new();
+        for tp in missing {
+            match committed.get(&tp) {
+                Some(&o) if o >= 0 => {
+                    self.fetch_positions.insert(tp.clone(), o);
+                    self.positions.insert(tp, o);
+                }
+                _ => reset.push(tp),
+            }
+        }
+        if reset.is_empty() {
+            return Ok(());
+        }
+        let ts = match self.config.auto_offset_reset {
+            OffsetReset::Earliest => -2,
+            OffsetReset::Latest => -1,
+            OffsetReset::None => {
+                return Err(ClientError::Invalid(format!(
+                    "no committed offset for {reset:?} and auto.offset.reset=none"
+                )))
+            }
+        };
+        let found = self.list_offsets(&reset, ts).await?;
+        for (tp, (o, _)) in found {
+            self.fetch_positions.insert(tp.clone(), o);
+            self.positions.insert(tp, o);
+        }
+        Ok(())
+    }
+
+    /// ListOffsets for partitions at a timestamp (-1 latest, -2 earliest): (offset, timestamp) each.
+    pub async fn list_offsets(
+        &self,
+        parts: &[TopicPartition],
+        timestamp: i64,
+    ) -> Result<HashMap<TopicPartition, (i64, i64)>> {
+        list_offsets(&self.cluster, parts, timestamp, self.config.isolation).await
+    }
+
+    async fn fetch(&mut self, max_wait: Duration) -> Result<()> {
+        let parts = self.fetchable();
+        if parts.is_empty() {
+            return Ok(());
+        }
+        let mut by_leader: HashMap<String, (Arc<Connection>, Vec<TopicPartition>)> = HashMap::new();
+        for tp in parts {
+            match self.cluster.leader(&tp.0, tp.1).await {
+                Ok(conn) => by_leader
+                    .entry(conn.addr().to_string())
+                    .or_insert_with(|| (conn, Vec::new()))
+                    .1
+                    .push(tp),
+                Err(e) => {
+                    tracing::debug!(topic = %tp.0, partition = tp.1, error = %e, "no leader yet")
+                }
+            }
+        }
+        let read_committed = self.config.isolation == IsolationLevel::ReadCommitted;
+        let mut tasks = tokio::task::JoinSet::new();
+        for (_, (conn, tps)) in by_leader {
+            let mut topics: Vec<FetchTopic> = Vec::new();
+            for (t, p) in &tps {
+                let part = FetchPartition::default()
+                    .with_partition(*p)
+                    .with_current_leader_epoch(-1)
+                    .with_fetch_offset(
+                        self.fetch_positions
+                            .get(&(t.clone(), *p))
+                            .copied()
+                            .unwrap_or(0),
+                    )
+                    .with_log_start_offset(-1)
+                    .with_partition_max_bytes(self.config.max_partition_fetch_bytes);
+                match topics.iter_mut().find(|x| x.topic.as_str() == t) {
+                    Some(x) => x.partitions.push(part),
+                    None => topics.push(
+                        FetchTopic::default()
+                            .with_topic(TopicName(sb(t)))
+                            .with_partitions(vec![part]),
+                    ),
+                }
+            }
+            let req = FetchRequest::default()
+                .with_replica_id(BrokerId(-1))
+                .with_max_wait_ms(max_wait.as_millis() as i32)
+                .with_min_bytes(self.config.fetch_min_bytes)
+                .with_max_bytes(self.config.fetch_max_bytes)
+                .with_isolation_level(i8::from(read_committed))
+                .with_session_epoch(-1)
+                .with_topics(topics);
+            tasks.spawn(async move { conn.call(&req).await });
+        }
+        while let Some(joined) = tasks.join_next().await {
+            let Ok(result) = joined else { continue };
+            let resp = match result {
+                Ok(r) => r,
+                Err(e) if e.is_retriable() => {
+                    tracing::debug!(error = %e, "fetch failed; retrying on the next poll");
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            for t in &resp.responses {
+                let topic = t.topic.to_string();
+                for p in &t.partitions {
+                    let tp = (topic.clone(), p.partition_index);
+                    let Some(&from) = self.fetch_positions.get(&tp) else {
+                        continue;
+                    };
+                    match p.error_code {
+                        0 => {}
+                        c if c == ResponseError::OffsetOutOfRange.code() => {
+                            tracing::info!(topic = %tp.0, partition = tp.1, from, "offset out of range; resetting");
+                            self.fetch_positions.remove(&tp);
+                            continue;
+                        }
+                        c if ResponseError::try_from_code(c).is_some_and(|e| e.is_retriable()) => {
+                            self.cluster.invalidate(&topic);
+                            continue;
+                        }
+                        c => return Err(ClientError::kafka(format!("fetch {}-{}", tp.0, tp.1), c)),
+                    }
+                    let Some(data) = &p.records else { continue };
+                    let aborted: Vec<(i64, i64)> = p
+                        .aborted_transactions
+                        .iter()
+                        .flatten()
+                        .map(|a| (a.producer_id.0, a.first_offset))
+                        .collect();
+                    let (records, next) = decode(
+                        &topic,
+                        p.partition_index,
+                        data,
+                        from,
+                        &aborted,
+                        read_committed,
+                    )?;
+                    if next > from {
+                        self.fetch_positions.insert(tp, next);
+                    }
+                    self.buffer.extend(records);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Committed offsets of the group for these partitions (-1 where none).
+    pub async fn committed(
+        &self,
+        parts: &[TopicPartition],
+    ) -> Result<HashMap<TopicPartition, i64>> {
+        let group = self
+            .config
+            .group_id
+            .clone()
+            .ok_or_else(|| ClientError::Invalid("no group.id".into()))?;
+        let mut topics: Vec<OffsetFetchRequestTopic> = Vec::new();
+        for (t, p) in parts {
+            match topics.iter_mut().find(|x| x.name.as_str() == t) {
+                Some(x) => x.partition_indexes.push(*p),
+                None => topics.push(
+                    OffsetFetchRequestTopic::default()
+                        .with_name(TopicName(sb(t)))
+                        .with_partition_indexes(vec![*p]),
+                ),
+            }
+        }
+        let req = OffsetFetchRequest::default()
+            .with_group_id(GroupId(sb(&group)))
+            .with_topics(Some(topics))
+            .with_require_stable(self.config.isolation == IsolationLevel::ReadCommitted);
+        let mut attempt = 0;
+        loop {
+            let conn = self
+                .cluster
+                .coordinator(&group, CoordinatorType::Group)
+                .await?;
+            let resp = conn.call(&req).await?;
+            let code = if resp.error_code != 0 {
+                resp.error_code
+            } else {
+                resp.topics
+                    .iter()
+                    .flat_map(|t| t.partitions.iter())
+                    .map(|p| p.error_code)
+                    .find(|c| *c != 0)
+                    .unwrap_or(0)
+            };
+            if code == 0 {
+                return Ok(resp
+                    .topics
+                    .iter()
+                    .flat_map(|t| {
+                        t.partitions.iter().map(move |p| {
+                            ((t.name.to_string(), p.partition_index), p.committed_offset)
+                        })
+                    })
+                    .collect());
+            }
+            let err = ClientError::kafka("OffsetFetch", code);
+            attempt += 1;
+            if !err.is_retriable() || attempt > 50 {
+                return Err(err);
+            }
+            tokio::time::sleep(self.cluster.config.retry_backoff).await;
+        }
+    }
+
+    /// Commits the current positions of every assigned partition.
+    pub async fn commit_sync(&mut self) -> Result<()> {
+        let offsets: Vec<(String, i32, i64)> = self
+            .assignment
+            .iter()
+            .filter_map(|tp| self.positions.get(tp).map(|o| (tp.0.clone(), tp.1, *o)))
+            .collect();
+        self.commit_offsets(&offsets).await
+    }
+
+    /// Commits explicit offsets (the next offset to read, as in Kafka).
+    pub async fn commit_offsets(&mut self, offsets: &[(String, i32, i64)]) -> Result<()> {
+        self.last_commit = Instant::now();
+        if offsets.is_empty() {
+            return Ok(());
+        }
+        let meta = self
+            .group_metadata()
+            .ok_or_else(|| ClientError::Invalid("commit needs a group.id".into()))?;
+        let result = send_commit(&self.cluster, &meta, offsets).await;
+        let stale = [
+            ResponseError::IllegalGeneration.code(),
+            ResponseError::UnknownMemberId.code(),
+            ResponseError::RebalanceInProgress.code(),
+        ];
+        if result
+            .as_ref()
+            .err()
+            .and_then(ClientError::code)
+            .is_some_and(|c| stale.contains(&c))
+        {
+            if let Some(g) = &self.group {
+                g.request_rejoin();
+            }
+        }
+        result
+    }
+
+    /// Fire-and-forget commit of the current positions; a failure is logged.
+    pub fn commit_async(&self) {
+        let offsets: Vec<(String, i32, i64)> = self
+            .assignment
+            .iter()
+            .filter_map(|tp| self.positions.get(tp).map(|o| (tp.0.clone(), tp.1, *o)))
+            .collect();
+        let Some(meta) = self.group_metadata() else {
+            return;
+        };
+        let cluster = Arc::clone(&self.cluster);
+        tokio::spawn(async move {
+            if let Err(e) = send_commit(&cluster, &meta, &offsets).await {
+                tracing::warn!(error = %e, "async commit failed");
+            }
+        });
+    }
+
+    pub fn seek(&mut self, tp: TopicPartition, offset: i64) {
+        self.buffer
+            .retain(|r| !(r.topic == tp.0 && r.partition == tp.1));
+        self.fetch_positions.insert(tp.clone(), offset);
+        self.positions.insert(tp, offset);
+    }
+
+    pub async fn seek_to_beginning(&mut self, parts: &[TopicPartition]) -> Result<()> {
+        for (tp, (o, _)) in self.list_offsets(parts, -2).await? {
+            self.seek(tp, o);
+        }
+        Ok(())
+    }
+
+    pub async fn seek_to_end(&mut self, parts: &[TopicPartition]) -> Result<()> {
+        for (tp, (o, _)) in self.list_offsets(parts, -1).await? {
+            self.seek(tp, o);
+        }
+        Ok(())
+    }
+
+    /// Positions each partition at its first record at or after `timestamp` (its end when there is none).
+    pub async fn seek_to_timestamp(
+        &mut self,
+        parts: &[TopicPartition],
+        timestamp: i64,
+    ) -> Result<()> {
+        let found = self.list_offsets(parts, timestamp).await?;
+        let ends = self.list_offsets(parts, -1).await?;
+        for tp in parts {
+            let o = match found.get(tp) {
+                Some((o, _)) if *o >= 0 => *o,
+                _ => ends.get(tp).map_or(0, |e| e.0),
+            };
+            self.seek(tp.clone(), o);
+        }
+        Ok(())
+    }
+
+    pub fn position(&self, tp: &TopicPartition) -> Option<i64> {
+        self.positions.get(tp).copied()
+    }
+
+    pub fn pause(&mut self, parts: &[TopicPartition]) {
+        for tp in parts {
+            self.paused.insert(tp.clone());
+            self.buffer
+                .retain(|r| !(r.topic == tp.0 && r.partition == tp.1));
+            if let Some(p) = self.positions.get(tp).copied() {
+                self.fetch_positions.insert(tp.clone(), p);
+            }
+        }
+    }
+
+    pub fn resume(&mut self, parts: &[TopicPartition]) {
+        for tp in parts {
+            self.paused.remove(tp);
+        }
+    }
+
+    /// Commits (when auto commit is on) and leaves the group.
+    pub async fn close(mut self) -> Result<()> {
+        if self.config.enable_auto_commit && self.group.is_some() {
+            let _ = self.commit_sync().await;
+        }
+        let cluster = Arc::clone(&self.cluster);
+        if let Some(mut g) = self.group.take() {
+            g.leave(&cluster).await;
+        }
+        Ok(())
+    }
+}
