@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
+use runnel_broker::cli;
 use runnel_broker::config::BrokerConfig;
 
 #[derive(Parser)]
@@ -23,6 +24,16 @@ struct Cli {
 enum Command {
     /// Start a broker.
     Serve(ServeArgs),
+    /// Create, list, describe, alter and delete topics.
+    Topics(cli::topics::TopicsArgs),
+    /// Produce records from stdin or a file, one per line.
+    Produce(cli::produce::ProduceArgs),
+    /// Print records of a topic.
+    Consume(cli::consume::ConsumeArgs),
+    /// List, describe (with lag), reset and delete consumer groups.
+    Groups(cli::groups::GroupsArgs),
+    /// Measure produce and consume throughput and end-to-end latency.
+    Bench(cli::bench::BenchArgs),
 }
 
 #[derive(Args)]
@@ -82,8 +93,27 @@ fn broker_config(args: &ServeArgs) -> anyhow::Result<BrokerConfig> {
     Ok(config)
 }
 
-fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+fn main() -> std::process::ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        // A reader that went away (`| head`) is not an error.
+        Err(e)
+            if e.chain().any(|c| {
+                c.downcast_ref::<std::io::Error>()
+                    .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            }) =>
+        {
+            std::process::ExitCode::SUCCESS
+        }
+        Err(e) => {
+            // The whole cause chain on one line, for people; no backtrace.
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => {
             init_logging(&args.log);
@@ -95,6 +125,23 @@ fn main() -> anyhow::Result<()> {
                 .context("cannot start the async runtime")?;
             runtime.block_on(runnel_broker::server::run(config))?;
             Ok(())
+        }
+        other => {
+            init_logging("warn");
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .context("cannot start the async runtime")?;
+            runtime.block_on(async move {
+                match other {
+                    Command::Topics(a) => cli::topics::run(a).await,
+                    Command::Produce(a) => cli::produce::run(a).await,
+                    Command::Consume(a) => cli::consume::run(a).await,
+                    Command::Groups(a) => cli::groups::run(a).await,
+                    Command::Bench(a) => cli::bench::run(a).await,
+                    Command::Serve(_) => Ok(()),
+                }
+            })
         }
     }
 }

@@ -487,13 +487,32 @@ impl GroupMember {
             return; // static members keep their place until their session times out (KIP-345)
         }
         if let Ok(conn) = self.coordinator(cluster).await {
-            let req = LeaveGroupRequest::default()
-                .with_group_id(GroupId(sb(&self.settings.group_id)))
-                .with_member_id(sb(&self.member_id))
-                .with_members(vec![
-                    MemberIdentity::default().with_member_id(sb(&self.member_id))
-                ]);
-            let _ = conn.call(&req).await;
+            // v0-2 name the member at the top level, v3+ in a list; each field only in its versions.
+            let mut req =
+                LeaveGroupRequest::default().with_group_id(GroupId(sb(&self.settings.group_id)));
+            match conn.version(kafka_protocol::messages::ApiKey::LeaveGroup) {
+                Ok(v) if v < 3 => req.member_id = sb(&self.member_id),
+                _ => {
+                    req.members =
+                        vec![MemberIdentity::default().with_member_id(sb(&self.member_id))]
+                }
+            }
+            match conn.call(&req).await {
+                Ok(r) => {
+                    let code = r
+                        .members
+                        .iter()
+                        .map(|m| m.error_code)
+                        .find(|c| *c != 0)
+                        .unwrap_or(r.error_code);
+                    if code != 0 {
+                        tracing::warn!(group = %self.settings.group_id, code, "LeaveGroup refused");
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(group = %self.settings.group_id, error = %e, "LeaveGroup failed")
+                }
+            }
         }
         self.member_id.clear();
         self.generation = -1;
