@@ -105,6 +105,17 @@ fn code(e: ResponseError) -> i16 {
     e.code()
 }
 
+/// Static-membership check of a request naming a group.instance.id: an instance the group does not know is
+/// an unknown member; one held by another member id is fenced (Kafka's order and codes).
+fn instance_mismatch(group: &Group, instance: Option<&str>, member_id: &str) -> Option<i16> {
+    let instance = instance?;
+    match group.static_members.get(instance) {
+        None => Some(code(ResponseError::UnknownMemberId)),
+        Some(m) if m != member_id => Some(code(ResponseError::FencedInstanceId)),
+        Some(_) => None,
+    }
+}
+
 fn record_of(g: &Group) -> GroupRecord {
     GroupRecord {
         protocol_type: g.protocol_type.clone(),
@@ -250,10 +261,14 @@ impl GroupCoordinator {
         if session < self.settings.min_session || session > self.settings.max_session {
             return Self::join_error(&p.member_id, ResponseError::InvalidSessionTimeout);
         }
+        let mut inner = self.lock();
+        // A member id for a group that does not exist is unknown; nothing is created (as in Kafka).
+        if !p.member_id.is_empty() && !inner.groups.contains_key(&p.group_id) {
+            return Self::join_error(&p.member_id, ResponseError::UnknownMemberId);
+        }
         if p.protocols.is_empty() || p.protocol_type.is_empty() {
             return Self::join_error(&p.member_id, ResponseError::InconsistentGroupProtocol);
         }
-        let mut inner = self.lock();
         let group = inner
             .groups
             .entry(p.group_id.clone())
@@ -291,24 +306,19 @@ impl GroupCoordinator {
                 let id = p.member_id.clone();
                 self.add_member(group, id, p, now)
             }
+        } else if let Some(code) = instance_mismatch(group, p.instance_id.as_deref(), &p.member_id)
+        {
+            Pending::Ready(JoinOutcome {
+                error: code,
+                member_id: p.member_id.clone(),
+                generation: -1,
+                ..Default::default()
+            })
         } else if group.members.contains_key(&p.member_id) {
-            let fenced = p
-                .instance_id
-                .as_ref()
-                .is_some_and(|i| group.static_members.get(i) != Some(&p.member_id));
-            if fenced {
-                Self::join_error(&p.member_id, ResponseError::FencedInstanceId)
-            } else {
-                self.rejoin(group, p, now)
-            }
+            self.rejoin(group, p, now)
         } else {
             Self::join_error(&p.member_id, ResponseError::UnknownMemberId)
         };
-        let gid = group.id.clone();
-        let became_empty = group.state == GroupState::Empty;
-        if became_empty {
-            inner.persist_group(&gid);
-        }
         result
     }
 
@@ -517,14 +527,14 @@ impl GroupCoordinator {
         let Some(group) = inner.groups.get_mut(&p.group_id) else {
             return fail(ResponseError::UnknownMemberId);
         };
+        if let Some(c) = instance_mismatch(group, p.instance_id.as_deref(), &p.member_id) {
+            return Pending::Ready(SyncOutcome {
+                error: c,
+                ..Default::default()
+            });
+        }
         if !group.members.contains_key(&p.member_id) {
             return fail(ResponseError::UnknownMemberId);
-        }
-        if p.instance_id
-            .as_ref()
-            .is_some_and(|i| group.static_members.get(i) != Some(&p.member_id))
-        {
-            return fail(ResponseError::FencedInstanceId);
         }
         if p.generation != group.generation {
             return fail(ResponseError::IllegalGeneration);
@@ -603,10 +613,8 @@ impl GroupCoordinator {
         let Some(group) = inner.groups.get_mut(group_id) else {
             return code(ResponseError::UnknownMemberId);
         };
-        if instance_id
-            .is_some_and(|i| group.static_members.get(i).map(String::as_str) != Some(member_id))
-        {
-            return code(ResponseError::FencedInstanceId);
+        if let Some(c) = instance_mismatch(group, instance_id, member_id) {
+            return c;
         }
         let state = group.state;
         let current = group.generation;
@@ -684,24 +692,21 @@ impl GroupCoordinator {
         partition_exists: impl Fn(&str, i32) -> bool,
     ) -> PartitionCodes {
         let mut inner = self.lock();
-        let simple = p.generation < 0 && p.member_id.is_empty();
+        // Kafka's order: static instance, simple commit to an empty group, member, generation, state.
         let verdict = match inner.groups.get_mut(&p.group_id) {
-            None if simple => 0,
+            None if p.generation < 0 => 0,
             None => code(ResponseError::IllegalGeneration),
             Some(g) => {
-                if p.instance_id
-                    .as_ref()
-                    .is_some_and(|i| g.static_members.get(i) != Some(&p.member_id))
-                {
-                    code(ResponseError::FencedInstanceId)
+                if let Some(c) = instance_mismatch(g, p.instance_id.as_deref(), &p.member_id) {
+                    c
                 } else if p.generation < 0 && g.state == GroupState::Empty {
                     0
-                } else if g.state == GroupState::CompletingRebalance {
-                    code(ResponseError::RebalanceInProgress)
                 } else if !g.members.contains_key(&p.member_id) {
                     code(ResponseError::UnknownMemberId)
                 } else if p.generation != g.generation {
                     code(ResponseError::IllegalGeneration)
+                } else if g.state == GroupState::CompletingRebalance {
+                    code(ResponseError::RebalanceInProgress)
                 } else {
                     if let Some(m) = g.members.get_mut(&p.member_id) {
                         m.last_seen = Instant::now();
@@ -827,11 +832,8 @@ impl GroupCoordinator {
         let checked = p.generation >= 0 || !p.member_id.is_empty();
         let verdict = match inner.groups.get(&p.group_id) {
             Some(g) if checked => {
-                if p.instance_id
-                    .as_ref()
-                    .is_some_and(|i| g.static_members.get(i) != Some(&p.member_id))
-                {
-                    code(ResponseError::FencedInstanceId)
+                if let Some(c) = instance_mismatch(g, p.instance_id.as_deref(), &p.member_id) {
+                    c
                 } else if !g.members.contains_key(&p.member_id) {
                     code(ResponseError::UnknownMemberId)
                 } else if p.generation != g.generation {
@@ -1069,6 +1071,7 @@ impl GroupCoordinator {
         &self,
         group_id: &str,
         topics: &[(String, Vec<i32>)],
+        partition_exists: impl Fn(&str, i32) -> bool,
     ) -> Result<PartitionCodes, i16> {
         let mut inner = self.lock();
         let Some(g) = inner.groups.get(group_id) else {
@@ -1089,6 +1092,9 @@ impl GroupCoordinator {
                 let codes = parts
                     .iter()
                     .map(|p| {
+                        if !partition_exists(t, *p) {
+                            return (*p, code(ResponseError::UnknownTopicOrPartition));
+                        }
                         if subscribed.contains(t) {
                             return (*p, code(ResponseError::GroupSubscribedToTopic));
                         }

@@ -25,7 +25,13 @@ pub async fn handle(
             )
         })
         .collect();
-    match tokio::task::block_in_place(|| broker.groups.delete_offsets(&req.group_id, &topics)) {
+    match tokio::task::block_in_place(|| {
+        broker
+            .groups
+            .delete_offsets(&req.group_id, &topics, |t, p| {
+                broker.partition(t, p).is_some()
+            })
+    }) {
         Err(code) => Some(OffsetDeleteResponse::default().with_error_code(code)),
         Ok(result) => Some(
             OffsetDeleteResponse::default()
