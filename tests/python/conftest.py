@@ -204,6 +204,15 @@ def start_broker(tmp_path_factory):
         _teardown(b)
 
 
+@pytest.fixture(autouse=True)
+def _module_broker_survives(request):
+    """A test that crashes the shared broker fails itself, not only the tests after it."""
+    yield
+    if "broker" in request.fixturenames:
+        b = request.getfixturevalue("broker")
+        assert b.alive(), f"the broker died during this test (exit code {b.proc.returncode})\n{b.log_tail()}"
+
+
 @pytest.fixture
 def topic(request):
     return unique_topic(request.node.name)
