@@ -197,7 +197,8 @@ impl Admin {
         let req = CreatePartitionsRequest::default()
             .with_topics(vec![CreatePartitionsTopic::default()
                 .with_name(TopicName(sb(topic)))
-                .with_count(total)])
+                .with_count(total)
+                .with_assignments(None)])
             .with_timeout_ms(self.cluster.config.request_timeout.as_millis() as i32);
         let resp = self.cluster.any().await?.call(&req).await?;
         for r in &resp.results {

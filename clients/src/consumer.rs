@@ -123,9 +123,14 @@ pub struct Consumer {
     buffer: VecDeque<ConsumerRecord>,
     subscription: Option<Vec<String>>,
     group: Option<GroupMember>,
+    /// A rebalance in progress: the member is lent to this task until the join completes, so a slow
+    /// rebalance never holds up `poll` past its timeout.
+    joining: Option<JoinTask>,
     listener: Option<Arc<dyn RebalanceListener>>,
     last_commit: Instant,
 }
+
+type JoinTask = tokio::task::JoinHandle<(GroupMember, Result<Vec<TopicPartition>>)>;
 
 fn sb(s: &str) -> StrBytes {
     StrBytes::from_string(s.to_string())
@@ -246,6 +251,7 @@ impl Consumer {
             buffer: VecDeque::new(),
             subscription: None,
             group: None,
+            joining: None,
             listener: None,
             last_commit: Instant::now(),
         }
@@ -284,7 +290,7 @@ impl Consumer {
             .clone()
             .ok_or_else(|| ClientError::Invalid("subscribe needs a group.id".into()))?;
         self.subscription = Some(topics);
-        if self.group.is_none() {
+        if self.group.is_none() && self.joining.is_none() {
             self.group = Some(GroupMember::new(GroupSettings {
                 group_id,
                 instance_id: self.config.instance_id.clone(),
@@ -318,37 +324,74 @@ impl Consumer {
         })
     }
 
-    async fn ensure_membership(&mut self) -> Result<()> {
+    fn new_member(&self) -> Option<GroupMember> {
+        Some(GroupMember::new(GroupSettings {
+            group_id: self.config.group_id.clone()?,
+            instance_id: self.config.instance_id.clone(),
+            session_timeout: self.config.session_timeout,
+            rebalance_timeout: self.config.rebalance_timeout,
+            heartbeat_interval: self.config.heartbeat_interval,
+            assignors: self.config.assignors.clone(),
+        }))
+    }
+
+    /// Starts a rejoin when the group asks for one, and applies its result once it is there (waiting for it
+    /// at most until `deadline`).
+    async fn ensure_membership(&mut self, deadline: Instant) -> Result<()> {
         let Some(topics) = self.subscription.clone() else {
             return Ok(());
         };
-        let needs = self.group.as_ref().is_some_and(GroupMember::needs_rejoin);
-        if !needs {
-            return Ok(());
-        }
-        let cooperative =
-            self.group.as_ref().and_then(|g| g.protocol) == Some(Assignor::CooperativeSticky);
-        let owned = if cooperative {
-            self.assignment.clone()
-        } else {
-            Vec::new()
-        };
-        if !cooperative && !self.assignment.is_empty() {
-            // Eager protocol: commit and give up everything before rejoining.
-            if self.config.enable_auto_commit {
-                let _ = self.commit_sync().await;
+        if self.joining.is_none() {
+            if !self.group.as_ref().is_some_and(GroupMember::needs_rejoin) {
+                return Ok(());
             }
-            if let Some(l) = &self.listener {
-                l.on_revoked(&self.assignment);
+            let cooperative =
+                self.group.as_ref().and_then(|g| g.protocol) == Some(Assignor::CooperativeSticky);
+            let owned = if cooperative {
+                self.assignment.clone()
+            } else {
+                Vec::new()
+            };
+            if !cooperative && !self.assignment.is_empty() {
+                // Eager protocol: commit and give up everything before rejoining.
+                if self.config.enable_auto_commit {
+                    let _ = self.commit_current().await;
+                }
+                if let Some(l) = &self.listener {
+                    l.on_revoked(&self.assignment);
+                }
+                self.set_assignment(Vec::new());
             }
-            self.set_assignment(Vec::new());
+            let Some(mut group) = self.group.take() else {
+                return Ok(());
+            };
+            let cluster = Arc::clone(&self.cluster);
+            self.joining = Some(tokio::spawn(async move {
+                let r = group.join(&cluster, &topics, &owned).await;
+                (group, r)
+            }));
         }
-        let cluster = Arc::clone(&self.cluster);
-        let Some(group) = self.group.as_mut() else {
+        let Some(task) = self.joining.as_mut() else {
             return Ok(());
         };
-        let new = group.join(&cluster, &topics, &owned).await?;
+        let left = deadline.saturating_duration_since(Instant::now());
+        let joined = match tokio::time::timeout(left, task).await {
+            Err(_) => return Ok(()), // still rebalancing: the next poll goes on waiting
+            Ok(j) => j,
+        };
+        self.joining = None;
+        let (group, result) = match joined {
+            Ok(pair) => pair,
+            Err(e) => {
+                self.group = self.new_member();
+                return Err(ClientError::Protocol(format!(
+                    "group join task failed: {e}"
+                )));
+            }
+        };
         let protocol = group.protocol;
+        self.group = Some(group);
+        let new = result?;
         let revoked: Vec<TopicPartition> = self
             .assignment
             .iter()
@@ -362,7 +405,7 @@ impl Consumer {
             .collect();
         if !revoked.is_empty() {
             if self.config.enable_auto_commit {
-                let _ = self.commit_sync().await;
+                let _ = self.commit_current().await;
             }
             if let Some(l) = &self.listener {
                 l.on_revoked(&revoked);
@@ -387,7 +430,7 @@ impl Consumer {
     pub async fn poll(&mut self, timeout: Duration) -> Result<Vec<ConsumerRecord>> {
         let deadline = Instant::now() + timeout;
         loop {
-            self.ensure_membership().await?;
+            self.ensure_membership(deadline).await?;
             if self.config.enable_auto_commit
                 && self.last_commit.elapsed() >= self.config.auto_commit_interval
             {
@@ -662,6 +705,19 @@ impl Consumer {
         }
     }
 
+    /// Commits the current positions with the current membership, as they are (used inside a rebalance).
+    async fn commit_current(&self) -> Result<()> {
+        let offsets: Vec<(String, i32, i64)> = self
+            .assignment
+            .iter()
+            .filter_map(|tp| self.positions.get(tp).map(|o| (tp.0.clone(), tp.1, *o)))
+            .collect();
+        match self.group_metadata() {
+            Some(meta) if !offsets.is_empty() => send_commit(&self.cluster, &meta, &offsets).await,
+            _ => Ok(()),
+        }
+    }
+
     /// Commits the current positions of every assigned partition.
     pub async fn commit_sync(&mut self) -> Result<()> {
         let offsets: Vec<(String, i32, i64)> = self
@@ -677,6 +733,11 @@ impl Consumer {
         self.last_commit = Instant::now();
         if offsets.is_empty() {
             return Ok(());
+        }
+        if self.joining.is_some() {
+            // Commit with the membership the rebalance in progress ends in, not without one.
+            self.ensure_membership(Instant::now() + self.config.session_timeout)
+                .await?;
         }
         let meta = self
             .group_metadata()
@@ -784,6 +845,11 @@ impl Consumer {
             let _ = self.commit_sync().await;
         }
         let cluster = Arc::clone(&self.cluster);
+        if let Some(task) = self.joining.take() {
+            if let Ok(Ok((g, _))) = tokio::time::timeout(self.config.session_timeout, task).await {
+                self.group = Some(g);
+            }
+        }
         if let Some(mut g) = self.group.take() {
             g.leave(&cluster).await;
         }

@@ -52,7 +52,11 @@ impl ClientError {
     /// Whether retrying the request may succeed (transport trouble, or a retriable Kafka error).
     pub fn is_retriable(&self) -> bool {
         match self {
-            ClientError::Kafka { error, .. } => error.is_retriable(),
+            // CONCURRENT_TRANSACTIONS is not retriable in the protocol's table, but every client retries it: it
+            // only means the previous transaction's markers are still being written.
+            ClientError::Kafka { error, .. } => {
+                error.is_retriable() || *error == ResponseError::ConcurrentTransactions
+            }
             ClientError::Connection { .. } | ClientError::Timeout { .. } => true,
             _ => false,
         }

@@ -259,18 +259,25 @@ impl Producer {
             closed: AtomicBool::new(false),
         });
         if idempotent && inner.config.transactional_id.is_none() {
-            let resp = inner
-                .cluster
-                .any()
-                .await?
-                .call(
-                    &InitProducerIdRequest::default()
-                        .with_transaction_timeout_ms(-1)
-                        .with_producer_id(ProducerId(-1))
-                        .with_producer_epoch(-1),
-                )
-                .await?;
-            check(|| "InitProducerId".into(), resp.error_code)?;
+            let req = InitProducerIdRequest::default()
+                .with_transactional_id(None)
+                .with_transaction_timeout_ms(i32::MAX)
+                .with_producer_id(ProducerId(-1))
+                .with_producer_epoch(-1);
+            // A broker that just started may still be loading its producer ids: retry what is retriable.
+            let mut attempt = 0;
+            let resp = loop {
+                let resp = inner.cluster.any().await?.call(&req).await?;
+                let err = match check(|| "InitProducerId".into(), resp.error_code) {
+                    Ok(()) => break resp,
+                    Err(e) => e,
+                };
+                attempt += 1;
+                if !err.is_retriable() || attempt > inner.cluster.config.retries.max(20) {
+                    return Err(err);
+                }
+                tokio::time::sleep(inner.cluster.config.retry_backoff).await;
+            };
             let mut s = inner.lock();
             s.producer_id = resp.producer_id.0;
             s.epoch = resp.producer_epoch;
@@ -583,7 +590,9 @@ impl Inner {
         F: Fn(Arc<crate::connection::Connection>) -> Fut,
         Fut: std::future::Future<Output = Result<(i16, T)>>,
     {
-        let mut attempt = 0;
+        // CONCURRENT_TRANSACTIONS lasts until the previous transaction's markers are written, which on some
+        // brokers takes seconds: retry for as long as a request may take.
+        let deadline = Instant::now() + self.cluster.config.request_timeout;
         loop {
             let conn = self
                 .cluster
@@ -594,8 +603,7 @@ impl Inner {
                 return Ok(value);
             }
             let err = self.map_fenced(ClientError::kafka("transaction coordinator", code));
-            attempt += 1;
-            if !err.is_retriable() || attempt > self.cluster.config.retries.max(20) {
+            if !err.is_retriable() || Instant::now() >= deadline {
                 return Err(err);
             }
             tokio::time::sleep(self.cluster.config.retry_backoff).await;

@@ -138,7 +138,8 @@ mod tests {
     #[test]
     fn every_codec_round_trips_records_and_duplicate_headers() {
         use crate::builder::{BatchBuilder, Record};
-        let headers: &[(&str, Option<&[u8]>)] = &[("h", Some(b"1")), ("h", Some(b"2")), ("n", None)];
+        let headers: &[(&str, Option<&[u8]>)] =
+            &[("h", Some(b"1")), ("h", Some(b"2")), ("n", None)];
         for codec in 0..=4 {
             let recs: Vec<Record> = (0..50)
                 .map(|i| Record {
@@ -148,7 +149,13 @@ mod tests {
                     headers,
                 })
                 .collect();
-            let b = Bytes::from(BatchBuilder { compression: codec, ..Default::default() }.build(&recs));
+            let b = Bytes::from(
+                BatchBuilder {
+                    compression: codec,
+                    ..Default::default()
+                }
+                .build(&recs),
+            );
             let h = validate(&b).expect("valid");
             assert_eq!(h.compression(), codec);
             let out = read_records(&b, &h).expect("records");

@@ -28,6 +28,18 @@ pub async fn handle(
                     .with_error_code(ResponseError::InvalidReplicaAssignment.code())
                     .with_error_message(Some(str_bytes("Unknown broker in replica assignment.")));
             }
+            // As in Kafka: explicit assignments must name one replica list per added partition.
+            if let (Some(assignments), Some(meta)) = (&t.assignments, broker.topic_meta(&t.name)) {
+                let added = (t.count - meta.partitions).max(0) as usize;
+                if assignments.len() != added {
+                    return r
+                        .with_error_code(ResponseError::InvalidReplicaAssignment.code())
+                        .with_error_message(Some(str_bytes(&format!(
+                            "Attempted to add {added} additional partition(s), but only {} assignment(s) were specified.",
+                            assignments.len()
+                        ))));
+                }
+            }
             match broker.create_partitions(&t.name, t.count, req.validate_only) {
                 Ok(_) => r.with_error_code(NONE),
                 Err(e) => r

@@ -30,7 +30,11 @@ pub async fn handle(
     version: i16,
     _ctx: &RequestContext,
 ) -> Option<InitProducerIdResponse> {
-    let Some(txn_id) = req.transactional_id.as_ref().filter(|t| !t.is_empty()) else {
+    // An empty transactional id is refused, as Kafka's coordinator does (null means "idempotent only").
+    if req.transactional_id.as_ref().is_some_and(|t| t.is_empty()) {
+        return Some(failed(ResponseError::InvalidRequest.code()));
+    }
+    let Some(txn_id) = req.transactional_id.as_ref() else {
         return Some(match broker.producer_ids.next_id() {
             Ok(id) => ready(id, 0),
             Err(e) => {

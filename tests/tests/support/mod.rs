@@ -164,3 +164,59 @@ impl Conn {
         matches!(self.stream.read(&mut b), Ok(0) | Err(_))
     }
 }
+
+/// Apache Kafka 4.3.1 (single-node KRaft) started through scripts/kafka-ref, stopped on drop.
+pub struct Kafka {
+    child: Child,
+    pub addr: String,
+    _data_dir: tempfile::TempDir,
+}
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+impl Kafka {
+    pub fn start() -> Result<Self> {
+        let lib = repo().join("tests/kafka/target/lib");
+        if !lib.exists() {
+            bail!(
+                "Apache Kafka's jars are missing ({}); scripts/test fetches them",
+                lib.display()
+            );
+        }
+        let data_dir = tempfile::tempdir()?;
+        let mut child = Command::new(repo().join("scripts/kafka-ref"))
+            .arg("--port")
+            .arg("0")
+            .arg("--data-dir")
+            .arg(data_dir.path().join("kafka"))
+            .arg("--set")
+            .arg("group.initial.rebalance.delay.ms=0")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("starting scripts/kafka-ref")?;
+        let stdout = child.stdout.take().context("stdout")?;
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line)?;
+        let addr = line
+            .split_whitespace()
+            .last()
+            .filter(|a| a.contains(':'))
+            .with_context(|| format!("kafka-ref did not start: {line:?}"))?
+            .to_string();
+        Ok(Kafka {
+            child,
+            addr,
+            _data_dir: data_dir,
+        })
+    }
+}
+
+impl Drop for Kafka {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
