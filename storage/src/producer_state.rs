@@ -87,12 +87,16 @@ impl ProducerState {
             {
                 return SequenceCheck::Duplicate(*dup);
             }
-            match entry.last_seq() {
-                Some(last) if !in_sequence(last, h.base_sequence) => SequenceCheck::OutOfOrder {
+            // A known epoch with no batch yet (say, only a transaction marker) starts at sequence zero,
+            // as Kafka's NO_SEQUENCE (-1) + 1.
+            let last = entry.last_seq().unwrap_or(-1);
+            if in_sequence(last, h.base_sequence) {
+                SequenceCheck::Accept
+            } else {
+                SequenceCheck::OutOfOrder {
                     expected: last.wrapping_add(1),
                     got: h.base_sequence,
-                },
-                _ => SequenceCheck::Accept,
+                }
             }
         } else if h.base_sequence != 0 {
             // A bumped epoch restarts sequences at zero.
@@ -232,5 +236,20 @@ mod tests {
             s.check(&header(7, 2, 4, 1, 3)),
             SequenceCheck::OutOfOrder { .. }
         ));
+    }
+
+    #[test]
+    fn after_a_marker_alone_the_sequence_must_start_at_zero() {
+        let mut s = ProducerState::default();
+        let marker = validate(&crate::log::marker_batch(9, 0, false, 0, 1)).expect("valid");
+        s.record(&marker);
+        assert_eq!(
+            s.check(&header(9, 0, 1, 1, 5)),
+            SequenceCheck::OutOfOrder {
+                expected: 0,
+                got: 1
+            }
+        );
+        assert_eq!(s.check(&header(9, 0, 0, 1, 5)), SequenceCheck::Accept);
     }
 }

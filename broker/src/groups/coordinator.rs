@@ -1139,6 +1139,21 @@ impl GroupCoordinator {
                     if group.initial_delay_until.is_some_and(|t| now >= t) {
                         group.initial_delay_until = None;
                     }
+                    // A member that died keeps no rebalance waiting past its session (as in Kafka): sessions
+                    // run on during PreparingRebalance for members that have not rejoined yet.
+                    let dead: Vec<String> = group
+                        .members
+                        .values()
+                        .filter(|m| {
+                            m.join_waiter.is_none()
+                                && now.duration_since(m.last_seen) > m.session_timeout
+                        })
+                        .map(|m| m.id.clone())
+                        .collect();
+                    for id in &dead {
+                        tracing::info!(group = %group.id, member = %id, "member session expired during a rebalance");
+                        group.remove_member(id, code(ResponseError::UnknownMemberId));
+                    }
                     let before = group.generation;
                     Self::maybe_complete_join(group, now);
                     if group.generation != before && group.state == GroupState::Empty {
