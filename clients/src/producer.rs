@@ -192,8 +192,14 @@ struct TxnState {
     failed: Option<String>,
 }
 
+/// How many record bytes may wait unsent before `send` waits for room (the Java client's buffer.memory).
+const BUFFER_MEMORY: usize = 32 * 1024 * 1024;
+
 struct State {
     batches: HashMap<TopicPartition, Accumulating>,
+    /// Batches that reached batch.size, oldest first, waiting for their partition's turn.
+    full: std::collections::VecDeque<(TopicPartition, Accumulating)>,
+    queued_bytes: usize,
     retry: Vec<Sealed>,
     sticky: HashMap<String, i32>,
     sequences: HashMap<TopicPartition, i32>,
@@ -212,6 +218,8 @@ struct Inner {
     state: Mutex<State>,
     wake: Notify,
     idle: Notify,
+    /// Woken when sent batches free buffer room.
+    space: Notify,
     closed: AtomicBool,
 }
 
@@ -243,6 +251,8 @@ impl Producer {
             config,
             state: Mutex::new(State {
                 batches: HashMap::new(),
+                full: std::collections::VecDeque::new(),
+                queued_bytes: 0,
                 retry: Vec::new(),
                 sticky: HashMap::new(),
                 sequences: HashMap::new(),
@@ -256,6 +266,7 @@ impl Producer {
             }),
             wake: Notify::new(),
             idle: Notify::new(),
+            space: Notify::new(),
             closed: AtomicBool::new(false),
         });
         if idempotent && inner.config.transactional_id.is_none() {
@@ -294,6 +305,17 @@ impl Producer {
         }
         let topic = self.inner.cluster.topic(&record.topic).await?;
         let partitions = topic.partitions.len();
+        // Back-pressure: wait while the buffer is full, as the Java client blocks in send.
+        loop {
+            let room = self.inner.space.notified();
+            tokio::pin!(room);
+            room.as_mut().enable();
+            if self.inner.lock().queued_bytes < BUFFER_MEMORY {
+                break;
+            }
+            self.inner.wake.notify_one();
+            room.await;
+        }
         let (tx, rx) = oneshot::channel();
         let full = {
             let mut s = self.inner.lock();
@@ -324,6 +346,15 @@ impl Producer {
             let size = approx_size(&record);
             let timestamp = record.timestamp.unwrap_or_else(runnel_storage::now_ms);
             let tp = (record.topic.clone(), partition);
+            // A batch never grows past batch.size: a full one waits in line and a new one starts.
+            if s.batches.get(&tp).is_some_and(|b| {
+                !b.records.is_empty() && b.bytes + size > self.inner.config.batch_size
+            }) {
+                if let Some(b) = s.batches.remove(&tp) {
+                    s.full.push_back((tp.clone(), b));
+                }
+            }
+            s.queued_bytes += size;
             let batch = s.batches.entry(tp.clone()).or_insert_with(|| Accumulating {
                 records: Vec::new(),
                 bytes: 0,
@@ -356,7 +387,11 @@ impl Producer {
             notified.as_mut().enable();
             {
                 let mut s = self.inner.lock();
-                if s.batches.is_empty() && s.retry.is_empty() && s.in_flight == 0 {
+                if s.batches.is_empty()
+                    && s.full.is_empty()
+                    && s.retry.is_empty()
+                    && s.in_flight == 0
+                {
                     return Ok(());
                 }
                 s.flush_requested = true;
@@ -517,7 +552,10 @@ impl Producer {
     pub async fn abort_transaction(&self) -> Result<()> {
         {
             let mut s = self.inner.lock();
-            for (_, b) in s.batches.drain() {
+            let mut dropped: Vec<Accumulating> = s.batches.drain().map(|(_, b)| b).collect();
+            dropped.extend(s.full.drain(..).map(|(_, b)| b));
+            s.queued_bytes = 0;
+            for b in dropped {
                 for r in b.records {
                     let _ = r.tx.send(Err(ClientError::Invalid(
                         "the transaction was aborted".into(),
@@ -621,9 +659,14 @@ impl Inner {
             }
             let closing = self.closed.load(Ordering::SeqCst);
             let sealed = self.seal_ready(closing);
+            self.space.notify_waiters();
             if sealed.is_empty() {
                 let s = self.lock();
-                if s.batches.is_empty() && s.retry.is_empty() && s.in_flight == 0 {
+                if s.batches.is_empty()
+                    && s.full.is_empty()
+                    && s.retry.is_empty()
+                    && s.in_flight == 0
+                {
                     drop(s);
                     self.idle.notify_waiters();
                     if closing {
@@ -635,7 +678,7 @@ impl Inner {
             self.send_round(sealed).await;
             let idle = {
                 let s = self.lock();
-                s.batches.is_empty() && s.retry.is_empty() && s.in_flight == 0
+                s.batches.is_empty() && s.full.is_empty() && s.retry.is_empty() && s.in_flight == 0
             };
             if idle {
                 self.idle.notify_waiters();
@@ -647,7 +690,7 @@ impl Inner {
 
     fn next_due(&self) -> Duration {
         let s = self.lock();
-        if s.flush_requested || !s.retry.is_empty() {
+        if s.flush_requested || !s.retry.is_empty() || !s.full.is_empty() {
             return Duration::ZERO;
         }
         s.batches
@@ -662,25 +705,41 @@ impl Inner {
         let mut s = self.lock();
         let now = Instant::now();
         let mut out: Vec<Sealed> = std::mem::take(&mut s.retry);
-        let busy: HashSet<TopicPartition> = out.iter().map(|b| b.tp.clone()).collect();
+        let mut taken: HashSet<TopicPartition> = out.iter().map(|b| b.tp.clone()).collect();
         let flush = std::mem::take(&mut s.flush_requested) || all;
+        // Full batches first, oldest first, one per partition; a partition's filling batch waits behind them.
+        let mut picked: Vec<(TopicPartition, Accumulating)> = Vec::new();
+        let mut waiting = std::collections::VecDeque::new();
+        while let Some((tp, b)) = s.full.pop_front() {
+            if taken.insert(tp.clone()) {
+                picked.push((tp, b));
+            } else {
+                waiting.push_back((tp, b));
+            }
+        }
+        s.full = waiting;
+        let behind: HashSet<TopicPartition> = s.full.iter().map(|(tp, _)| tp.clone()).collect();
         let ready: Vec<TopicPartition> = s
             .batches
             .iter()
             .filter(|(tp, b)| {
-                !busy.contains(*tp)
+                !taken.contains(*tp)
+                    && !behind.contains(*tp)
                     && (flush
                         || b.bytes >= self.config.batch_size
                         || now >= b.since + self.config.linger)
             })
             .map(|(tp, _)| tp.clone())
             .collect();
+        for tp in ready {
+            if let Some(b) = s.batches.remove(&tp) {
+                picked.push((tp, b));
+            }
+        }
         let (pid, epoch) = (s.producer_id, s.epoch);
         let transactional = self.config.transactional_id.is_some();
-        for tp in ready {
-            let Some(batch) = s.batches.remove(&tp) else {
-                continue;
-            };
+        for (tp, batch) in picked {
+            s.queued_bytes = s.queued_bytes.saturating_sub(batch.bytes);
             if s.sticky.get(&tp.0) == Some(&tp.1)
                 && batch.records.iter().any(|r| r.record.key.is_none())
             {

@@ -192,3 +192,61 @@ fn a_forged_array_count_closes_only_that_connection() -> Result<()> {
         other.call(ApiKey::ApiVersions, 3, &ApiVersionsRequest::default())?;
     Ok(())
 }
+
+#[test]
+fn describe_producers_reports_idempotent_producer_state() -> Result<()> {
+    let broker = Runnel::start(&[])?;
+    let mut conn = broker.connect()?;
+    create_topic(&mut conn, "prod", 1)?;
+    let init: InitProducerIdResponse = conn.call(
+        ApiKey::InitProducerId,
+        4,
+        &InitProducerIdRequest::default()
+            .with_transactional_id(None)
+            .with_transaction_timeout_ms(i32::MAX)
+            .with_producer_id(ProducerId(-1))
+            .with_producer_epoch(-1),
+    )?;
+    assert_eq!(init.error_code, 0);
+    let pid = init.producer_id.0;
+    for seq in [0, 3] {
+        let values: Vec<Vec<u8>> = (0..3).map(|i| format!("v{i}").into_bytes()).collect();
+        let recs: Vec<Record> = values
+            .iter()
+            .map(|v| Record {
+                timestamp: 1,
+                key: None,
+                value: Some(v),
+                headers: &[],
+            })
+            .collect();
+        let batch = BatchBuilder {
+            producer_id: pid,
+            producer_epoch: init.producer_epoch,
+            base_sequence: seq,
+            ..Default::default()
+        }
+        .build(&recs);
+        let resp: ProduceResponse =
+            conn.call(ApiKey::Produce, 9, &produce_request("prod", 0, batch))?;
+        assert_eq!(resp.responses[0].partition_responses[0].error_code, 0);
+    }
+    use kafka_protocol::messages::describe_producers_request::TopicRequest;
+    let resp: DescribeProducersResponse = conn.call(
+        ApiKey::DescribeProducers,
+        0,
+        &DescribeProducersRequest::default().with_topics(vec![TopicRequest::default()
+            .with_name(name("prod"))
+            .with_partition_indexes(vec![0])]),
+    )?;
+    let p = &resp.topics[0].partitions[0];
+    assert_eq!(p.error_code, 0);
+    let state = p
+        .active_producers
+        .iter()
+        .find(|s| s.producer_id.0 == pid)
+        .expect("the producer is listed");
+    assert_eq!(state.last_sequence, 5, "sequences 0-2 then 3-5");
+    assert_eq!(state.current_txn_start_offset, -1, "no open transaction");
+    Ok(())
+}
