@@ -279,6 +279,22 @@ impl Cluster {
         self.broker(p.leader).await
     }
 
+    /// A connection of its own to the coordinator, as the Java client keeps one: a broker answers one
+    /// request per connection at a time, so a JoinGroup waiting for a rebalance must not hold up fetches.
+    pub async fn dedicated_coordinator(
+        &self,
+        key: &str,
+        kind: CoordinatorType,
+    ) -> Result<Arc<Connection>> {
+        let shared = self.coordinator(key, kind).await?;
+        Connection::connect(
+            shared.addr(),
+            &self.config.client_id,
+            self.config.request_timeout,
+        )
+        .await
+    }
+
     /// The coordinator of a group or transactional id, retrying while it is not available yet.
     pub async fn coordinator(&self, key: &str, kind: CoordinatorType) -> Result<Arc<Connection>> {
         let mut attempt = 0;

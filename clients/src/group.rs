@@ -307,7 +307,7 @@ impl GroupMember {
             }
         }
         let c = cluster
-            .coordinator(&self.settings.group_id, CoordinatorType::Group)
+            .dedicated_coordinator(&self.settings.group_id, CoordinatorType::Group)
             .await?;
         self.coordinator = Some(Arc::clone(&c));
         Ok(c)
@@ -354,6 +354,10 @@ impl GroupMember {
         topics: &[String],
         owned: &[TopicPartition],
     ) -> Result<Vec<TopicPartition>> {
+        // No heartbeat of the old generation may queue behind the JoinGroup and then ask for another rejoin.
+        if let Some(h) = self.heartbeat.take() {
+            h.abort();
+        }
         let conn = self.coordinator(cluster).await?;
         let metadata = encode_subscription(topics, owned);
         let protocols = self

@@ -306,9 +306,7 @@ async fn groups_commit_and_resume(bootstrap: &str) -> Result<()> {
         assignors: vec![assignor],
         ..ConsumerConfig::default()
     };
-    // Range only for now: the client's cooperative-sticky rebalance loses the second member against Apache
-    // Kafka (an open bug, noted on issue 5), so it is not claimed here.
-    for assignor in [Assignor::Range] {
+    for assignor in [Assignor::Range, Assignor::CooperativeSticky] {
         let g = format!("{group}-{}", assignor.name());
         let mk = |c: ConsumerConfig| ConsumerConfig {
             group_id: Some(g.clone()),
