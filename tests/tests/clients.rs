@@ -278,6 +278,12 @@ async fn acks_and_timestamps(bootstrap: &str) -> Result<()> {
     }
     c.seek_to_timestamp(std::slice::from_ref(&tp), 1_000_205)
         .await?;
+    c.pause(std::slice::from_ref(&tp));
+    ensure!(
+        c.poll(Duration::from_millis(500)).await?.is_empty(),
+        "a paused partition returns nothing"
+    );
+    c.resume(std::slice::from_ref(&tp));
     let first = c.poll(Duration::from_secs(5)).await?;
     ensure!(
         first.first().map(|r| r.timestamp) == Some(1_000_205),
@@ -313,6 +319,8 @@ async fn groups_commit_and_resume(bootstrap: &str) -> Result<()> {
             ..c
         };
         let mut a = Consumer::new(cluster(bootstrap).await?, mk(config(assignor)));
+        let events = Arc::new(Events::default());
+        a.set_rebalance_listener(events.clone());
         let mut b = Consumer::new(cluster(bootstrap).await?, mk(config(assignor)));
         let mut seen: BTreeMap<(i32, i64), usize> = BTreeMap::new();
         // One member first, so the second one's arrival moves partitions (the cooperative revocation path).
@@ -364,8 +372,24 @@ async fn groups_commit_and_resume(bootstrap: &str) -> Result<()> {
             a.assignment(),
             b.assignment()
         );
+        ensure!(
+            events.assigned.lock().map_or(0, |v| v.len()) >= 4,
+            "{assignor:?}: listener saw the first assignment"
+        );
+        ensure!(
+            !events.revoked.lock().map_or(true, |v| v.is_empty()),
+            "{assignor:?}: listener saw partitions revoked"
+        );
         a.commit_sync().await?;
-        b.commit_sync().await?;
+        b.commit_async();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while admin.list_group_offsets(&g).await?.values().sum::<i64>() != 40 {
+            ensure!(
+                Instant::now() < deadline,
+                "{assignor:?}: the async commit landed"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
         a.close().await?;
         b.close().await?;
         let committed = admin.list_group_offsets(&g).await?;
@@ -419,6 +443,26 @@ async fn groups_commit_and_resume(bootstrap: &str) -> Result<()> {
         "delete records moves the low watermark"
     );
     Ok(())
+}
+
+/// Records every partition the group assigns and revokes.
+#[derive(Default)]
+struct Events {
+    assigned: std::sync::Mutex<Vec<(String, i32)>>,
+    revoked: std::sync::Mutex<Vec<(String, i32)>>,
+}
+
+impl runnel_clients::consumer::RebalanceListener for Events {
+    fn on_revoked(&self, p: &[(String, i32)]) {
+        if let Ok(mut v) = self.revoked.lock() {
+            v.extend_from_slice(p);
+        }
+    }
+    fn on_assigned(&self, p: &[(String, i32)]) {
+        if let Ok(mut v) = self.assigned.lock() {
+            v.extend_from_slice(p);
+        }
+    }
 }
 
 async fn transactions(bootstrap: &str) -> Result<()> {
@@ -694,6 +738,105 @@ fn cli_subcommands(bootstrap: &str) -> Result<()> {
     )?;
     ensure!(again.lines().count() == 20, "reset offsets are used");
     run(&["groups", "delete", &group], None)?;
+    // Positioned reads: an offset in one partition, a timestamp, key-value output, read_committed.
+    let kv = run(
+        &[
+            "consume",
+            &t,
+            "--partition",
+            "1",
+            "--offset",
+            "1",
+            "--max-messages",
+            "1",
+            "--timeout-ms",
+            "10000",
+            "--format",
+            "key-value",
+            "--key-separator",
+            "=",
+        ],
+        None,
+    )?;
+    let (k, v) = kv.trim().split_once('=').context("KEY=VALUE")?;
+    ensure!(
+        partition_for_key(k.as_bytes(), 4) == 1 && v == format!("v{}", &k[1..]),
+        "offset read: {kv}"
+    );
+    let all = run(
+        &[
+            "consume",
+            &t,
+            "--from-timestamp",
+            "2000-01-01T00:00:00Z",
+            "--timeout-ms",
+            "3000",
+            "--isolation-level",
+            "read_committed",
+        ],
+        None,
+    )?;
+    ensure!(
+        all.lines().count() == 20,
+        "from an old timestamp, every committed record: {all}"
+    );
+    let none = run(
+        &[
+            "consume",
+            &t,
+            "--from-timestamp",
+            "2999-01-01T00:00:00Z",
+            "--timeout-ms",
+            "1500",
+        ],
+        None,
+    )?;
+    ensure!(
+        none.trim().is_empty(),
+        "nothing after a future timestamp: {none}"
+    );
+    let file = tempfile::NamedTempFile::new()?;
+    std::fs::write(file.path(), "from-file-1\nfrom-file-2\n")?;
+    run(
+        &[
+            "produce",
+            &t,
+            "--file",
+            &file.path().display().to_string(),
+            "--partition",
+            "2",
+        ],
+        None,
+    )?;
+    let tail = run(
+        &[
+            "consume",
+            &t,
+            "--partition",
+            "2",
+            "--from-beginning",
+            "--timeout-ms",
+            "3000",
+        ],
+        None,
+    )?;
+    ensure!(
+        tail.contains("from-file-1") && tail.contains("from-file-2"),
+        "produce --file: {tail}"
+    );
+    let latency = run(
+        &[
+            "bench",
+            "latency",
+            "--topic",
+            &t,
+            "--records",
+            "50",
+            "--json",
+        ],
+        None,
+    )?;
+    ensure!(latency.contains("\"p99_ms\""), "{latency}");
     let bench = run(
         &[
             "bench",
