@@ -8,6 +8,7 @@ pub mod connection;
 pub mod dispatch;
 pub mod groups;
 pub mod handlers;
+pub mod internal_log;
 pub mod producer_ids;
 pub mod protocol;
 pub mod server;

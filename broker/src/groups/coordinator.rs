@@ -79,6 +79,8 @@ pub struct CommitParams {
 
 /// An error code per partition, grouped by topic in request order.
 pub type PartitionCodes = Vec<(String, Vec<(i32, i16)>)>;
+/// Offsets a commit stored, by (topic, partition).
+type StoredOffsets = Vec<((String, i32), CommittedOffset)>;
 /// Committed offsets per partition (None: nothing committed), grouped by topic.
 pub type FetchedOffsets = Vec<(String, Vec<(i32, Option<CommittedOffset>)>)>;
 
@@ -715,8 +717,30 @@ impl GroupCoordinator {
                 }
             }
         };
+        let stored = self.store_offsets(&mut inner, &p, verdict, None, partition_exists);
+        if !stored.1.is_empty() {
+            let group = inner
+                .groups
+                .entry(p.group_id.clone())
+                .or_insert_with(|| Group::new(&p.group_id));
+            group.offsets.extend(stored.1);
+        }
+        stored.0
+    }
+
+    /// Checks each partition of a commit (after the request-level `verdict`) and persists the offsets that
+    /// pass, as committed offsets or, with a producer id, as that transaction's pending offsets. Returns the
+    /// code per partition and what was stored (nothing when the store refused the write).
+    fn store_offsets(
+        &self,
+        inner: &mut Inner,
+        p: &CommitParams,
+        verdict: i16,
+        producer_id: Option<i64>,
+        partition_exists: impl Fn(&str, i32) -> bool,
+    ) -> (PartitionCodes, StoredOffsets) {
         let now = runnel_storage::now_ms();
-        let mut changes = Vec::new();
+        let mut stored = Vec::new();
         let mut result: PartitionCodes = p
             .topics
             .iter()
@@ -736,26 +760,37 @@ impl GroupCoordinator {
                         if !partition_exists(topic, e.partition) {
                             return (e.partition, code(ResponseError::UnknownTopicOrPartition));
                         }
-                        changes.push(Change::Offset {
-                            group: p.group_id.clone(),
-                            topic: topic.clone(),
-                            partition: e.partition,
-                            value: Some(CommittedOffset {
-                                offset: e.offset,
-                                leader_epoch: e.leader_epoch,
-                                metadata: e.metadata.clone(),
-                                commit_timestamp: now,
-                            }),
-                        });
+                        let offset = CommittedOffset {
+                            offset: e.offset,
+                            leader_epoch: e.leader_epoch,
+                            metadata: e.metadata.clone(),
+                            commit_timestamp: now,
+                        };
+                        stored.push(((topic.clone(), e.partition), offset));
                         (e.partition, 0)
                     })
                     .collect();
                 (topic.clone(), codes)
             })
             .collect();
-        if changes.is_empty() {
-            return result;
-        }
+        let changes: Vec<Change> = stored
+            .iter()
+            .map(|((topic, partition), offset)| match producer_id {
+                Some(pid) => Change::TxnOffset {
+                    group: p.group_id.clone(),
+                    producer_id: pid,
+                    topic: topic.clone(),
+                    partition: *partition,
+                    value: Some(offset.clone()),
+                },
+                None => Change::Offset {
+                    group: p.group_id.clone(),
+                    topic: topic.clone(),
+                    partition: *partition,
+                    value: Some(offset.clone()),
+                },
+            })
+            .collect();
         if let Err(e) = inner.store.write(&changes) {
             tracing::error!(group = %p.group_id, error = %e, "cannot persist offset commit");
             for (_, codes) in &mut result {
@@ -763,24 +798,9 @@ impl GroupCoordinator {
                     c.1 = code(ResponseError::CoordinatorNotAvailable);
                 }
             }
-            return result;
+            return (result, Vec::new());
         }
-        let group = inner
-            .groups
-            .entry(p.group_id.clone())
-            .or_insert_with(|| Group::new(&p.group_id));
-        for c in changes {
-            if let Change::Offset {
-                topic,
-                partition,
-                value: Some(v),
-                ..
-            } = c
-            {
-                group.offsets.insert((topic, partition), v);
-            }
-        }
-        result
+        (result, stored)
     }
 
     /// OffsetFetch: the committed offsets of the partitions asked for, or of every partition when None.
@@ -845,77 +865,20 @@ impl GroupCoordinator {
             None if checked => code(ResponseError::IllegalGeneration),
             _ => 0,
         };
-        let now = runnel_storage::now_ms();
-        let mut changes = Vec::new();
-        let mut result: PartitionCodes = p
-            .topics
-            .iter()
-            .map(|(topic, parts)| {
-                let codes = parts
-                    .iter()
-                    .map(|e| {
-                        if verdict != 0 {
-                            return (e.partition, verdict);
-                        }
-                        if e.metadata
-                            .as_ref()
-                            .is_some_and(|m| m.len() > self.settings.metadata_max_bytes)
-                        {
-                            return (e.partition, code(ResponseError::OffsetMetadataTooLarge));
-                        }
-                        if !partition_exists(topic, e.partition) {
-                            return (e.partition, code(ResponseError::UnknownTopicOrPartition));
-                        }
-                        changes.push(Change::TxnOffset {
-                            group: p.group_id.clone(),
-                            producer_id,
-                            topic: topic.clone(),
-                            partition: e.partition,
-                            value: Some(CommittedOffset {
-                                offset: e.offset,
-                                leader_epoch: e.leader_epoch,
-                                metadata: e.metadata.clone(),
-                                commit_timestamp: now,
-                            }),
-                        });
-                        (e.partition, 0)
-                    })
-                    .collect();
-                (topic.clone(), codes)
-            })
-            .collect();
-        if changes.is_empty() {
-            return result;
+        let stored =
+            self.store_offsets(&mut inner, &p, verdict, Some(producer_id), partition_exists);
+        if !stored.1.is_empty() {
+            let group = inner
+                .groups
+                .entry(p.group_id.clone())
+                .or_insert_with(|| Group::new(&p.group_id));
+            group
+                .pending_txn
+                .entry(producer_id)
+                .or_default()
+                .extend(stored.1);
         }
-        if let Err(e) = inner.store.write(&changes) {
-            tracing::error!(group = %p.group_id, error = %e, "cannot persist transactional offset commit");
-            for (_, codes) in &mut result {
-                for c in codes.iter_mut().filter(|c| c.1 == 0) {
-                    c.1 = code(ResponseError::CoordinatorNotAvailable);
-                }
-            }
-            return result;
-        }
-        let group = inner
-            .groups
-            .entry(p.group_id.clone())
-            .or_insert_with(|| Group::new(&p.group_id));
-        for c in changes {
-            if let Change::TxnOffset {
-                topic,
-                partition,
-                value: Some(v),
-                ..
-            } = c
-            {
-                group
-                    .pending_txn
-                    .entry(producer_id)
-                    .or_default()
-                    .insert((topic, partition), v);
-            }
-        }
-        result
+        stored.0
     }
 
     /// Ends a producer's transaction for a group: its pending offsets become committed, or are dropped.

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use runnel_storage::builder::{BatchBuilder, Record};
-use runnel_storage::{LogConfig, PartitionLog, StorageError};
+use runnel_storage::{PartitionLog, StorageError};
 use serde::{Deserialize, Serialize};
 
 use super::group::CommittedOffset;
@@ -126,39 +126,13 @@ fn encode(change: &Change) -> Result<(Vec<u8>, Option<Vec<u8>>), serde_json::Err
 
 impl GroupStore {
     pub fn open(data_dir: &Path, clean: bool) -> Result<(Self, Loaded), StorageError> {
-        let mut overrides = BTreeMap::new();
-        overrides.insert("cleanup.policy".to_string(), "compact".to_string());
-        overrides.insert("segment.bytes".to_string(), (100 * 1024 * 1024).to_string());
-        let config = LogConfig::resolve(&overrides, &BTreeMap::new());
-        let log = PartitionLog::open(
-            &data_dir.join(LOG_DIR),
-            config,
-            clean,
-            runnel_storage::now_ms(),
-        )?;
+        let log = crate::internal_log::open(data_dir, LOG_DIR, clean)?;
         let mut loaded = Loaded::default();
-        let mut failure = None;
-        log.scan_batches(log.log_start_offset(), |h, bytes| {
-            match runnel_storage::records::read_records(&bytes, h) {
-                Ok(records) => {
-                    for r in records {
-                        let Some(key) = r.key.and_then(|k| serde_json::from_slice::<Key>(&k).ok())
-                        else {
-                            continue;
-                        };
-                        apply(&mut loaded, key, r.value.as_deref());
-                    }
-                    true
-                }
-                Err(e) => {
-                    failure = Some(e);
-                    false
-                }
+        crate::internal_log::replay(&log, |key, value| {
+            if let Ok(key) = serde_json::from_slice::<Key>(&key) {
+                apply(&mut loaded, key, value.as_deref());
             }
         })?;
-        if let Some(e) = failure {
-            return Err(e);
-        }
         Ok((GroupStore { log }, loaded))
     }
 

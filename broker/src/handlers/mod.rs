@@ -85,3 +85,27 @@ pub fn error_code(e: &StorageError) -> i16 {
 }
 
 pub const NONE: i16 = 0;
+
+/// The topics of an OffsetCommit or TxnOffsetCommit request as commit entries (both messages name their
+/// fields alike, but are different types).
+macro_rules! commit_topics {
+    ($topics:expr) => {
+        $topics
+            .iter()
+            .map(|t| {
+                let parts = t
+                    .partitions
+                    .iter()
+                    .map(|p| $crate::groups::CommitEntry {
+                        partition: p.partition_index,
+                        offset: p.committed_offset,
+                        leader_epoch: p.committed_leader_epoch,
+                        metadata: p.committed_metadata.as_ref().map(|m| m.to_string()),
+                    })
+                    .collect();
+                (t.name.to_string(), parts)
+            })
+            .collect()
+    };
+}
+pub(crate) use commit_topics;

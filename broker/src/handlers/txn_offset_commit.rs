@@ -9,7 +9,7 @@ use kafka_protocol::messages::{TxnOffsetCommitRequest, TxnOffsetCommitResponse};
 use super::{fenced_code, topic_name};
 use crate::broker::Broker;
 use crate::dispatch::RequestContext;
-use crate::groups::{CommitEntry, CommitParams};
+use crate::groups::CommitParams;
 
 pub async fn handle(
     broker: &Broker,
@@ -32,23 +32,7 @@ pub async fn handle(
             String::new()
         },
         instance_id: req.group_instance_id.as_ref().map(|s| s.to_string()),
-        topics: req
-            .topics
-            .iter()
-            .map(|t| {
-                let parts = t
-                    .partitions
-                    .iter()
-                    .map(|p| CommitEntry {
-                        partition: p.partition_index,
-                        offset: p.committed_offset,
-                        leader_epoch: p.committed_leader_epoch,
-                        metadata: p.committed_metadata.as_ref().map(|m| m.to_string()),
-                    })
-                    .collect();
-                (t.name.to_string(), parts)
-            })
-            .collect(),
+        topics: super::commit_topics!(req.topics),
     };
     let result = match producer_ok {
         Err(code) => params

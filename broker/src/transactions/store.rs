@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use runnel_storage::builder::{BatchBuilder, Record};
-use runnel_storage::{LogConfig, PartitionLog, StorageError};
+use runnel_storage::{PartitionLog, StorageError};
 
 use super::coordinator::TxnMeta;
 
@@ -20,45 +20,15 @@ impl TxnStore {
         data_dir: &Path,
         clean: bool,
     ) -> Result<(Self, BTreeMap<String, TxnMeta>), StorageError> {
-        let mut overrides = BTreeMap::new();
-        overrides.insert("cleanup.policy".to_string(), "compact".to_string());
-        overrides.insert("segment.bytes".to_string(), (100 * 1024 * 1024).to_string());
-        let config = LogConfig::resolve(&overrides, &BTreeMap::new());
-        let log = PartitionLog::open(
-            &data_dir.join(LOG_DIR),
-            config,
-            clean,
-            runnel_storage::now_ms(),
-        )?;
+        let log = crate::internal_log::open(data_dir, LOG_DIR, clean)?;
         let mut state = BTreeMap::new();
-        let mut failure = None;
-        log.scan_batches(log.log_start_offset(), |h, bytes| {
-            match runnel_storage::records::read_records(&bytes, h) {
-                Ok(records) => {
-                    for r in records {
-                        let Some(key) = r.key.map(|k| String::from_utf8_lossy(&k).into_owned())
-                        else {
-                            continue;
-                        };
-                        match r
-                            .value
-                            .and_then(|v| serde_json::from_slice::<TxnMeta>(&v).ok())
-                        {
-                            Some(meta) => state.insert(key, meta),
-                            None => state.remove(&key),
-                        };
-                    }
-                    true
-                }
-                Err(e) => {
-                    failure = Some(e);
-                    false
-                }
-            }
+        crate::internal_log::replay(&log, |key, value| {
+            let key = String::from_utf8_lossy(&key).into_owned();
+            match value.and_then(|v| serde_json::from_slice::<TxnMeta>(&v).ok()) {
+                Some(meta) => state.insert(key, meta),
+                None => state.remove(&key),
+            };
         })?;
-        if let Some(e) = failure {
-            return Err(e);
-        }
         Ok((TxnStore { log }, state))
     }
 
