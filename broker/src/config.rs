@@ -130,7 +130,6 @@ pub const BROKER_CONFIGS: &[ConfigDef] = &[
     ),
     broker_def("log.dirs", "./runnel-data", ConfigType::String, None),
     broker_def("max.connections", "10000", ConfigType::Int, Some(1)),
-    broker_def("metrics.port", "-1", ConfigType::Int, Some(-1)),
 ];
 
 /// Kafka's coarser-unit aliases, converted to the millisecond key.
