@@ -1,0 +1,203 @@
+//! Every operator against a brute-force reference computed from the same per-batch input, and windows (plain
+//! and incremental) against recomputation from scratch.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use runnel_processor::{BatchInfo, DStream, ProcessorError};
+
+const INTERVAL: u64 = 1000;
+
+/// The words of batch `id`: a deterministic pseudo-random mix, so a recomputed batch is the same.
+fn words(id: u64) -> Vec<String> {
+    let mut x = id.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    (0..(id % 7 + 3))
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            format!("w{}", x % 5)
+        })
+        .collect()
+}
+
+fn batch(id: u64) -> BatchInfo {
+    BatchInfo {
+        id,
+        time_ms: (id + 1) * INTERVAL,
+        ranges: Vec::new(),
+    }
+}
+
+fn source() -> DStream<String> {
+    DStream::from_fn(INTERVAL, |b| words(b.id))
+}
+
+fn counts<'a>(ws: impl IntoIterator<Item = &'a String>) -> BTreeMap<String, u64> {
+    let mut m = BTreeMap::new();
+    for w in ws {
+        *m.entry(w.clone()).or_insert(0) += 1;
+    }
+    m
+}
+
+#[test]
+fn per_batch_operators_match_the_reference() {
+    let s = source();
+    let lens = s.map(|w| w.len());
+    let short = s.filter(|w| w.ends_with('1') || w.ends_with('2'));
+    let chars = s.flat_map(|w| w.chars().collect::<Vec<_>>());
+    let n = s.count();
+    let longest = s.reduce(|a, b| if b > a { b.clone() } else { a.clone() });
+    let by_value = s.count_by_value();
+    let pairs = s.map(|w| (w.clone(), 1u64));
+    let summed = pairs.reduce_by_key(|a, b| a + b);
+    let grouped = pairs.group_by_key();
+    let table: Arc<HashMap<String, &'static str>> = Arc::new(
+        [("w0".to_string(), "zero"), ("w3".to_string(), "three")]
+            .into_iter()
+            .collect(),
+    );
+    let joined = pairs.join(Arc::clone(&table));
+    let left = pairs.left_join(table);
+    let both = s.union(&short);
+    let keyed = s.key_by(|w| w.len());
+    let mapped = summed.map_values(|c| c * 10);
+    let transformed = s.transform(|b, xs| vec![b.id * 100 + xs.len() as u64]);
+    for id in 0..30 {
+        let b = batch(id);
+        let ws = words(id);
+        assert_eq!(
+            *lens.compute(&b),
+            ws.iter().map(String::len).collect::<Vec<_>>()
+        );
+        let expect_short: Vec<String> = ws
+            .iter()
+            .filter(|w| w.ends_with('1') || w.ends_with('2'))
+            .cloned()
+            .collect();
+        assert_eq!(*short.compute(&b), expect_short);
+        assert_eq!(
+            *chars.compute(&b),
+            ws.iter().flat_map(|w| w.chars()).collect::<Vec<_>>()
+        );
+        assert_eq!(*n.compute(&b), vec![ws.len() as u64]);
+        assert_eq!(
+            *longest.compute(&b),
+            vec![ws.iter().max().cloned().unwrap_or_default()]
+        );
+        let c = counts(&ws);
+        assert_eq!(
+            *by_value.compute(&b),
+            c.clone().into_iter().collect::<Vec<_>>()
+        );
+        assert_eq!(
+            *summed.compute(&b),
+            c.clone().into_iter().collect::<Vec<_>>()
+        );
+        let g = grouped.compute(&b);
+        assert!(g.iter().all(|(k, vs)| vs.len() as u64 == c[k]));
+        assert_eq!(
+            joined.compute(&b).len(),
+            ws.iter().filter(|w| *w == "w0" || *w == "w3").count()
+        );
+        let l = left.compute(&b);
+        assert_eq!(l.len(), ws.len());
+        assert!(l
+            .iter()
+            .all(|(k, (_, w))| w.is_some() == (k == "w0" || k == "w3")));
+        let mut expect_union = ws.clone();
+        expect_union.extend(expect_short.iter().cloned());
+        assert_eq!(*both.compute(&b), expect_union);
+        assert!(keyed.compute(&b).iter().all(|(k, w)| *k == w.len()));
+        assert!(mapped.compute(&b).iter().all(|(k, v)| *v == c[k] * 10));
+        assert_eq!(*transformed.compute(&b), vec![id * 100 + ws.len() as u64]);
+    }
+}
+
+#[test]
+fn windows_and_incremental_windows_agree_with_recomputation() {
+    for (length, slide) in [(3, 1), (3, 2), (4, 4), (5, 3)] {
+        let s = source();
+        let window = s
+            .window(length * INTERVAL, slide * INTERVAL)
+            .expect("valid window");
+        let count = s
+            .count_by_window(length * INTERVAL, slide * INTERVAL)
+            .expect("valid");
+        let by_value = s
+            .count_by_value_and_window(length * INTERVAL, slide * INTERVAL)
+            .expect("valid");
+        let incremental = s
+            .map(|w| (w.clone(), 1u64))
+            .reduce_by_key_and_window_inv(
+                |a, b| a + b,
+                |a, b| a - b,
+                |v| *v > 0,
+                length * INTERVAL,
+                slide * INTERVAL,
+            )
+            .expect("valid");
+        for id in 0..40u64 {
+            let b = batch(id);
+            let emits = (id + 1) % slide == 0;
+            let first = (id + 1).saturating_sub(length);
+            let expect: Vec<String> = (first..=id).flat_map(words).collect();
+            let w = window.compute(&b);
+            let c = count.compute(&b);
+            let v = by_value.compute(&b);
+            let inc = incremental.compute(&b);
+            if emits {
+                assert_eq!(*w, expect, "window ({length},{slide}) at {id}");
+                assert_eq!(*c, vec![expect.len() as u64]);
+                let reference: Vec<(String, u64)> = counts(&expect).into_iter().collect();
+                assert_eq!(
+                    *v, reference,
+                    "count_by_value_and_window ({length},{slide}) at {id}"
+                );
+                assert_eq!(
+                    *inc, reference,
+                    "incremental window ({length},{slide}) at {id}"
+                );
+            } else {
+                assert!(
+                    w.is_empty() && c.is_empty() && v.is_empty() && inc.is_empty(),
+                    "no output between slides"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn window_sizes_must_be_multiples_of_the_interval() {
+    let s = source();
+    assert_eq!(
+        s.window(2500, 1000).err(),
+        Some(ProcessorError::NotAMultiple {
+            what: "window length",
+            value_ms: 2500,
+            interval_ms: 1000
+        })
+    );
+    assert!(s.window(3000, 1500).is_err());
+    assert!(s.window(0, 1000).is_err());
+}
+
+#[test]
+fn a_stream_read_by_several_operators_is_computed_once_per_batch() {
+    let calls = Arc::new(AtomicU64::new(0));
+    let c = Arc::clone(&calls);
+    let s = DStream::from_fn(INTERVAL, move |b| {
+        c.fetch_add(1, Ordering::SeqCst);
+        words(b.id)
+    });
+    let a = s.count();
+    let w = s.window(2 * INTERVAL, INTERVAL).expect("valid");
+    for id in 0..10 {
+        a.compute(&batch(id));
+        w.compute(&batch(id));
+    }
+    assert_eq!(calls.load(Ordering::SeqCst), 10);
+}
