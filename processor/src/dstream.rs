@@ -374,4 +374,82 @@ where
             }
         }))
     }
+
+    /// Keyed state carried from batch to batch (Spark's updateStateByKey): for every key with state or with
+    /// values in the batch, `f(values, old state)` gives the new state, or None to drop the key. Emits the
+    /// whole state after each batch, keys in order.
+    pub fn update_state_by_key<S: Clone + Send + Sync + 'static>(
+        &self,
+        f: impl Fn(&[V], Option<&S>) -> Option<S> + Send + Sync + 'static,
+    ) -> DStream<(K, S)> {
+        let state: Mutex<HashMap<K, S>> = Mutex::new(HashMap::new());
+        self.derive(move |_, xs| {
+            let mut st = state.lock().unwrap_or_else(|p| p.into_inner());
+            let mut grouped: HashMap<K, Vec<V>> = HashMap::new();
+            for (k, v) in xs {
+                grouped.entry(k.clone()).or_default().push(v.clone());
+            }
+            let mut keys: Vec<K> = st.keys().cloned().collect();
+            keys.extend(grouped.keys().filter(|k| !st.contains_key(*k)).cloned());
+            for k in keys {
+                let values = grouped.get(&k).map_or(&[][..], Vec::as_slice);
+                match f(values, st.get(&k)) {
+                    Some(new) => {
+                        st.insert(k, new);
+                    }
+                    None => {
+                        st.remove(&k);
+                    }
+                }
+            }
+            sorted(st.clone())
+        })
+    }
+
+    /// Keyed state with per-record output and idle timeouts (Spark's mapWithState): `f(key, Some(value),
+    /// state, false)` for each record in order; a key that saw no record for `timeout_ms` gets a last call
+    /// `f(key, None, state, true)` and its state is dropped. Setting the state to None drops it too.
+    pub fn map_with_state<S, U>(
+        &self,
+        timeout_ms: Option<u64>,
+        f: impl Fn(&K, Option<&V>, &mut Option<S>, bool) -> Option<U> + Send + Sync + 'static,
+    ) -> Result<DStream<U>, ProcessorError>
+    where
+        S: Clone + Send + Sync + 'static,
+        U: Clone + Send + Sync + 'static,
+    {
+        let timeout = timeout_ms
+            .map(|t| check_multiple("state timeout", t, self.interval_ms))
+            .transpose()?;
+        // key → (state, id of the last batch with a record for it)
+        let state: Mutex<HashMap<K, (Option<S>, u64)>> = Mutex::new(HashMap::new());
+        Ok(self.derive(move |b, xs| {
+            let mut st = state.lock().unwrap_or_else(|p| p.into_inner());
+            let mut out = Vec::new();
+            for (k, v) in xs {
+                let entry = st.entry(k.clone()).or_insert((None, b.id));
+                entry.1 = b.id;
+                if let Some(u) = f(k, Some(v), &mut entry.0, false) {
+                    out.push(u);
+                }
+            }
+            if let Some(t) = timeout {
+                let mut idle: Vec<K> = st
+                    .iter()
+                    .filter(|(_, (_, last))| b.id >= last + t)
+                    .map(|(k, _)| k.clone())
+                    .collect();
+                idle.sort();
+                for k in idle {
+                    if let Some((mut s, _)) = st.remove(&k) {
+                        if let Some(u) = f(&k, None, &mut s, true) {
+                            out.push(u);
+                        }
+                    }
+                }
+            }
+            st.retain(|_, (s, _)| s.is_some());
+            out
+        }))
+    }
 }

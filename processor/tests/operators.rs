@@ -201,3 +201,64 @@ fn a_stream_read_by_several_operators_is_computed_once_per_batch() {
     }
     assert_eq!(calls.load(Ordering::SeqCst), 10);
 }
+
+#[test]
+fn update_state_by_key_keeps_running_totals_and_drops_keys_on_none() {
+    let totals =
+        source()
+            .map(|w| (w.clone(), 1u64))
+            .update_state_by_key(|vs: &[u64], old: Option<&u64>| {
+                let sum = old.copied().unwrap_or(0) + vs.iter().sum::<u64>();
+                // Forget a word once it reached 20 occurrences.
+                (sum < 20).then_some(sum)
+            });
+    let mut reference: BTreeMap<String, u64> = BTreeMap::new();
+    for id in 0..40 {
+        for w in words(id) {
+            *reference.entry(w).or_insert(0) += 1;
+        }
+        reference.retain(|_, c| *c < 20);
+        let got = totals.compute(&batch(id));
+        assert_eq!(
+            *got,
+            reference.clone().into_iter().collect::<Vec<_>>(),
+            "state after batch {id}"
+        );
+        // A forgotten word starts again from zero (brute force: restart its count).
+    }
+}
+
+#[test]
+fn map_with_state_emits_per_record_and_times_out_idle_keys() {
+    // Key "a" appears in batches 0 and 1, "b" only in 0; a timeout of 2 batches.
+    let s: DStream<(String, u64)> = DStream::from_fn(INTERVAL, |b| match b.id {
+        0 => vec![("a".into(), 1), ("b".into(), 5)],
+        1 => vec![("a".into(), 2)],
+        _ => Vec::new(),
+    });
+    let mapped = s
+        .map_with_state(
+            Some(2 * INTERVAL),
+            |k: &String, v: Option<&u64>, st: &mut Option<u64>, timing_out| {
+                if timing_out {
+                    return Some(format!("{k} timed out at {}", st.unwrap_or(0)));
+                }
+                let total = st.unwrap_or(0) + v.copied().unwrap_or(0);
+                *st = Some(total);
+                Some(format!("{k}={total}"))
+            },
+        )
+        .expect("valid timeout");
+    let out: Vec<Vec<String>> = (0..5)
+        .map(|id| mapped.compute(&batch(id)).as_ref().clone())
+        .collect();
+    assert_eq!(out[0], vec!["a=1", "b=5"]);
+    assert_eq!(out[1], vec!["a=3"]);
+    assert_eq!(out[2], vec!["b timed out at 5"], "b idle since batch 0");
+    assert_eq!(out[3], vec!["a timed out at 3"], "a idle since batch 1");
+    assert!(out[4].is_empty());
+    assert!(source()
+        .map(|w| (w.clone(), 1u64))
+        .map_with_state(Some(1500), |_, _, _: &mut Option<u64>, _| None::<u8>)
+        .is_err());
+}
