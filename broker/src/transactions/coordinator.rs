@@ -207,15 +207,14 @@ impl TxnCoordinator {
         Ok(out)
     }
 
-    /// Checks a request's producer id and epoch against the transactional id's.
-    fn check(
-        &self,
-        inner: &Inner,
+    /// The transactional id's metadata, if the request's producer id and epoch are its current ones.
+    fn owned_by<'a>(
+        inner: &'a Inner,
         id: &str,
         pid: i64,
         epoch: i16,
         fenced: i16,
-    ) -> Result<TxnMeta, i16> {
+    ) -> Result<&'a TxnMeta, i16> {
         let m = inner
             .txns
             .get(id)
@@ -226,6 +225,19 @@ impl TxnCoordinator {
         if m.producer_epoch != epoch {
             return Err(fenced);
         }
+        Ok(m)
+    }
+
+    /// As [`Self::owned_by`], and the transaction is not being ended.
+    fn check(
+        &self,
+        inner: &Inner,
+        id: &str,
+        pid: i64,
+        epoch: i16,
+        fenced: i16,
+    ) -> Result<TxnMeta, i16> {
+        let m = Self::owned_by(inner, id, pid, epoch, fenced)?;
         if matches!(m.state, TxnStatus::PrepareCommit | TxnStatus::PrepareAbort) {
             return Err(code(ResponseError::ConcurrentTransactions));
         }
@@ -297,16 +309,7 @@ impl TxnCoordinator {
         commit: bool,
     ) -> Result<Option<EndPlan>, i16> {
         let mut inner = self.lock();
-        let m = inner
-            .txns
-            .get(id)
-            .ok_or(code(ResponseError::InvalidProducerIdMapping))?;
-        if m.producer_id != pid {
-            return Err(code(ResponseError::InvalidProducerIdMapping));
-        }
-        if m.producer_epoch != epoch {
-            return Err(fenced);
-        }
+        let m = Self::owned_by(&inner, id, pid, epoch, fenced)?;
         match (m.state, commit) {
             (TxnStatus::Ongoing, _) => {}
             (TxnStatus::CompleteCommit, true) | (TxnStatus::CompleteAbort, false) => {
