@@ -169,15 +169,30 @@ impl Broker {
         LogConfig::resolve(overrides, &self.config.topic_defaults())
     }
 
+    /// Runs `work` on the coordinators' own logs (groups, transactions); false when either failed.
+    fn on_internal_logs(
+        &self,
+        what: &str,
+        work: impl Fn(&mut PartitionLog) -> Result<(), StorageError>,
+    ) -> bool {
+        let results = [
+            ("group store", self.groups.with_log(&work)),
+            ("transaction store", self.txns.with_log(&work)),
+        ];
+        let mut ok = true;
+        for (store, r) in results {
+            if let Err(e) = r {
+                ok = false;
+                tracing::error!(error = %e, "{store} {what} failed");
+            }
+        }
+        ok
+    }
+
     /// Periodic work: `flush.ms`, retention, checkpoints. Runs on a blocking thread.
     pub fn flush_due(&self) {
         let now = runnel_storage::now_ms();
-        if let Err(e) = self.groups.with_log(|l| l.flush_if_due(now)) {
-            tracing::error!(error = %e, "group store flush failed");
-        }
-        if let Err(e) = self.txns.with_log(|l| l.flush_if_due(now)) {
-            tracing::error!(error = %e, "transaction store flush failed");
-        }
+        self.on_internal_logs("flush", |l| l.flush_if_due(now));
         for p in self.every_partition() {
             if let Err(e) = p.log().flush_if_due(now) {
                 tracing::error!(topic = %p.topic, partition = p.index, error = %e, "flush failed");
@@ -203,12 +218,7 @@ impl Broker {
     /// Compacts the closed segments of `cleanup.policy=compact` topics.
     pub fn compact(&self) {
         let now = runnel_storage::now_ms();
-        if let Err(e) = self.groups.with_log(|l| l.compact(now)) {
-            tracing::error!(error = %e, "group store compaction failed");
-        }
-        if let Err(e) = self.txns.with_log(|l| l.compact(now)) {
-            tracing::error!(error = %e, "transaction store compaction failed");
-        }
+        self.on_internal_logs("compaction", |l| l.compact(now).map(|_| ()));
         for p in self.every_partition() {
             match p.log().compact(now) {
                 Ok(s) if s.segments_rewritten > 0 => tracing::info!(
@@ -225,12 +235,7 @@ impl Broker {
     }
 
     pub fn checkpoint(&self) {
-        if let Err(e) = self.groups.with_log(|l| l.checkpoint()) {
-            tracing::error!(error = %e, "group store checkpoint failed");
-        }
-        if let Err(e) = self.txns.with_log(|l| l.checkpoint()) {
-            tracing::error!(error = %e, "transaction store checkpoint failed");
-        }
+        self.on_internal_logs("checkpoint", PartitionLog::checkpoint);
         for p in self.every_partition() {
             if let Err(e) = p.log().checkpoint() {
                 tracing::error!(topic = %p.topic, partition = p.index, error = %e, "checkpoint failed");
@@ -294,15 +299,7 @@ impl Broker {
 
     /// Clean shutdown: flush and seal every log, then leave the marker that lets the next start skip recovery.
     pub fn shutdown(&self) -> Result<(), BrokerError> {
-        let mut ok = true;
-        if let Err(e) = self.groups.with_log(|l| l.close()) {
-            ok = false;
-            tracing::error!(error = %e, "group store close failed");
-        }
-        if let Err(e) = self.txns.with_log(|l| l.close()) {
-            ok = false;
-            tracing::error!(error = %e, "transaction store close failed");
-        }
+        let mut ok = self.on_internal_logs("close", PartitionLog::close);
         for p in self.every_partition() {
             if let Err(e) = p.log().close() {
                 ok = false;

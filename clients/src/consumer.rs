@@ -705,13 +705,17 @@ impl Consumer {
         }
     }
 
-    /// Commits the current positions with the current membership, as they are (used inside a rebalance).
-    async fn commit_current(&self) -> Result<()> {
-        let offsets: Vec<(String, i32, i64)> = self
-            .assignment
+    /// The position of every assigned partition, as offsets to commit.
+    fn current_offsets(&self) -> Vec<(String, i32, i64)> {
+        self.assignment
             .iter()
             .filter_map(|tp| self.positions.get(tp).map(|o| (tp.0.clone(), tp.1, *o)))
-            .collect();
+            .collect()
+    }
+
+    /// Commits the current positions with the current membership, as they are (used inside a rebalance).
+    async fn commit_current(&self) -> Result<()> {
+        let offsets = self.current_offsets();
         match self.group_metadata() {
             Some(meta) if !offsets.is_empty() => send_commit(&self.cluster, &meta, &offsets).await,
             _ => Ok(()),
@@ -720,11 +724,7 @@ impl Consumer {
 
     /// Commits the current positions of every assigned partition.
     pub async fn commit_sync(&mut self) -> Result<()> {
-        let offsets: Vec<(String, i32, i64)> = self
-            .assignment
-            .iter()
-            .filter_map(|tp| self.positions.get(tp).map(|o| (tp.0.clone(), tp.1, *o)))
-            .collect();
+        let offsets = self.current_offsets();
         self.commit_offsets(&offsets).await
     }
 
@@ -763,11 +763,7 @@ impl Consumer {
 
     /// Fire-and-forget commit of the current positions; a failure is logged.
     pub fn commit_async(&self) {
-        let offsets: Vec<(String, i32, i64)> = self
-            .assignment
-            .iter()
-            .filter_map(|tp| self.positions.get(tp).map(|o| (tp.0.clone(), tp.1, *o)))
-            .collect();
+        let offsets = self.current_offsets();
         let Some(meta) = self.group_metadata() else {
             return;
         };
