@@ -12,7 +12,7 @@ use kafka_protocol::protocol::StrBytes;
 use tokio::sync::Mutex;
 
 use crate::config::ClientConfig;
-use crate::connection::Connection;
+use crate::connection::{Connection, InProcess};
 use crate::error::{ClientError, Result};
 
 #[derive(Debug, Clone)]
@@ -40,6 +40,8 @@ pub struct Cluster {
     pub config: ClientConfig,
     conns: Mutex<HashMap<String, Arc<Connection>>>,
     meta: std::sync::RwLock<Metadata>,
+    /// Set when the broker runs in this process (co-located jobs): every broker is reached through it.
+    in_process: Option<Arc<dyn InProcess>>,
 }
 
 /// Which coordinator to look up.
@@ -53,10 +55,26 @@ impl Cluster {
     /// Connects to the first reachable bootstrap broker and loads the broker list. Fails with a clear
     /// error when none answers within the request timeout.
     pub async fn connect(config: ClientConfig) -> Result<Arc<Cluster>> {
+        Self::open(config, None).await
+    }
+
+    /// A cluster whose broker runs in this process: requests go to `broker` without a socket.
+    pub async fn connect_in_process(
+        config: ClientConfig,
+        broker: Arc<dyn InProcess>,
+    ) -> Result<Arc<Cluster>> {
+        Self::open(config, Some(broker)).await
+    }
+
+    async fn open(
+        config: ClientConfig,
+        in_process: Option<Arc<dyn InProcess>>,
+    ) -> Result<Arc<Cluster>> {
         let cluster = Arc::new(Cluster {
             config,
             conns: Mutex::new(HashMap::new()),
             meta: std::sync::RwLock::new(Metadata::default()),
+            in_process,
         });
         cluster.bootstrap().await?;
         cluster.refresh(&[]).await?;
@@ -76,10 +94,11 @@ impl Cluster {
                 if left.is_zero() {
                     break;
                 }
-                match Connection::connect(
+                match Connection::open(
                     addr,
                     &self.config.client_id,
                     left.min(self.config.request_timeout),
+                    self.in_process.as_ref(),
                 )
                 .await
                 {
@@ -109,7 +128,13 @@ impl Cluster {
             }
         }
         let c =
-            Connection::connect(addr, &self.config.client_id, self.config.request_timeout).await?;
+            Connection::open(
+                addr,
+                &self.config.client_id,
+                self.config.request_timeout,
+                self.in_process.as_ref(),
+            )
+            .await?;
         conns.insert(addr.to_string(), Arc::clone(&c));
         Ok(c)
     }
@@ -287,10 +312,11 @@ impl Cluster {
         kind: CoordinatorType,
     ) -> Result<Arc<Connection>> {
         let shared = self.coordinator(key, kind).await?;
-        Connection::connect(
+        Connection::open(
             shared.addr(),
             &self.config.client_id,
             self.config.request_timeout,
+            self.in_process.as_ref(),
         )
         .await
     }

@@ -3,6 +3,8 @@
 //! broker supports are learned with ApiVersions when connecting.
 
 use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -54,6 +56,105 @@ pub fn client_max(key: ApiKey) -> i16 {
     }
 }
 
+/// A broker in this process: the co-located processor reaches it without a socket.
+pub trait InProcess: Send + Sync {
+    /// Answers one request frame (without its size prefix) with a response frame (without its size prefix),
+    /// or None when the request gets no answer (acks=0) or the broker closes the "connection".
+    fn handle(&self, frame: Bytes) -> Pin<Box<dyn Future<Output = Option<Bytes>> + Send>>;
+}
+
+/// Requests go to the in-process broker one at a time, in order, as over one socket.
+fn spawn_in_process(
+    broker: Arc<dyn InProcess>,
+    pending: &Pending,
+    alive: &Arc<AtomicBool>,
+) -> mpsc::UnboundedSender<Bytes> {
+    let (tx, mut rx) = mpsc::unbounded_channel::<Bytes>();
+    let pending = Arc::clone(pending);
+    let alive = Arc::clone(alive);
+    tokio::spawn(async move {
+        while let Some(mut frame) = rx.recv().await {
+            frame.advance(4);
+            let Some(answer) = broker.handle(frame).await else {
+                continue;
+            };
+            if answer.len() < 4 {
+                break;
+            }
+            let correlation = i32::from_be_bytes([answer[0], answer[1], answer[2], answer[3]]);
+            let waiter = pending
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&correlation);
+            if let Some(w) = waiter {
+                let _ = w.send(answer);
+            }
+        }
+        alive.store(false, Ordering::SeqCst);
+        pending.lock().unwrap_or_else(|p| p.into_inner()).clear();
+    });
+    tx
+}
+
+async fn spawn_socket(
+    addr: &str,
+    timeout: Duration,
+    pending: &Pending,
+    alive: &Arc<AtomicBool>,
+) -> Result<mpsc::UnboundedSender<Bytes>> {
+    let conn_err = |reason: String| ClientError::Connection {
+        addr: addr.to_string(),
+        reason,
+    };
+    let stream = tokio::time::timeout(timeout, TcpStream::connect(addr))
+        .await
+        .map_err(|_| conn_err(format!("no answer within {} ms", timeout.as_millis())))?
+        .map_err(|e| conn_err(e.to_string()))?;
+    let _ = stream.set_nodelay(true);
+    let (mut rd, mut wr) = stream.into_split();
+    let (tx, mut rx) = mpsc::unbounded_channel::<Bytes>();
+    let writer_alive = Arc::clone(alive);
+    tokio::spawn(async move {
+        while let Some(frame) = rx.recv().await {
+            if wr.write_all(&frame).await.is_err() {
+                break;
+            }
+        }
+        writer_alive.store(false, Ordering::SeqCst);
+    });
+    let reader_pending = Arc::clone(pending);
+    let reader_alive = Arc::clone(alive);
+    let peer = addr.to_string();
+    tokio::spawn(async move {
+        while let Ok(len) = rd.read_i32().await {
+            if len < 4 {
+                tracing::warn!(broker = %peer, len, "malformed response frame");
+                break;
+            }
+            let mut frame = BytesMut::zeroed(len as usize);
+            if rd.read_exact(&mut frame).await.is_err() {
+                break;
+            }
+            let frame = frame.freeze();
+            let correlation = i32::from_be_bytes([frame[0], frame[1], frame[2], frame[3]]);
+            let waiter = reader_pending
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&correlation);
+            if let Some(w) = waiter {
+                let _ = w.send(frame);
+            }
+        }
+        reader_alive.store(false, Ordering::SeqCst);
+        // Dropping the senders fails every request still waiting.
+        reader_pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+    });
+    Ok(tx)
+}
+
 pub struct Connection {
     addr: String,
     client_id: StrBytes,
@@ -71,58 +172,22 @@ impl Connection {
         client_id: &str,
         timeout: Duration,
     ) -> Result<Arc<Connection>> {
-        let conn_err = |reason: String| ClientError::Connection {
-            addr: addr.to_string(),
-            reason,
-        };
-        let stream = tokio::time::timeout(timeout, TcpStream::connect(addr))
-            .await
-            .map_err(|_| conn_err(format!("no answer within {} ms", timeout.as_millis())))?
-            .map_err(|e| conn_err(e.to_string()))?;
-        let _ = stream.set_nodelay(true);
-        let (mut rd, mut wr) = stream.into_split();
-        let (tx, mut rx) = mpsc::unbounded_channel::<Bytes>();
+        Self::open(addr, client_id, timeout, None).await
+    }
+
+    /// Connects over TCP, or hands frames to `in_process` when the broker runs in this process.
+    pub async fn open(
+        addr: &str,
+        client_id: &str,
+        timeout: Duration,
+        in_process: Option<&Arc<dyn InProcess>>,
+    ) -> Result<Arc<Connection>> {
         let pending: Pending = Arc::new(Mutex::new(HashMap::new()));
         let alive = Arc::new(AtomicBool::new(true));
-        let writer_alive = Arc::clone(&alive);
-        tokio::spawn(async move {
-            while let Some(frame) = rx.recv().await {
-                if wr.write_all(&frame).await.is_err() {
-                    break;
-                }
-            }
-            writer_alive.store(false, Ordering::SeqCst);
-        });
-        let reader_pending = Arc::clone(&pending);
-        let reader_alive = Arc::clone(&alive);
-        let peer = addr.to_string();
-        tokio::spawn(async move {
-            while let Ok(len) = rd.read_i32().await {
-                if len < 4 {
-                    tracing::warn!(broker = %peer, len, "malformed response frame");
-                    break;
-                }
-                let mut frame = BytesMut::zeroed(len as usize);
-                if rd.read_exact(&mut frame).await.is_err() {
-                    break;
-                }
-                let frame = frame.freeze();
-                let correlation = i32::from_be_bytes([frame[0], frame[1], frame[2], frame[3]]);
-                let waiter = reader_pending
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .remove(&correlation);
-                if let Some(w) = waiter {
-                    let _ = w.send(frame);
-                }
-            }
-            reader_alive.store(false, Ordering::SeqCst);
-            // Dropping the senders fails every request still waiting.
-            reader_pending
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .clear();
-        });
+        let tx = match in_process {
+            Some(broker) => spawn_in_process(Arc::clone(broker), &pending, &alive),
+            None => spawn_socket(addr, timeout, &pending, &alive).await?,
+        };
         let mut conn = Connection {
             addr: addr.to_string(),
             client_id: StrBytes::from_string(client_id.to_string()),

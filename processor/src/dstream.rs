@@ -5,14 +5,17 @@
 //! (windows, keyed state) advance exactly once per batch. Batches must be computed in id order from 0.
 //! Keyed aggregation runs in parallel (rayon).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::hash::Hash;
 use std::sync::{Arc, Mutex};
 
 use rayon::prelude::*;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 
 use crate::batch::BatchInfo;
 use crate::error::ProcessorError;
+use crate::state::{lock, Graph, HistoryStore, KeyedStore};
 
 type Compute<T> = dyn Fn(&BatchInfo) -> Vec<T> + Send + Sync;
 
@@ -25,6 +28,8 @@ struct Node<T> {
 pub struct DStream<T> {
     node: Arc<Node<T>>,
     interval_ms: u64,
+    /// The job graph this stream belongs to: stateful operators register their stores with it.
+    graph: Arc<Graph>,
 }
 
 impl<T> Clone for DStream<T> {
@@ -32,6 +37,7 @@ impl<T> Clone for DStream<T> {
         DStream {
             node: Arc::clone(&self.node),
             interval_ms: self.interval_ms,
+            graph: Arc::clone(&self.graph),
         }
     }
 }
@@ -63,22 +69,44 @@ impl<T: Clone + Send + Sync + 'static> DStream<T> {
         interval_ms: u64,
         f: impl Fn(&BatchInfo) -> Vec<T> + Send + Sync + 'static,
     ) -> Self {
+        Self::in_graph(Arc::new(Graph::default()), interval_ms, f)
+    }
+
+    pub(crate) fn in_graph(
+        graph: Arc<Graph>,
+        interval_ms: u64,
+        f: impl Fn(&BatchInfo) -> Vec<T> + Send + Sync + 'static,
+    ) -> Self {
         DStream {
             node: Arc::new(Node {
                 compute: Box::new(f),
                 memo: Mutex::new(None),
             }),
             interval_ms,
+            graph,
         }
+    }
+
+    /// A stream in the same job graph as this one.
+    fn sibling<U: Clone + Send + Sync + 'static>(
+        &self,
+        f: impl Fn(&BatchInfo) -> Vec<U> + Send + Sync + 'static,
+    ) -> DStream<U> {
+        DStream::in_graph(Arc::clone(&self.graph), self.interval_ms, f)
     }
 
     pub fn interval_ms(&self) -> u64 {
         self.interval_ms
     }
 
+    /// The job graph's stateful stores, for checkpoints.
+    pub fn graph(&self) -> &Arc<Graph> {
+        &self.graph
+    }
+
     /// The values of this stream for a batch (computed at most once per batch).
     pub fn compute(&self, batch: &BatchInfo) -> Arc<Vec<T>> {
-        let mut memo = self.node.memo.lock().unwrap_or_else(|p| p.into_inner());
+        let mut memo = lock(&self.node.memo);
         if let Some((id, v)) = memo.as_ref() {
             if *id == batch.id {
                 return Arc::clone(v);
@@ -94,7 +122,7 @@ impl<T: Clone + Send + Sync + 'static> DStream<T> {
         f: impl Fn(&BatchInfo, &[T]) -> Vec<U> + Send + Sync + 'static,
     ) -> DStream<U> {
         let parent = self.clone();
-        DStream::from_fn(self.interval_ms, move |b| f(b, &parent.compute(b)))
+        self.sibling(move |b| f(b, &parent.compute(b)))
     }
 
     pub fn map<U: Clone + Send + Sync + 'static>(
@@ -134,7 +162,7 @@ impl<T: Clone + Send + Sync + 'static> DStream<T> {
     /// Both streams' values, this one's first.
     pub fn union(&self, other: &DStream<T>) -> DStream<T> {
         let (a, b) = (self.clone(), other.clone());
-        DStream::from_fn(self.interval_ms, move |batch| {
+        self.sibling(move |batch| {
             let mut v = a.compute(batch).as_ref().clone();
             v.extend(b.compute(batch).iter().cloned());
             v
@@ -159,19 +187,20 @@ impl<T: Clone + Send + Sync + 'static> DStream<T> {
     }
 
     /// The values of the last `length` ms, emitted every `slide` ms (both multiples of the batch interval).
-    pub fn window(&self, length_ms: u64, slide_ms: u64) -> Result<DStream<T>, ProcessorError> {
+    pub fn window(&self, length_ms: u64, slide_ms: u64) -> Result<DStream<T>, ProcessorError>
+    where
+        T: Serialize + DeserializeOwned,
+    {
         let length = check_multiple("window length", length_ms, self.interval_ms)?;
         let slide = check_multiple("window slide", slide_ms, self.interval_ms)?;
         let parent = self.clone();
-        let history: Mutex<VecDeque<Arc<Vec<T>>>> = Mutex::new(VecDeque::new());
-        Ok(DStream::from_fn(self.interval_ms, move |b| {
-            let mut h = history.lock().unwrap_or_else(|p| p.into_inner());
-            h.push_back(parent.compute(b));
-            while h.len() as u64 > length {
-                h.pop_front();
-            }
+        let store: Arc<HistoryStore<T, ()>> = Arc::new(HistoryStore::new(length));
+        self.graph.register(Arc::clone(&store) as _);
+        Ok(self.sibling(move |b| {
+            let mut h = store.lock();
+            h.push(b.id, parent.compute(b));
             if ends_slide(b.id, slide) {
-                h.iter().flat_map(|v| v.iter().cloned()).collect()
+                h.batches.iter().flat_map(|(_, v)| v.iter().cloned()).collect()
             } else {
                 Vec::new()
             }
@@ -183,7 +212,10 @@ impl<T: Clone + Send + Sync + 'static> DStream<T> {
         &self,
         length_ms: u64,
         slide_ms: u64,
-    ) -> Result<DStream<u64>, ProcessorError> {
+    ) -> Result<DStream<u64>, ProcessorError>
+    where
+        T: Serialize + DeserializeOwned,
+    {
         let slide = check_multiple("window slide", slide_ms, self.interval_ms)?;
         let w = self.window(length_ms, slide_ms)?;
         Ok(w.transform(move |b, xs| {
@@ -201,12 +233,15 @@ impl<T: Clone + Send + Sync + 'static> DStream<T> {
         f: impl Fn(&T, &T) -> T + Send + Sync + 'static,
         length_ms: u64,
         slide_ms: u64,
-    ) -> Result<DStream<T>, ProcessorError> {
+    ) -> Result<DStream<T>, ProcessorError>
+    where
+        T: Serialize + DeserializeOwned,
+    {
         Ok(self.window(length_ms, slide_ms)?.reduce(f))
     }
 }
 
-impl<T: Clone + Send + Sync + Eq + Hash + Ord + 'static> DStream<T> {
+impl<T: Clone + Send + Sync + Eq + Hash + Ord + Serialize + DeserializeOwned + 'static> DStream<T> {
     /// How often each distinct value occurs in the batch.
     pub fn count_by_value(&self) -> DStream<(T, u64)> {
         self.map(|x| (x.clone(), 1u64)).reduce_by_key(|a, b| a + b)
@@ -251,8 +286,8 @@ fn sorted<K: Ord, V>(m: HashMap<K, V>) -> Vec<(K, V)> {
 
 impl<K, V> DStream<(K, V)>
 where
-    K: Clone + Send + Sync + Eq + Hash + Ord + 'static,
-    V: Clone + Send + Sync + 'static,
+    K: Clone + Send + Sync + Eq + Hash + Ord + Serialize + DeserializeOwned + 'static,
+    V: Clone + Send + Sync + Serialize + DeserializeOwned + 'static,
 {
     pub fn map_values<W: Clone + Send + Sync + 'static>(
         &self,
@@ -338,71 +373,85 @@ where
         let f = Arc::new(f);
         let per_batch = Arc::clone(&f);
         let combine = self.reduce_by_key(move |a, b| per_batch(a, b));
-        struct Running<K, V> {
-            window: VecDeque<Arc<Vec<(K, V)>>>,
-            totals: HashMap<K, V>,
-        }
-        let state = Mutex::new(Running {
-            window: VecDeque::new(),
-            totals: HashMap::new(),
-        });
-        Ok(DStream::from_fn(self.interval_ms, move |b| {
-            let mut s = state.lock().unwrap_or_else(|p| p.into_inner());
-            let entering = combine.compute(b);
-            for (k, v) in entering.iter() {
-                let merged = match s.totals.get(k) {
+        // The running totals are derived from the window's batches: rebuilt from them after a restore.
+        let store: Arc<HistoryStore<(K, V), HashMap<K, V>>> = Arc::new(HistoryStore::new(length));
+        self.graph.register(Arc::clone(&store) as _);
+        let add = move |totals: &mut HashMap<K, V>, batch: &[(K, V)]| {
+            for (k, v) in batch {
+                let merged = match totals.get(k) {
                     Some(old) => f(old, v),
                     None => v.clone(),
                 };
-                s.totals.insert(k.clone(), merged);
+                totals.insert(k.clone(), merged);
             }
-            s.window.push_back(entering);
-            if s.window.len() as u64 > length {
-                if let Some(leaving) = s.window.pop_front() {
-                    for (k, v) in leaving.iter() {
-                        if let Some(old) = s.totals.get(k).cloned() {
-                            s.totals.insert(k.clone(), inverse(&old, v));
-                        }
+        };
+        Ok(self.sibling(move |b| {
+            let mut h = store.lock();
+            let mut totals = match h.derived.take() {
+                Some(t) => t,
+                None => {
+                    let mut t = HashMap::new();
+                    for (_, batch) in &h.batches {
+                        add(&mut t, batch);
+                    }
+                    t.retain(|_, v| keep(v));
+                    t
+                }
+            };
+            let entering = combine.compute(b);
+            add(&mut totals, &entering);
+            if let Some(leaving) = h.push(b.id, entering) {
+                for (k, v) in leaving.iter() {
+                    if let Some(old) = totals.get(k).cloned() {
+                        totals.insert(k.clone(), inverse(&old, v));
                     }
                 }
             }
-            s.totals.retain(|_, v| keep(v));
-            if ends_slide(b.id, slide) {
-                sorted(s.totals.clone())
+            totals.retain(|_, v| keep(v));
+            let out = if ends_slide(b.id, slide) {
+                sorted(totals.clone())
             } else {
                 Vec::new()
-            }
+            };
+            h.derived = Some(totals);
+            out
         }))
     }
 
     /// Keyed state carried from batch to batch (Spark's updateStateByKey): for every key with state or with
     /// values in the batch, `f(values, old state)` gives the new state, or None to drop the key. Emits the
     /// whole state after each batch, keys in order.
-    pub fn update_state_by_key<S: Clone + Send + Sync + 'static>(
+    pub fn update_state_by_key<S>(
         &self,
         f: impl Fn(&[V], Option<&S>) -> Option<S> + Send + Sync + 'static,
-    ) -> DStream<(K, S)> {
-        let state: Mutex<HashMap<K, S>> = Mutex::new(HashMap::new());
+    ) -> DStream<(K, S)>
+    where
+        S: Clone + Send + Sync + PartialEq + Serialize + DeserializeOwned + 'static,
+    {
+        let store: Arc<KeyedStore<K, S>> = Arc::new(KeyedStore::new());
+        self.graph.register(Arc::clone(&store) as _);
         self.derive(move |_, xs| {
-            let mut st = state.lock().unwrap_or_else(|p| p.into_inner());
+            let mut st = store.lock();
             let mut grouped: HashMap<K, Vec<V>> = HashMap::new();
             for (k, v) in xs {
                 grouped.entry(k.clone()).or_default().push(v.clone());
             }
-            let mut keys: Vec<K> = st.keys().cloned().collect();
-            keys.extend(grouped.keys().filter(|k| !st.contains_key(*k)).cloned());
+            let mut keys: Vec<K> = st.map.keys().cloned().collect();
+            keys.extend(grouped.keys().filter(|k| !st.map.contains_key(*k)).cloned());
             for k in keys {
                 let values = grouped.get(&k).map_or(&[][..], Vec::as_slice);
-                match f(values, st.get(&k)) {
+                match f(values, st.map.get(&k)) {
                     Some(new) => {
-                        st.insert(k, new);
+                        if st.map.get(&k) != Some(&new) {
+                            st.set(k, new);
+                        }
                     }
                     None => {
                         st.remove(&k);
                     }
                 }
             }
-            sorted(st.clone())
+            sorted(st.map.clone())
         })
     }
 
@@ -415,40 +464,46 @@ where
         f: impl Fn(&K, Option<&V>, &mut Option<S>, bool) -> Option<U> + Send + Sync + 'static,
     ) -> Result<DStream<U>, ProcessorError>
     where
-        S: Clone + Send + Sync + 'static,
+        S: Clone + Send + Sync + Serialize + DeserializeOwned + 'static,
         U: Clone + Send + Sync + 'static,
     {
         let timeout = timeout_ms
             .map(|t| check_multiple("state timeout", t, self.interval_ms))
             .transpose()?;
         // key → (state, id of the last batch with a record for it)
-        let state: Mutex<HashMap<K, (Option<S>, u64)>> = Mutex::new(HashMap::new());
+        let store: Arc<KeyedStore<K, (S, u64)>> = Arc::new(KeyedStore::new());
+        self.graph.register(Arc::clone(&store) as _);
         Ok(self.derive(move |b, xs| {
-            let mut st = state.lock().unwrap_or_else(|p| p.into_inner());
+            let mut st = store.lock();
             let mut out = Vec::new();
             for (k, v) in xs {
-                let entry = st.entry(k.clone()).or_insert((None, b.id));
-                entry.1 = b.id;
-                if let Some(u) = f(k, Some(v), &mut entry.0, false) {
+                let mut state = st.map.get(k).map(|(s, _)| s.clone());
+                if let Some(u) = f(k, Some(v), &mut state, false) {
                     out.push(u);
+                }
+                match state {
+                    Some(s) => st.set(k.clone(), (s, b.id)),
+                    None => {
+                        st.remove(k);
+                    }
                 }
             }
             if let Some(t) = timeout {
                 let mut idle: Vec<K> = st
+                    .map
                     .iter()
                     .filter(|(_, (_, last))| b.id >= last + t)
                     .map(|(k, _)| k.clone())
                     .collect();
                 idle.sort();
                 for k in idle {
-                    if let Some((mut s, _)) = st.remove(&k) {
-                        if let Some(u) = f(&k, None, &mut s, true) {
+                    if let Some((s, _)) = st.remove(&k) {
+                        if let Some(u) = f(&k, None, &mut Some(s), true) {
                             out.push(u);
                         }
                     }
                 }
             }
-            st.retain(|_, (s, _)| s.is_some());
             out
         }))
     }

@@ -9,6 +9,7 @@
 pub mod batch;
 pub mod dstream;
 pub mod error;
+pub mod state;
 
 pub use batch::{BatchInfo, OffsetRange};
 pub use dstream::DStream;
