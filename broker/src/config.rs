@@ -164,6 +164,10 @@ pub struct BrokerConfig {
     pub listen: String,
     pub advertised: Option<String>,
     pub data_dir: PathBuf,
+    /// Jobs to host co-located (`serve --job NAME:k=v,...`).
+    pub jobs: Vec<String>,
+    /// Where to serve Prometheus metrics (`serve --metrics-listen`).
+    pub metrics_listen: Option<String>,
     /// Kafka-named keys set explicitly, already validated and normalised.
     settings: BTreeMap<String, String>,
 }
@@ -174,6 +178,8 @@ impl Default for BrokerConfig {
             listen: "127.0.0.1:9092".into(),
             advertised: None,
             data_dir: PathBuf::from("./runnel-data"),
+            jobs: Vec::new(),
+            metrics_listen: None,
             settings: BTreeMap::new(),
         }
     }

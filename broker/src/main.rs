@@ -34,6 +34,8 @@ enum Command {
     Groups(cli::groups::GroupsArgs),
     /// Measure produce and consume throughput and end-to-end latency.
     Bench(cli::bench::BenchArgs),
+    /// Run stream-processing jobs against any Kafka-compatible cluster, list them, show their batches.
+    Jobs(cli::jobs::JobsArgs),
 }
 
 #[derive(Args)]
@@ -54,6 +56,13 @@ struct ServeArgs {
     /// as an environment variable: RUNNEL_ plus the key in upper case with dots as underscores.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     set: Vec<String>,
+    /// Host a job in the broker, e.g. --job wordcount:input=lines,output=counts (repeatable; settings as in
+    /// `runnel jobs run`, with interval.ms, max.rate.per.partition, instance.id, dead.letter.topic, ...).
+    #[arg(long = "job", value_name = "NAME:KEY=VALUE,...")]
+    jobs: Vec<String>,
+    /// Serve Prometheus metrics of hosted jobs on this address.
+    #[arg(long = "metrics-listen", value_name = "HOST:PORT")]
+    metrics_listen: Option<String>,
     /// Log filter (tracing's EnvFilter syntax); RUST_LOG wins when set.
     #[arg(long, env = "RUNNEL_LOG", default_value = "info")]
     log: String,
@@ -90,6 +99,8 @@ fn broker_config(args: &ServeArgs) -> anyhow::Result<BrokerConfig> {
     if let Some(dir) = &args.data_dir {
         config.data_dir = dir.clone();
     }
+    config.jobs = args.jobs.clone();
+    config.metrics_listen = args.metrics_listen.clone();
     Ok(config)
 }
 
@@ -139,6 +150,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     Command::Consume(a) => cli::consume::run(a).await,
                     Command::Groups(a) => cli::groups::run(a).await,
                     Command::Bench(a) => cli::bench::run(a).await,
+                    Command::Jobs(a) => cli::jobs::run(a).await,
                     Command::Serve(_) => Ok(()),
                 }
             })

@@ -23,12 +23,22 @@ pub enum ServeError {
     Advertised(String),
     #[error(transparent)]
     Broker(#[from] crate::broker::BrokerError),
+    #[error("{0}")]
+    Job(String),
     #[error("shutdown task failed: {0}")]
     Shutdown(String),
 }
 
 /// Runs the broker until SIGTERM / Ctrl-C, then shuts down cleanly.
 pub async fn run(config: BrokerConfig) -> Result<(), ServeError> {
+    let hosted = crate::colocated::prepare(&config.jobs).map_err(ServeError::Job)?;
+    let metrics_listener = match &config.metrics_listen {
+        Some(addr) => Some(TcpListener::bind(addr).await.map_err(|source| ServeError::Bind {
+            addr: addr.clone(),
+            source,
+        })?),
+        None => None,
+    };
     let listener = TcpListener::bind(&config.listen)
         .await
         .map_err(|source| ServeError::Bind {
@@ -85,6 +95,17 @@ pub async fn run(config: BrokerConfig) -> Result<(), ServeError> {
         broker.config.txn_cleanup_interval_ms(),
         Broker::abort_expired_transactions,
     );
+
+    if let Some(l) = metrics_listener {
+        let jobs = hosted
+            .iter()
+            .map(|h| (h.config.name.clone(), Arc::clone(&h.metrics)))
+            .collect();
+        tokio::spawn(runnel_processor::runtime::metrics::serve(l, jobs));
+    }
+    for h in hosted {
+        crate::colocated::spawn(&broker, h);
+    }
 
     let limit = Arc::new(Semaphore::new(broker.config.max_connections()));
     let accept = async {

@@ -1,7 +1,7 @@
 //! The unit of work: one batch, identified by a sequence number and defined by offset ranges.
 
 /// Records `[from, until)` of one source partition.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
 pub struct OffsetRange {
     pub topic: String,
     pub partition: i32,
@@ -25,5 +25,7 @@ pub struct BatchInfo {
     pub id: u64,
     /// The batch's scheduled time in ms (id × interval from the job's start).
     pub time_ms: u64,
+    /// The task computing it: its stage and partition, as `s<stage>-p<partition>`.
+    pub task: String,
     pub ranges: Vec<OffsetRange>,
 }

@@ -7,10 +7,18 @@
 //! on this in the next steps.
 
 pub mod batch;
+pub mod codec;
+pub mod context;
 pub mod dstream;
 pub mod error;
+pub mod jobs;
+pub mod output;
+pub mod runtime;
 pub mod state;
 
 pub use batch::{BatchInfo, OffsetRange};
 pub use dstream::DStream;
+pub use codec::{Codec, Json, Raw, Utf8};
+pub use context::{Record, StreamingContext};
 pub use error::ProcessorError;
+pub use runtime::{JobConfig, JobFn, Runtime};

@@ -26,6 +26,7 @@ fn batch(id: u64) -> BatchInfo {
     BatchInfo {
         id,
         time_ms: (id + 1) * INTERVAL,
+        task: "s0-p0".to_string(),
         ranges: Vec::new(),
     }
 }

@@ -4,6 +4,7 @@
 pub mod bench;
 pub mod consume;
 pub mod groups;
+pub mod jobs;
 pub mod produce;
 pub mod time;
 pub mod topics;

@@ -1,0 +1,73 @@
+//! How record keys and values become typed values and back: raw bytes, UTF-8 text or JSON (serde).
+
+use bytes::Bytes;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+pub trait Codec<T>: Send + Sync + 'static {
+    /// Reads a key or value; `None` is Kafka's null.
+    fn decode(&self, bytes: Option<&[u8]>) -> Result<T, String>;
+    fn encode(&self, value: &T) -> Result<Option<Bytes>, String>;
+}
+
+/// The bytes as they are (null reads as empty).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Raw;
+
+/// UTF-8 text.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Utf8;
+
+/// JSON through serde.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Json;
+
+impl Codec<Bytes> for Raw {
+    fn decode(&self, bytes: Option<&[u8]>) -> Result<Bytes, String> {
+        Ok(bytes.map(Bytes::copy_from_slice).unwrap_or_default())
+    }
+    fn encode(&self, value: &Bytes) -> Result<Option<Bytes>, String> {
+        Ok(Some(value.clone()))
+    }
+}
+
+impl Codec<String> for Utf8 {
+    fn decode(&self, bytes: Option<&[u8]>) -> Result<String, String> {
+        let b = bytes.ok_or("null where UTF-8 text was expected")?;
+        std::str::from_utf8(b)
+            .map(str::to_string)
+            .map_err(|e| format!("not UTF-8: {e}"))
+    }
+    fn encode(&self, value: &String) -> Result<Option<Bytes>, String> {
+        Ok(Some(Bytes::copy_from_slice(value.as_bytes())))
+    }
+}
+
+impl<T: Serialize + DeserializeOwned + 'static> Codec<T> for Json {
+    fn decode(&self, bytes: Option<&[u8]>) -> Result<T, String> {
+        let b = bytes.ok_or("null where JSON was expected")?;
+        serde_json::from_slice(b).map_err(|e| format!("invalid JSON: {e}"))
+    }
+    fn encode(&self, value: &T) -> Result<Option<Bytes>, String> {
+        serde_json::to_vec(value)
+            .map(|v| Some(Bytes::from(v)))
+            .map_err(|e| format!("cannot write JSON: {e}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utf8_and_json_refuse_what_they_cannot_read() {
+        assert_eq!(Utf8.decode(Some(b"hi")), Ok("hi".to_string()));
+        assert!(Utf8.decode(Some(&[0xff, 0xfe])).is_err());
+        assert!(Utf8.decode(None).is_err());
+        let v: Result<Vec<u32>, _> = Json.decode(Some(b"[1,2]"));
+        assert_eq!(v, Ok(vec![1, 2]));
+        let bad: Result<Vec<u32>, _> = Json.decode(Some(b"{"));
+        assert!(bad.unwrap_err().starts_with("invalid JSON"));
+        assert_eq!(Raw.decode(None), Ok(Bytes::new()));
+    }
+}

@@ -1,0 +1,285 @@
+//! Building a job: the streaming context hands out topic sources and takes output operations. The runtime
+//! builds one graph per task (a partition of the job's topics), so every task has its own state; a source
+//! reads the records the runtime fetched for the batch's offset ranges of its topic.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use rayon::prelude::*;
+use runnel_clients::ConsumerRecord;
+
+use crate::batch::BatchInfo;
+use crate::codec::Codec;
+use crate::dstream::DStream;
+use crate::output::{self, Output, OutputRecord};
+use crate::state::{lock, Graph};
+
+/// A record of a source topic, key and value decoded.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Record<K, V> {
+    pub topic: Arc<str>,
+    pub partition: i32,
+    pub offset: i64,
+    pub timestamp: i64,
+    pub key: Option<K>,
+    pub value: V,
+}
+
+/// A source record that could not be decoded, and why.
+#[derive(Debug, Clone)]
+pub struct DeadLetter {
+    pub record: ConsumerRecord,
+    pub reason: String,
+}
+
+/// The fetched records of the batch being computed, per (topic, partition).
+pub type BatchInput = HashMap<(String, i32), Vec<ConsumerRecord>>;
+
+pub struct StreamingContext {
+    job: String,
+    interval_ms: u64,
+    graph: Arc<Graph>,
+    input: Arc<Mutex<Arc<BatchInput>>>,
+    dead: Arc<Mutex<Vec<DeadLetter>>>,
+    /// The source topics of each stage: stage 0 reads the job's inputs, each repartition starts a stage.
+    stages: Vec<Vec<String>>,
+    outputs: Vec<Arc<dyn Output>>,
+    /// Topics the job writes to (created with the job's width when missing).
+    sinks: Vec<String>,
+}
+
+impl StreamingContext {
+    pub fn new(job: &str, interval_ms: u64) -> Self {
+        StreamingContext {
+            job: job.to_string(),
+            interval_ms,
+            graph: Arc::new(Graph::default()),
+            input: Arc::new(Mutex::new(Arc::new(HashMap::new()))),
+            dead: Arc::new(Mutex::new(Vec::new())),
+            stages: vec![Vec::new()],
+            outputs: Vec::new(),
+            sinks: Vec::new(),
+        }
+    }
+
+    pub fn job(&self) -> &str {
+        &self.job
+    }
+
+    pub fn interval_ms(&self) -> u64 {
+        self.interval_ms
+    }
+
+    /// The records of a topic, one receiver per partition, key and value decoded with the given codecs.
+    /// Records that fail to decode become dead letters (sent to the dead-letter topic or failing the job).
+    pub fn topic<K, V>(
+        &mut self,
+        topic: &str,
+        key: impl Codec<K>,
+        value: impl Codec<V>,
+    ) -> DStream<Record<K, V>>
+    where
+        K: Clone + Send + Sync + 'static,
+        V: Clone + Send + Sync + 'static,
+    {
+        self.source_in_stage(0, topic, key, value)
+    }
+
+    fn source_in_stage<K, V>(
+        &mut self,
+        stage: usize,
+        topic: &str,
+        key: impl Codec<K>,
+        value: impl Codec<V>,
+    ) -> DStream<Record<K, V>>
+    where
+        K: Clone + Send + Sync + 'static,
+        V: Clone + Send + Sync + 'static,
+    {
+        while self.stages.len() <= stage {
+            self.stages.push(Vec::new());
+        }
+        if !self.stages[stage].iter().any(|t| t == topic) {
+            self.stages[stage].push(topic.to_string());
+        }
+        let input = Arc::clone(&self.input);
+        let dead = Arc::clone(&self.dead);
+        let name: Arc<str> = Arc::from(topic);
+        DStream::in_graph(Arc::clone(&self.graph), self.interval_ms, move |b| {
+            let input = Arc::clone(&lock(&input));
+            let mut out = Vec::new();
+            for r in b.ranges.iter().filter(|r| r.topic == *name) {
+                let Some(records) = input.get(&(r.topic.clone(), r.partition)) else {
+                    continue;
+                };
+                let decoded: Vec<Result<Record<K, V>, DeadLetter>> = records
+                    .par_iter()
+                    .map(|c| decode_record(&name, c, &key, &value))
+                    .collect();
+                for d in decoded {
+                    match d {
+                        Ok(rec) => out.push(rec),
+                        Err(letter) => lock(&dead).push(letter),
+                    }
+                }
+            }
+            out
+        })
+    }
+
+    /// Repartition by key (Spark's shuffle, Kafka Streams' repartition topic): the pairs go to the job's
+    /// topic `<job>-<name>-repartition`, partitioned by key, and come back as a stream of a later stage, so
+    /// all values of a key meet in one task whichever input partition they came from. They arrive one batch
+    /// later, once the batch that wrote them has committed.
+    pub fn repartition<K, V>(
+        &mut self,
+        stream: &DStream<(K, V)>,
+        name: &str,
+        key: impl Codec<K> + Clone,
+        value: impl Codec<V> + Clone,
+    ) -> DStream<(K, V)>
+    where
+        K: Clone + Send + Sync + 'static,
+        V: Clone + Send + Sync + 'static,
+    {
+        let topic = format!("{}-{name}-repartition", self.job);
+        self.outputs.push(output::to_topic(
+            stream,
+            &topic,
+            key.clone(),
+            value.clone(),
+        ));
+        let stage = self.stages.len();
+        self.source_in_stage(stage, &topic, key, value)
+            .flat_map(|r| r.key.clone().map(|k| (k, r.value.clone())))
+    }
+
+    /// Sends each batch's pairs to a topic (key, value), inside the batch's transaction.
+    pub fn to_topic<K, V>(
+        &mut self,
+        stream: &DStream<(K, V)>,
+        topic: &str,
+        key: impl Codec<K>,
+        value: impl Codec<V>,
+    ) where
+        K: Clone + Send + Sync + 'static,
+        V: Clone + Send + Sync + 'static,
+    {
+        if !self.sinks.iter().any(|t| t == topic) {
+            self.sinks.push(topic.to_string());
+        }
+        self.outputs
+            .push(output::to_topic(stream, topic, key, value));
+    }
+
+    /// Hands every batch to `f` with its id and offset ranges (for idempotent external writes: a batch
+    /// recomputed after a crash comes again with the same id and the same start offsets).
+    pub fn foreach_batch<T: Clone + Send + Sync + 'static>(
+        &mut self,
+        stream: &DStream<T>,
+        f: impl Fn(&BatchInfo, &[T]) -> Result<(), String> + Send + Sync + 'static,
+    ) {
+        self.outputs.push(output::foreach_batch(stream, f));
+    }
+
+    /// Writes every batch as a directory of text lines under `dir` (written to a temporary name, then
+    /// renamed, so a directory is complete or absent).
+    pub fn to_text_files<T: Clone + Send + Sync + std::fmt::Display + 'static>(
+        &mut self,
+        stream: &DStream<T>,
+        dir: impl Into<std::path::PathBuf>,
+    ) {
+        self.outputs.push(output::text_files(stream, dir.into()));
+    }
+
+    /// The same as JSON lines.
+    pub fn to_json_files<T: Clone + Send + Sync + serde::Serialize + 'static>(
+        &mut self,
+        stream: &DStream<T>,
+        dir: impl Into<std::path::PathBuf>,
+    ) {
+        self.outputs.push(output::json_files(stream, dir.into()));
+    }
+
+    /// Prints the first ten values of every batch (Spark's pprint).
+    pub fn print<T: Clone + Send + Sync + std::fmt::Debug + 'static>(&mut self, stream: &DStream<T>) {
+        self.outputs.push(output::print(stream));
+    }
+
+    pub(crate) fn graph(&self) -> &Arc<Graph> {
+        &self.graph
+    }
+
+    pub(crate) fn sink_topics(&self) -> &[String] {
+        &self.sinks
+    }
+
+    pub(crate) fn stages(&self) -> &[Vec<String>] {
+        &self.stages
+    }
+
+    /// Computes one batch over `input`: the records for the outputs that go to topics, having run the other
+    /// outputs, and the records that failed to decode.
+    pub(crate) fn run_batch(
+        &self,
+        batch: &BatchInfo,
+        input: Arc<BatchInput>,
+    ) -> Result<(Vec<OutputRecord>, Vec<DeadLetter>), String> {
+        *lock(&self.input) = input;
+        let mut records = Vec::new();
+        for o in &self.outputs {
+            o.emit(batch, &mut records)?;
+        }
+        *lock(&self.input) = Arc::new(HashMap::new());
+        let dead = std::mem::take(&mut *lock(&self.dead));
+        Ok((records, dead))
+    }
+}
+
+fn decode_record<K, V>(
+    topic: &Arc<str>,
+    c: &ConsumerRecord,
+    key: &impl Codec<K>,
+    value: &impl Codec<V>,
+) -> Result<Record<K, V>, DeadLetter> {
+    let fail = |what: &str, e: String| DeadLetter {
+        record: c.clone(),
+        reason: format!("{what}: {e}"),
+    };
+    let k = match &c.key {
+        Some(b) => Some(key.decode(Some(b)).map_err(|e| fail("key", e))?),
+        None => None,
+    };
+    let v = value
+        .decode(c.value.as_deref())
+        .map_err(|e| fail("value", e))?;
+    Ok(Record {
+        topic: Arc::clone(topic),
+        partition: c.partition,
+        offset: c.offset,
+        timestamp: c.timestamp,
+        key: k,
+        value: v,
+    })
+}
+
+/// Bytes of a dead letter's original key and value, for the dead-letter topic.
+pub(crate) fn dead_letter_record(topic: &str, d: &DeadLetter) -> OutputRecord {
+    let source = format!(
+        "{}/{}@{}",
+        d.record.topic, d.record.partition, d.record.offset
+    );
+    OutputRecord {
+        topic: topic.to_string(),
+        key: d.record.key.clone(),
+        value: d.record.value.clone(),
+        headers: vec![
+            (
+                "runnel.error".to_string(),
+                Some(Bytes::from(d.reason.clone())),
+            ),
+            ("runnel.source".to_string(), Some(Bytes::from(source))),
+        ],
+    }
+}

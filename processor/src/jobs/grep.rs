@@ -1,0 +1,26 @@
+//! Grep: the records whose value contains a pattern, key and value unchanged.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use crate::codec::Raw;
+use crate::jobs::JobArgs;
+use crate::runtime::JobFn;
+
+pub fn build(args: &JobArgs) -> Result<JobFn, String> {
+    let pattern = args.option("pattern")?.as_bytes().to_vec();
+    if pattern.is_empty() {
+        return Err("option pattern is empty".into());
+    }
+    let args = args.clone();
+    Ok(Arc::new(move |ctx| {
+        let pattern = pattern.clone();
+        let matching = ctx
+            .topic(&args.input, Raw, Raw)
+            .filter(move |r| r.value.windows(pattern.len()).any(|w| w == pattern.as_slice()))
+            .map(|r| (r.key.clone().unwrap_or_default(), r.value.clone()));
+        ctx.to_topic::<Bytes, Bytes>(&matching, &args.output, Raw, Raw);
+        Ok(())
+    }))
+}

@@ -1,0 +1,34 @@
+//! A stream joined with a static dataset: each record's key is looked up in a table loaded from a file of
+//! `key,value` lines; the output value is JSON {"value": the record's value, "joined": the table's value
+//! or null} (a left join, so no record is lost).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::codec::{Json, Utf8};
+use crate::jobs::JobArgs;
+use crate::runtime::JobFn;
+
+pub fn load_table(text: &str) -> HashMap<String, String> {
+    text.lines()
+        .filter_map(|l| l.split_once(','))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .collect()
+}
+
+pub fn build(args: &JobArgs) -> Result<JobFn, String> {
+    let path = args.path("table")?;
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| format!("cannot read table {}: {e}", path.display()))?;
+    let table = Arc::new(load_table(&text));
+    let args = args.clone();
+    Ok(Arc::new(move |ctx| {
+        let records = ctx.topic(&args.input, Utf8, Utf8);
+        let keyed = records.flat_map(|r| r.key.clone().map(|k| (k, r.value.clone())));
+        let joined = keyed.left_join(Arc::clone(&table)).map(|(k, (v, t))| {
+            (k.clone(), serde_json::json!({ "value": v, "joined": t }))
+        });
+        ctx.to_topic(&joined, &args.output, Utf8, Json);
+        Ok(())
+    }))
+}

@@ -1,0 +1,168 @@
+//! The example jobs shipped in the `runnel` binary (`runnel jobs run NAME`, `runnel serve --job NAME:ARGS`)
+//! and as Rust examples: the seed talk's examples plus WordCount and Grep.
+
+mod grep;
+mod hashtags;
+mod join;
+mod kmeans;
+mod mood;
+mod wordcount;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use crate::runtime::JobFn;
+
+/// What a job is given: its topics and its own options.
+#[derive(Debug, Clone, Default)]
+pub struct JobArgs {
+    pub input: String,
+    pub output: String,
+    /// Job options (`pattern` for grep, `table` for join, `model` for kmeans, `window.ms`/`slide.ms`).
+    pub options: BTreeMap<String, String>,
+}
+
+impl JobArgs {
+    fn option(&self, name: &str) -> Result<&str, String> {
+        self.options
+            .get(name)
+            .map(String::as_str)
+            .ok_or_else(|| format!("this job needs the option {name}"))
+    }
+
+    fn path(&self, name: &str) -> Result<PathBuf, String> {
+        self.option(name).map(PathBuf::from)
+    }
+
+    fn ms(&self, name: &str, default: u64) -> Result<u64, String> {
+        match self.options.get(name) {
+            None => Ok(default),
+            Some(v) => v
+                .parse()
+                .map_err(|_| format!("option {name}={v} is not a number of milliseconds")),
+        }
+    }
+}
+
+pub struct JobSpec {
+    pub name: &'static str,
+    pub about: &'static str,
+    pub build: fn(&JobArgs) -> Result<JobFn, String>,
+}
+
+pub const JOBS: &[JobSpec] = &[
+    JobSpec {
+        name: "wordcount",
+        about: "running count of every word (key = word, value = total as decimal text), as Kafka Streams' WordCount",
+        build: wordcount::build,
+    },
+    JobSpec {
+        name: "grep",
+        about: "records whose value contains option pattern, unchanged",
+        build: grep::build,
+    },
+    JobSpec {
+        name: "hashtags",
+        about: "hashtag counts per batch from JSON tweets {\"user\", \"text\"} (flat_map + count_by_value)",
+        build: hashtags::build,
+    },
+    JobSpec {
+        name: "hashtags-window",
+        about: "hashtag counts over a sliding window (options window.ms, default 60000, slide.ms, default 5000)",
+        build: hashtags::build_windowed,
+    },
+    JobSpec {
+        name: "mood",
+        about: "per-user mood from JSON tweets, kept with update_state_by_key (value = JSON score and tweets)",
+        build: mood::build,
+    },
+    JobSpec {
+        name: "join",
+        about: "records joined by key with a static dataset (option table: a file of key,value lines)",
+        build: join::build,
+    },
+    JobSpec {
+        name: "kmeans",
+        about: "assigns each point (\"x,y,...\") to the nearest centroid of an offline model (option model: a JSON array of centroids)",
+        build: kmeans::build,
+    },
+];
+
+pub fn find(name: &str) -> Option<&'static JobSpec> {
+    JOBS.iter().find(|j| j.name == name)
+}
+
+/// The settings that configure how any job runs (the rest are the job's own options).
+pub const RUN_SETTINGS: &[(&str, &str)] = &[
+    ("input", "source topic (required)"),
+    ("output", "output topic (required)"),
+    ("name", "the job's name: its group and internal topics' prefix (default: the job)"),
+    ("instance.id", "this instance's id, distinct per instance of one job (default 0)"),
+    ("interval.ms", "batch interval (default 1000)"),
+    ("max.rate.per.partition", "records per second per partition (default unbounded)"),
+    ("backpressure", "true: size batches to the rate the job keeps up with (default false)"),
+    ("start.from", "earliest or latest, without a checkpoint or committed offset (default earliest)"),
+    ("dead.letter.topic", "topic for records that cannot be read (default: fail the job)"),
+    ("max.batches", "stop after this many batches"),
+    ("stop.when.idle", "N (or true = 1): stop after N rounds in a row with no input"),
+];
+
+/// A job and how to run it, from `key=value` settings (what `serve --job NAME:k=v,...` and `jobs run`
+/// give).
+pub fn configure(
+    job: &str,
+    settings: &BTreeMap<String, String>,
+) -> Result<(crate::runtime::JobConfig, JobFn), String> {
+    use crate::runtime::{BadRecords, JobConfig, StartFrom};
+    let spec = find(job).ok_or_else(|| {
+        let names: Vec<&str> = JOBS.iter().map(|j| j.name).collect();
+        format!("no job named {job} (jobs: {})", names.join(", "))
+    })?;
+    let mut args = JobArgs::default();
+    let mut config = JobConfig::new(job);
+    let number = |k: &str, v: &str| -> Result<u64, String> {
+        v.parse()
+            .map_err(|_| format!("{k}={v}: expected a whole number"))
+    };
+    let flag = |k: &str, v: &str| -> Result<bool, String> {
+        v.parse()
+            .map_err(|_| format!("{k}={v}: expected true or false"))
+    };
+    for (k, v) in settings {
+        match k.as_str() {
+            "input" => args.input = v.clone(),
+            "output" => args.output = v.clone(),
+            "name" => config.name = v.clone(),
+            "instance.id" => config.instance = v.clone(),
+            "interval.ms" => {
+                config.interval = std::time::Duration::from_millis(number(k, v)?.max(1))
+            }
+            "max.rate.per.partition" => config.max_rate_per_partition = Some(number(k, v)?),
+            "backpressure" => config.backpressure = flag(k, v)?,
+            "start.from" => {
+                config.start_from = match v.as_str() {
+                    "earliest" => StartFrom::Earliest,
+                    "latest" => StartFrom::Latest,
+                    _ => return Err(format!("start.from={v}: expected earliest or latest")),
+                }
+            }
+            "dead.letter.topic" => config.bad_records = BadRecords::DeadLetter(v.clone()),
+            "max.batches" => config.max_batches = Some(number(k, v)?),
+            "stop.when.idle" => {
+                config.stop_when_idle = match v.as_str() {
+                    "true" => Some(1),
+                    "false" => None,
+                    n => Some(number(k, n)?),
+                }
+            }
+            _ => {
+                args.options.insert(k.clone(), v.clone());
+            }
+        }
+    }
+    if args.input.is_empty() || args.output.is_empty() {
+        return Err(format!("job {job} needs input and output topics"));
+    }
+    let build = (spec.build)(&args)?;
+    Ok((config, build))
+}

@@ -1,0 +1,116 @@
+//! What a running job shows: the last batches (ranges, records, processing time, scheduling delay, as in
+//! Spark Streaming's UI) and counters in Prometheus' text format.
+
+use std::collections::VecDeque;
+use std::fmt::Write;
+use std::sync::{Arc, Mutex};
+
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::batch::OffsetRange;
+use crate::state::lock;
+
+/// One round of batches of an instance (one batch per task it owns), as written to `<job>-status`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct BatchStatus {
+    pub job: String,
+    pub instance: String,
+    /// The round's scheduled time (ms since the epoch).
+    pub time_ms: u64,
+    /// task → its batch number in this round.
+    pub batches: Vec<(String, u64)>,
+    pub ranges: Vec<OffsetRange>,
+    pub records: u64,
+    pub processing_ms: u64,
+    /// How long the round waited past its scheduled time for the previous one to finish.
+    pub scheduling_delay_ms: u64,
+    pub dead_letters: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    rounds: u64,
+    records: u64,
+    dead_letters: u64,
+    restores: u64,
+    commit_failures: u64,
+    processing_ms_total: u64,
+    recent: VecDeque<BatchStatus>,
+}
+
+#[derive(Default)]
+pub struct JobMetrics {
+    counters: Mutex<Counters>,
+}
+
+const RECENT: usize = 100;
+
+impl JobMetrics {
+    pub fn batch_done(&self, s: BatchStatus) {
+        let mut c = lock(&self.counters);
+        c.rounds += 1;
+        c.records += s.records;
+        c.dead_letters += s.dead_letters;
+        c.processing_ms_total += s.processing_ms;
+        c.recent.push_back(s);
+        while c.recent.len() > RECENT {
+            c.recent.pop_front();
+        }
+    }
+
+    pub fn task_restored(&self) {
+        lock(&self.counters).restores += 1;
+    }
+
+    pub fn commit_failed(&self) {
+        lock(&self.counters).commit_failures += 1;
+    }
+
+    pub fn recent(&self) -> Vec<BatchStatus> {
+        lock(&self.counters).recent.iter().cloned().collect()
+    }
+
+    /// Prometheus' text exposition format.
+    pub fn render(&self, job: &str) -> String {
+        let c = lock(&self.counters);
+        let mut out = String::new();
+        let mut metric = |name: &str, kind: &str, help: &str, value: u64| {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+            let _ = writeln!(out, "{name}{{job=\"{job}\"}} {value}");
+        };
+        metric("runnel_job_batches_total", "counter", "Batch rounds committed.", c.rounds);
+        metric("runnel_job_records_total", "counter", "Source records processed.", c.records);
+        metric("runnel_job_dead_letters_total", "counter", "Records sent to the dead-letter topic.", c.dead_letters);
+        metric("runnel_job_task_restores_total", "counter", "Tasks restored from the changelog.", c.restores);
+        metric("runnel_job_commit_failures_total", "counter", "Batches whose transaction failed.", c.commit_failures);
+        metric("runnel_job_processing_ms_total", "counter", "Time spent processing batches.", c.processing_ms_total);
+        if let Some(last) = c.recent.back() {
+            metric("runnel_job_last_batch_processing_ms", "gauge", "Processing time of the last batch.", last.processing_ms);
+            metric("runnel_job_last_batch_scheduling_delay_ms", "gauge", "Scheduling delay of the last batch.", last.scheduling_delay_ms);
+            metric("runnel_job_last_batch_records", "gauge", "Records in the last batch.", last.records);
+        }
+        out
+    }
+}
+
+/// Serves `GET /metrics` (any path, in fact) for the given jobs until the listener fails.
+pub async fn serve(listener: tokio::net::TcpListener, jobs: Vec<(String, Arc<JobMetrics>)>) {
+    let jobs = Arc::new(jobs);
+    loop {
+        let Ok((mut sock, _)) = listener.accept().await else {
+            return;
+        };
+        let jobs = Arc::clone(&jobs);
+        tokio::spawn(async move {
+            let mut buf = [0u8; 4096];
+            let _ = sock.read(&mut buf).await;
+            let body: String = jobs.iter().map(|(name, m)| m.render(name)).collect();
+            let resp = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = sock.write_all(resp.as_bytes()).await;
+        });
+    }
+}
