@@ -71,6 +71,10 @@ pub struct Runtime {
     rate: Option<f64>,
     /// A transaction was begun and neither committed nor aborted.
     in_transaction: bool,
+    /// For each repartition partition, the offset past the last record this instance committed to it: a
+    /// later stage waits for its markers to be written (some brokers write them after EndTxn answers), so
+    /// it reads everything the previous round wrote and its batches do not depend on timing.
+    written: HashMap<TopicPartition, i64>,
 }
 
 fn now_ms() -> u64 {
@@ -180,6 +184,7 @@ impl Runtime {
             tasks: BTreeMap::new(),
             rate: None,
             in_transaction: false,
+            written: HashMap::new(),
         })
     }
 
@@ -200,7 +205,18 @@ impl Runtime {
                 _ = tokio::time::sleep_until(scheduled.into()) => {}
             }
             let woke = Instant::now();
-            self.ensure_tasks().await?;
+            match self.ensure_tasks().await {
+                Ok(()) => {}
+                // A topic just created may have no leader yet, a coordinator may be moving: try again.
+                Err(JobError::Client(e)) if e.is_retriable() => {
+                    tracing::warn!(job = %self.config.name, error = %e, "restoring tasks failed; retrying");
+                    self.drop_tasks();
+                    self.member.request_rejoin();
+                    tokio::time::sleep(interval.min(Duration::from_millis(500))).await;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            }
             let started = Instant::now();
             let delay = started.saturating_duration_since(scheduled);
             let time_ms = now_ms().saturating_sub(delay.as_millis() as u64);
@@ -349,13 +365,7 @@ impl Runtime {
             .values()
             .flat_map(|t| t.topics.iter().map(move |x| (x.clone(), t.id.partition)))
             .collect();
-        let ends: HashMap<TopicPartition, i64> =
-            list_offsets(&self.cluster, &tps, -1, IsolationLevel::ReadCommitted)
-                .await
-                .map_err(RoundError::retry)?
-                .into_iter()
-                .map(|(tp, (o, _))| (tp, o))
-                .collect();
+        let ends = self.end_offsets(&tps).await.map_err(RoundError::retry)?;
         let cap = self.batch_cap(tps.len());
         let plans: Vec<(TaskId, Vec<crate::batch::OffsetRange>)> = self
             .tasks
@@ -428,6 +438,31 @@ impl Runtime {
         Ok((records, idle))
     }
 
+    /// The last stable offsets, once they cover what this instance wrote to its repartition topics.
+    async fn end_offsets(
+        &self,
+        tps: &[TopicPartition],
+    ) -> runnel_clients::Result<HashMap<TopicPartition, i64>> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let ends: HashMap<TopicPartition, i64> =
+                list_offsets(&self.cluster, tps, -1, IsolationLevel::ReadCommitted)
+                    .await?
+                    .into_iter()
+                    .map(|(tp, (o, _))| (tp, o))
+                    .collect();
+            let behind = tps.iter().any(|tp| {
+                self.written
+                    .get(tp)
+                    .is_some_and(|w| ends.get(tp).is_some_and(|e| e < w))
+            });
+            if !behind || Instant::now() > deadline {
+                return Ok(ends);
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
     /// Records per partition for the next batch: the rate limit, and with backpressure the rate the job
     /// has been processing at, over one interval.
     fn batch_cap(&self, partitions: usize) -> Option<i64> {
@@ -453,17 +488,22 @@ impl Runtime {
         p.begin_transaction().map_err(RoundError::from_client)?;
         self.in_transaction = true;
         let changelog = self.config.changelog_topic();
+        let mut repartitioned = Vec::new();
         for b in batches {
             for r in &b.records {
-                p.send(ProducerRecord {
-                    topic: r.topic.clone(),
-                    key: r.key.clone(),
-                    value: r.value.clone(),
-                    headers: r.headers.clone(),
-                    ..ProducerRecord::default()
-                })
-                .await
-                .map_err(RoundError::from_client)?;
+                let delivery = p
+                    .send(ProducerRecord {
+                        topic: r.topic.clone(),
+                        key: r.key.clone(),
+                        value: r.value.clone(),
+                        headers: r.headers.clone(),
+                        ..ProducerRecord::default()
+                    })
+                    .await
+                    .map_err(RoundError::from_client)?;
+                if self.stages[1..].iter().flatten().any(|t| *t == r.topic) {
+                    repartitioned.push(delivery);
+                }
             }
             if let BadRecords::DeadLetter(topic) = &self.config.bad_records {
                 for d in &b.dead {
@@ -517,6 +557,13 @@ impl Runtime {
             .map_err(RoundError::from_client)?;
         p.commit_transaction().await.map_err(RoundError::from_client)?;
         self.in_transaction = false;
+        for d in repartitioned {
+            // Committed, so every delivery has its answer already.
+            if let Ok(m) = d.await {
+                let w = self.written.entry((m.topic, m.partition)).or_insert(0);
+                *w = (*w).max(m.offset + 1);
+            }
+        }
         Ok(())
     }
 
