@@ -79,11 +79,13 @@ pub fn spawn(broker: &Arc<Broker>, hosted: HostedJob) {
     tokio::spawn(async move {
         let addr = format!("{}:{}", broker.advertised_host, broker.advertised_port);
         loop {
-            let config = ClientConfig::new(&addr).with_client_id(format!("job-{}", hosted.config.name));
+            let config =
+                ClientConfig::new(&addr).with_client_id(format!("job-{}", hosted.config.name));
             let result = async {
-                let cluster = Cluster::connect_in_process(config, Arc::new(Local(Arc::clone(&broker))))
-                    .await
-                    .map_err(|e| e.to_string())?;
+                let cluster =
+                    Cluster::connect_in_process(config, Arc::new(Local(Arc::clone(&broker))))
+                        .await
+                        .map_err(|e| e.to_string())?;
                 let runtime = Runtime::start(
                     cluster,
                     hosted.config.clone(),

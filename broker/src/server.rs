@@ -33,10 +33,14 @@ pub enum ServeError {
 pub async fn run(config: BrokerConfig) -> Result<(), ServeError> {
     let hosted = crate::colocated::prepare(&config.jobs).map_err(ServeError::Job)?;
     let metrics_listener = match &config.metrics_listen {
-        Some(addr) => Some(TcpListener::bind(addr).await.map_err(|source| ServeError::Bind {
-            addr: addr.clone(),
-            source,
-        })?),
+        Some(addr) => Some(
+            TcpListener::bind(addr)
+                .await
+                .map_err(|source| ServeError::Bind {
+                    addr: addr.clone(),
+                    source,
+                })?,
+        ),
         None => None,
     };
     let listener = TcpListener::bind(&config.listen)

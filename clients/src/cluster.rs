@@ -127,14 +127,13 @@ impl Cluster {
                 return Ok(Arc::clone(c));
             }
         }
-        let c =
-            Connection::open(
-                addr,
-                &self.config.client_id,
-                self.config.request_timeout,
-                self.in_process.as_ref(),
-            )
-            .await?;
+        let c = Connection::open(
+            addr,
+            &self.config.client_id,
+            self.config.request_timeout,
+            self.in_process.as_ref(),
+        )
+        .await?;
         conns.insert(addr.to_string(), Arc::clone(&c));
         Ok(c)
     }

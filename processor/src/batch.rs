@@ -1,7 +1,9 @@
 //! The unit of work: one batch, identified by a sequence number and defined by offset ranges.
 
 /// Records `[from, until)` of one source partition.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub struct OffsetRange {
     pub topic: String,
     pub partition: i32,

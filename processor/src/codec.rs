@@ -31,6 +31,16 @@ impl Codec<Bytes> for Raw {
     }
 }
 
+/// Raw bytes that keep Kafka's null apart from empty (keys, mostly).
+impl Codec<Option<Bytes>> for Raw {
+    fn decode(&self, bytes: Option<&[u8]>) -> Result<Option<Bytes>, String> {
+        Ok(bytes.map(Bytes::copy_from_slice))
+    }
+    fn encode(&self, value: &Option<Bytes>) -> Result<Option<Bytes>, String> {
+        Ok(value.clone())
+    }
+}
+
 impl Codec<String> for Utf8 {
     fn decode(&self, bytes: Option<&[u8]>) -> Result<String, String> {
         let b = bytes.ok_or("null where UTF-8 text was expected")?;

@@ -144,12 +144,8 @@ impl StreamingContext {
         V: Clone + Send + Sync + 'static,
     {
         let topic = format!("{}-{name}-repartition", self.job);
-        self.outputs.push(output::to_topic(
-            stream,
-            &topic,
-            key.clone(),
-            value.clone(),
-        ));
+        self.outputs
+            .push(output::to_topic(stream, &topic, key.clone(), value.clone()));
         let stage = self.stages.len();
         self.source_in_stage(stage, &topic, key, value)
             .flat_map(|r| r.key.clone().map(|k| (k, r.value.clone())))
@@ -203,7 +199,10 @@ impl StreamingContext {
     }
 
     /// Prints the first ten values of every batch (Spark's pprint).
-    pub fn print<T: Clone + Send + Sync + std::fmt::Debug + 'static>(&mut self, stream: &DStream<T>) {
+    pub fn print<T: Clone + Send + Sync + std::fmt::Debug + 'static>(
+        &mut self,
+        stream: &DStream<T>,
+    ) {
         self.outputs.push(output::print(stream));
     }
 

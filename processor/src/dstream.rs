@@ -200,7 +200,10 @@ impl<T: Clone + Send + Sync + 'static> DStream<T> {
             let mut h = store.lock();
             h.push(b.id, parent.compute(b));
             if ends_slide(b.id, slide) {
-                h.batches.iter().flat_map(|(_, v)| v.iter().cloned()).collect()
+                h.batches
+                    .iter()
+                    .flat_map(|(_, v)| v.iter().cloned())
+                    .collect()
             } else {
                 Vec::new()
             }

@@ -17,8 +17,8 @@ pub mod runtime;
 pub mod state;
 
 pub use batch::{BatchInfo, OffsetRange};
-pub use dstream::DStream;
 pub use codec::{Codec, Json, Raw, Utf8};
 pub use context::{Record, StreamingContext};
+pub use dstream::DStream;
 pub use error::ProcessorError;
 pub use runtime::{JobConfig, JobFn, Runtime};

@@ -184,7 +184,11 @@ async fn status(connect: &Connect, s: StatusArgs) -> anyhow::Result<()> {
     }
     outln!(
         "{:<10} {:<24} {:>8} {:>10} {:>9}  RANGES",
-        "INSTANCE", "BATCHES", "RECORDS", "PROCESS_MS", "DELAY_MS"
+        "INSTANCE",
+        "BATCHES",
+        "RECORDS",
+        "PROCESS_MS",
+        "DELAY_MS"
     )?;
     for st in rows.iter().rev().take(s.last).rev() {
         let batches: Vec<String> = st.batches.iter().map(|(t, b)| format!("{t}#{b}")).collect();

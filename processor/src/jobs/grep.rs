@@ -17,10 +17,15 @@ pub fn build(args: &JobArgs) -> Result<JobFn, String> {
     Ok(Arc::new(move |ctx| {
         let pattern = pattern.clone();
         let matching = ctx
-            .topic(&args.input, Raw, Raw)
-            .filter(move |r| r.value.windows(pattern.len()).any(|w| w == pattern.as_slice()))
-            .map(|r| (r.key.clone().unwrap_or_default(), r.value.clone()));
-        ctx.to_topic::<Bytes, Bytes>(&matching, &args.output, Raw, Raw);
+            .topic::<Option<Bytes>, Bytes>(&args.input, Raw, Raw)
+            .filter(move |r| {
+                r.value
+                    .windows(pattern.len())
+                    .any(|w| w == pattern.as_slice())
+            })
+            // A null key stays null (not empty): Kafka partitions and compacts the two differently.
+            .map(|r| (r.key.clone().flatten(), r.value.clone()));
+        ctx.to_topic::<Option<Bytes>, Bytes>(&matching, &args.output, Raw, Raw);
         Ok(())
     }))
 }

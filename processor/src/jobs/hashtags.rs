@@ -20,7 +20,10 @@ pub struct Tweet {
 pub fn hashtags(text: &str) -> Vec<String> {
     text.split_whitespace()
         .filter(|w| w.len() > 1 && w.starts_with('#'))
-        .map(|w| w.trim_end_matches(|c: char| !c.is_alphanumeric()).to_lowercase())
+        .map(|w| {
+            w.trim_end_matches(|c: char| !c.is_alphanumeric())
+                .to_lowercase()
+        })
         .filter(|w| w.len() > 1)
         .collect()
 }
@@ -29,7 +32,12 @@ pub fn hashtags(text: &str) -> Vec<String> {
 fn tags(ctx: &mut StreamingContext, input: &str) -> DStream<(String, u64)> {
     let tweets = ctx.topic::<String, Tweet>(input, Utf8, Json);
     let tags = tweets
-        .flat_map(|r| hashtags(&r.value.text).into_iter().map(|t| (t, 1u64)).collect::<Vec<_>>())
+        .flat_map(|r| {
+            hashtags(&r.value.text)
+                .into_iter()
+                .map(|t| (t, 1u64))
+                .collect::<Vec<_>>()
+        })
         .reduce_by_key(|a, b| a + b);
     ctx.repartition(&tags, "tags", Utf8, Json)
 }

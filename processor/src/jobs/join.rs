@@ -25,9 +25,9 @@ pub fn build(args: &JobArgs) -> Result<JobFn, String> {
     Ok(Arc::new(move |ctx| {
         let records = ctx.topic(&args.input, Utf8, Utf8);
         let keyed = records.flat_map(|r| r.key.clone().map(|k| (k, r.value.clone())));
-        let joined = keyed.left_join(Arc::clone(&table)).map(|(k, (v, t))| {
-            (k.clone(), serde_json::json!({ "value": v, "joined": t }))
-        });
+        let joined = keyed
+            .left_join(Arc::clone(&table))
+            .map(|(k, (v, t))| (k.clone(), serde_json::json!({ "value": v, "joined": t })));
         ctx.to_topic(&joined, &args.output, Utf8, Json);
         Ok(())
     }))

@@ -13,7 +13,15 @@ pub fn nearest(centroids: &[Vec<f64>], point: &[f64]) -> Option<usize> {
         .iter()
         .enumerate()
         .filter(|(_, c)| c.len() == point.len())
-        .map(|(i, c)| (i, c.iter().zip(point).map(|(a, b)| (a - b) * (a - b)).sum::<f64>()))
+        .map(|(i, c)| {
+            (
+                i,
+                c.iter()
+                    .zip(point)
+                    .map(|(a, b)| (a - b) * (a - b))
+                    .sum::<f64>(),
+            )
+        })
         .min_by(|a, b| a.1.total_cmp(&b.1))
         .map(|(i, _)| i)
 }
@@ -26,8 +34,12 @@ pub fn build(args: &JobArgs) -> Result<JobFn, String> {
     let path = args.path("model")?;
     let text = std::fs::read_to_string(&path)
         .map_err(|e| format!("cannot read model {}: {e}", path.display()))?;
-    let centroids: Vec<Vec<f64>> = serde_json::from_str(&text)
-        .map_err(|e| format!("model {} is not a JSON array of centroids: {e}", path.display()))?;
+    let centroids: Vec<Vec<f64>> = serde_json::from_str(&text).map_err(|e| {
+        format!(
+            "model {} is not a JSON array of centroids: {e}",
+            path.display()
+        )
+    })?;
     if centroids.is_empty() {
         return Err(format!("model {} has no centroids", path.display()));
     }

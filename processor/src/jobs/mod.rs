@@ -96,15 +96,36 @@ pub fn find(name: &str) -> Option<&'static JobSpec> {
 pub const RUN_SETTINGS: &[(&str, &str)] = &[
     ("input", "source topic (required)"),
     ("output", "output topic (required)"),
-    ("name", "the job's name: its group and internal topics' prefix (default: the job)"),
-    ("instance.id", "this instance's id, distinct per instance of one job (default 0)"),
+    (
+        "name",
+        "the job's name: its group and internal topics' prefix (default: the job)",
+    ),
+    (
+        "instance.id",
+        "this instance's id, distinct per instance of one job (default 0)",
+    ),
     ("interval.ms", "batch interval (default 1000)"),
-    ("max.rate.per.partition", "records per second per partition (default unbounded)"),
-    ("backpressure", "true: size batches to the rate the job keeps up with (default false)"),
-    ("start.from", "earliest or latest, without a checkpoint or committed offset (default earliest)"),
-    ("dead.letter.topic", "topic for records that cannot be read (default: fail the job)"),
+    (
+        "max.rate.per.partition",
+        "records per second per partition (default unbounded)",
+    ),
+    (
+        "backpressure",
+        "true: size batches to the rate the job keeps up with (default false)",
+    ),
+    (
+        "start.from",
+        "earliest or latest, without a checkpoint or committed offset (default earliest)",
+    ),
+    (
+        "dead.letter.topic",
+        "topic for records that cannot be read (default: fail the job)",
+    ),
     ("max.batches", "stop after this many batches"),
-    ("stop.when.idle", "N (or true = 1): stop after N rounds in a row with no input"),
+    (
+        "stop.when.idle",
+        "N (or true = 1): stop after N rounds in a row with no input",
+    ),
 ];
 
 /// A job and how to run it, from `key=value` settings (what `serve --job NAME:k=v,...` and `jobs run`

@@ -15,7 +15,10 @@ const SAD: &[&str] = &["sad", "hate", "bad", "awful", "angry", "ugh", "terrible"
 
 pub fn score(text: &str) -> i64 {
     text.split_whitespace()
-        .map(|w| w.trim_matches(|c: char| !c.is_alphanumeric()).to_lowercase())
+        .map(|w| {
+            w.trim_matches(|c: char| !c.is_alphanumeric())
+                .to_lowercase()
+        })
         .map(|w| i64::from(HAPPY.contains(&w.as_str())) - i64::from(SAD.contains(&w.as_str())))
         .sum()
 }

@@ -20,13 +20,14 @@ pub fn build(args: &JobArgs) -> Result<JobFn, String> {
             })
             .reduce_by_key(|a, b| a + b);
         let by_word = ctx.repartition(&words, "words", Utf8, Json);
-        let totals = by_word
-            .reduce_by_key(|a, b| a + b)
-            .map_with_state(None, |word: &String, n, total: &mut Option<u64>, _| {
+        let totals = by_word.reduce_by_key(|a, b| a + b).map_with_state(
+            None,
+            |word: &String, n, total: &mut Option<u64>, _| {
                 let t = total.unwrap_or(0) + n.copied().unwrap_or(0);
                 *total = Some(t);
                 Some((word.clone(), t.to_string()))
-            })?;
+            },
+        )?;
         ctx.to_topic(&totals, &args.output, Utf8, Utf8);
         Ok(())
     }))

@@ -34,7 +34,11 @@ pub fn store_key(stage: usize, store: usize, key: &[u8]) -> Bytes {
 }
 
 /// The changes of one store as changelog (key, value) pairs.
-pub fn store_records(stage: usize, store: usize, changes: Vec<Change>) -> Vec<(Bytes, Option<Bytes>)> {
+pub fn store_records(
+    stage: usize,
+    store: usize,
+    changes: Vec<Change>,
+) -> Vec<(Bytes, Option<Bytes>)> {
     changes
         .into_iter()
         .map(|(k, v)| (store_key(stage, store, &k), v.map(Bytes::from)))
@@ -49,7 +53,10 @@ pub struct Restored {
 }
 
 /// Folds a partition's records (in offset order; later values win, null deletes) into one stage's state.
-pub fn fold(stage: usize, records: impl IntoIterator<Item = (Bytes, Option<Bytes>)>) -> Result<Restored, String> {
+pub fn fold(
+    stage: usize,
+    records: impl IntoIterator<Item = (Bytes, Option<Bytes>)>,
+) -> Result<Restored, String> {
     let prefix = format!("s{stage}/");
     let meta = meta_key(stage);
     let mut latest: HashMap<Bytes, Option<Bytes>> = HashMap::new();
@@ -63,13 +70,17 @@ pub fn fold(stage: usize, records: impl IntoIterator<Item = (Bytes, Option<Bytes
         let Some(v) = v else { continue };
         if k == meta {
             out.checkpoint = Some(
-                serde_json::from_slice(&v).map_err(|e| format!("unreadable checkpoint record: {e}"))?,
+                serde_json::from_slice(&v)
+                    .map_err(|e| format!("unreadable checkpoint record: {e}"))?,
             );
             continue;
         }
         let rest = &k[prefix.len()..];
         let Some(slash) = rest.iter().position(|b| *b == b'/') else {
-            return Err(format!("unreadable changelog key {:?}", String::from_utf8_lossy(&k)));
+            return Err(format!(
+                "unreadable changelog key {:?}",
+                String::from_utf8_lossy(&k)
+            ));
         };
         let store: usize = std::str::from_utf8(&rest[..slash])
             .ok()
@@ -99,7 +110,10 @@ mod tests {
             (store_key(1, 0, b"\"x\""), Some(Bytes::from_static(b"9"))),
             (store_key(0, 1, b"\"a\""), Some(Bytes::from_static(b"3"))),
             (store_key(0, 1, b"\"b\""), None),
-            (meta_key(0), Some(Bytes::from(serde_json::to_vec(&cp).unwrap()))),
+            (
+                meta_key(0),
+                Some(Bytes::from(serde_json::to_vec(&cp).unwrap())),
+            ),
         ];
         let r = fold(0, recs).unwrap();
         assert_eq!(r.checkpoint, Some(cp));

@@ -21,7 +21,10 @@ pub struct BatchStatus {
     /// task → its batch number in this round.
     pub batches: Vec<(String, u64)>,
     pub ranges: Vec<OffsetRange>,
+    /// Records read from the job's sources (not what a later stage reads back from a repartition topic).
     pub records: u64,
+    /// From the start of the round to its commit: in the status topic, reading and computing (the record
+    /// is part of the transaction); in the metrics, the commit too.
     pub processing_ms: u64,
     /// How long the round waited past its scheduled time for the previous one to finish.
     pub scheduling_delay_ms: u64,
@@ -79,16 +82,61 @@ impl JobMetrics {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
             let _ = writeln!(out, "{name}{{job=\"{job}\"}} {value}");
         };
-        metric("runnel_job_batches_total", "counter", "Batch rounds committed.", c.rounds);
-        metric("runnel_job_records_total", "counter", "Source records processed.", c.records);
-        metric("runnel_job_dead_letters_total", "counter", "Records sent to the dead-letter topic.", c.dead_letters);
-        metric("runnel_job_task_restores_total", "counter", "Tasks restored from the changelog.", c.restores);
-        metric("runnel_job_commit_failures_total", "counter", "Batches whose transaction failed.", c.commit_failures);
-        metric("runnel_job_processing_ms_total", "counter", "Time spent processing batches.", c.processing_ms_total);
+        metric(
+            "runnel_job_batches_total",
+            "counter",
+            "Batch rounds committed.",
+            c.rounds,
+        );
+        metric(
+            "runnel_job_records_total",
+            "counter",
+            "Source records processed.",
+            c.records,
+        );
+        metric(
+            "runnel_job_dead_letters_total",
+            "counter",
+            "Records sent to the dead-letter topic.",
+            c.dead_letters,
+        );
+        metric(
+            "runnel_job_task_restores_total",
+            "counter",
+            "Tasks restored from the changelog.",
+            c.restores,
+        );
+        metric(
+            "runnel_job_commit_failures_total",
+            "counter",
+            "Batches whose transaction failed.",
+            c.commit_failures,
+        );
+        metric(
+            "runnel_job_processing_ms_total",
+            "counter",
+            "Time spent processing batches.",
+            c.processing_ms_total,
+        );
         if let Some(last) = c.recent.back() {
-            metric("runnel_job_last_batch_processing_ms", "gauge", "Processing time of the last batch.", last.processing_ms);
-            metric("runnel_job_last_batch_scheduling_delay_ms", "gauge", "Scheduling delay of the last batch.", last.scheduling_delay_ms);
-            metric("runnel_job_last_batch_records", "gauge", "Records in the last batch.", last.records);
+            metric(
+                "runnel_job_last_batch_processing_ms",
+                "gauge",
+                "Processing time of the last batch.",
+                last.processing_ms,
+            );
+            metric(
+                "runnel_job_last_batch_scheduling_delay_ms",
+                "gauge",
+                "Scheduling delay of the last batch.",
+                last.scheduling_delay_ms,
+            );
+            metric(
+                "runnel_job_last_batch_records",
+                "gauge",
+                "Records in the last batch.",
+                last.records,
+            );
         }
         out
     }

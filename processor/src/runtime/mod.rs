@@ -31,6 +31,9 @@ use crate::error::ProcessorError;
 use crate::runtime::reader::RangeReader;
 use crate::runtime::task::{Task, TaskBatch, TaskId};
 
+/// The most records a batch takes from one partition when no rate limit is set.
+pub const MAX_BATCH_RECORDS: i64 = 100_000;
+
 /// Builds a job's graph on a context; called once per task.
 pub type JobFn = Arc<dyn Fn(&mut StreamingContext) -> Result<(), ProcessorError> + Send + Sync>;
 
@@ -234,7 +237,10 @@ impl Runtime {
                     summary.records += records;
                     idle_rounds = if idle { idle_rounds + 1 } else { 0 };
                     if self.config.max_batches.is_some_and(|m| summary.rounds >= m)
-                        || self.config.stop_when_idle.is_some_and(|n| idle_rounds >= n.max(1))
+                        || self
+                            .config
+                            .stop_when_idle
+                            .is_some_and(|n| idle_rounds >= n.max(1))
                     {
                         break;
                     }
@@ -322,13 +328,8 @@ impl Runtime {
             .cloned()
             .collect();
         let tps: Vec<TopicPartition> = topics.iter().map(|t| (t.clone(), id.partition)).collect();
-        let records = read_partition(
-            &self.cluster,
-            &self.config.changelog_topic(),
-            id.partition,
-        )
-        .await?;
-        let restored = changelog::fold(id.stage, records).map_err(JobError::Failed)?;
+        // Committed offsets first: the fetch waits out a transaction still committing offsets
+        // (require_stable), so the changelog read next already holds that transaction's state too.
         let committed: HashMap<String, i64> = self
             .offsets
             .committed(&tps)
@@ -337,6 +338,9 @@ impl Runtime {
             .filter(|(_, o)| *o >= 0)
             .map(|((t, _), o)| (t, o))
             .collect();
+        let records =
+            read_partition(&self.cluster, &self.config.changelog_topic(), id.partition).await?;
+        let restored = changelog::fold(id.stage, records).map_err(JobError::Failed)?;
         let ts = match self.config.start_from {
             StartFrom::Earliest => -2,
             StartFrom::Latest => -1,
@@ -347,7 +351,8 @@ impl Runtime {
                 .into_iter()
                 .map(|((t, _), (o, _))| (t, o))
                 .collect();
-        let mut ctx = StreamingContext::new(&self.config.name, self.config.interval.as_millis() as u64);
+        let mut ctx =
+            StreamingContext::new(&self.config.name, self.config.interval.as_millis() as u64);
         (self.job)(&mut ctx)?;
         Task::restore(id, ctx, topics, restored, &committed, &start).map_err(JobError::Failed)
     }
@@ -372,7 +377,12 @@ impl Runtime {
             .values()
             // The rate limit holds back the job's sources; a repartition topic only carries what the
             // job itself wrote, so a later stage always takes all of it.
-            .map(|t| (t.id, t.plan(&ends, if t.id.stage == 0 { cap } else { None })))
+            .map(|t| {
+                (
+                    t.id,
+                    t.plan(&ends, if t.id.stage == 0 { cap } else { None }),
+                )
+            })
             .collect();
         let all_ranges: Vec<crate::batch::OffsetRange> =
             plans.iter().flat_map(|(_, r)| r.iter().cloned()).collect();
@@ -382,7 +392,8 @@ impl Runtime {
                 .await
                 .map_err(RoundError::retry)?,
         );
-        let mut plans: HashMap<TaskId, Vec<crate::batch::OffsetRange>> = plans.into_iter().collect();
+        let mut plans: HashMap<TaskId, Vec<crate::batch::OffsetRange>> =
+            plans.into_iter().collect();
         let mut tasks: Vec<&mut Task> = self.tasks.values_mut().collect();
         let work: Vec<(&mut Task, Vec<crate::batch::OffsetRange>)> = tasks
             .drain(..)
@@ -421,7 +432,10 @@ impl Runtime {
             job: self.config.name.clone(),
             instance: self.config.instance.clone(),
             time_ms,
-            batches: batches.iter().map(|b| (b.info.task.clone(), b.info.id)).collect(),
+            batches: batches
+                .iter()
+                .map(|b| (b.info.task.clone(), b.info.id))
+                .collect(),
             ranges: all_ranges.clone(),
             records,
             processing_ms: processing.as_millis() as u64,
@@ -429,6 +443,12 @@ impl Runtime {
             dead_letters: dead as u64,
         };
         self.commit(&batches, &status).await?;
+        // The status record went out in the transaction; the metrics also count the commit.
+        let processing = started.elapsed();
+        let status = BatchStatus {
+            processing_ms: processing.as_millis() as u64,
+            ..status
+        };
         if records > 0 && !processing.is_zero() {
             let r = records as f64 / processing.as_secs_f64();
             self.rate = Some(self.rate.map_or(r, |old| 0.5 * old + 0.5 * r));
@@ -467,10 +487,13 @@ impl Runtime {
     /// has been processing at, over one interval.
     fn batch_cap(&self, partitions: usize) -> Option<i64> {
         let secs = self.config.interval.as_secs_f64();
-        let limit = self
-            .config
-            .max_rate_per_partition
-            .map(|r| ((r as f64 * secs) as i64).max(1));
+        // Without a rate limit a batch still stops at MAX_BATCH_RECORDS per partition, so catching up
+        // on a long backlog never holds it all in memory at once.
+        let limit = Some(
+            self.config
+                .max_rate_per_partition
+                .map_or(MAX_BATCH_RECORDS, |r| ((r as f64 * secs) as i64).max(1)),
+        );
         let pressure = if self.config.backpressure {
             self.rate
                 .map(|r| ((r * secs / partitions.max(1) as f64) as i64).max(1))
@@ -483,7 +506,11 @@ impl Runtime {
         }
     }
 
-    async fn commit(&mut self, batches: &[TaskBatch], status: &BatchStatus) -> Result<(), RoundError> {
+    async fn commit(
+        &mut self,
+        batches: &[TaskBatch],
+        status: &BatchStatus,
+    ) -> Result<(), RoundError> {
         let p = &self.producer;
         p.begin_transaction().map_err(RoundError::from_client)?;
         self.in_transaction = true;
@@ -531,8 +558,9 @@ impl Runtime {
                 .map_err(RoundError::from_client)?;
             }
         }
-        let status_json = serde_json::to_vec(status)
-            .map_err(|e| RoundError::Fatal(JobError::Failed(format!("cannot write status: {e}"))))?;
+        let status_json = serde_json::to_vec(status).map_err(|e| {
+            RoundError::Fatal(JobError::Failed(format!("cannot write status: {e}")))
+        })?;
         p.send(ProducerRecord {
             topic: self.config.status_topic(),
             partition: Some(0),
@@ -544,7 +572,12 @@ impl Runtime {
         .map_err(RoundError::from_client)?;
         let offsets: Vec<(String, i32, i64)> = batches
             .iter()
-            .flat_map(|b| b.info.ranges.iter().map(|r| (r.topic.clone(), r.partition, r.until)))
+            .flat_map(|b| {
+                b.info
+                    .ranges
+                    .iter()
+                    .map(|r| (r.topic.clone(), r.partition, r.until))
+            })
             .collect();
         let group = GroupMetadata {
             group_id: self.config.name.clone(),
@@ -555,7 +588,9 @@ impl Runtime {
         p.send_offsets_to_transaction(&offsets, &group)
             .await
             .map_err(RoundError::from_client)?;
-        p.commit_transaction().await.map_err(RoundError::from_client)?;
+        p.commit_transaction()
+            .await
+            .map_err(RoundError::from_client)?;
         self.in_transaction = false;
         for d in repartitioned {
             // Committed, so every delivery has its answer already.

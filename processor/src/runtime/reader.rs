@@ -6,7 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use runnel_clients::consumer::IsolationLevel;
-use runnel_clients::{Cluster, Consumer, ConsumerConfig, ConsumerRecord, OffsetReset, TopicPartition};
+use runnel_clients::{
+    Cluster, Consumer, ConsumerConfig, ConsumerRecord, OffsetReset, TopicPartition,
+};
 
 use crate::batch::OffsetRange;
 use crate::context::BatchInput;
@@ -98,7 +100,11 @@ impl RangeReader {
                     ms: timeout.as_millis() as u64,
                 });
             }
-            for c in self.consumer.poll(left.min(Duration::from_millis(200))).await? {
+            for c in self
+                .consumer
+                .poll(left.min(Duration::from_millis(200)))
+                .await?
+            {
                 let tp = (c.topic.clone(), c.partition);
                 let until = self.read_until.get(&tp).copied().unwrap_or(i64::MAX);
                 if c.offset < until {

@@ -84,9 +84,13 @@ impl Task {
         };
         for t in &topics {
             if !offsets.contains_key(t) {
-                let o = committed.get(t).or_else(|| start.get(t)).copied().ok_or_else(|| {
-                    format!("task {id}: no start offset for {t}/{}", id.partition)
-                })?;
+                let o = committed
+                    .get(t)
+                    .or_else(|| start.get(t))
+                    .copied()
+                    .ok_or_else(|| {
+                        format!("task {id}: no start offset for {t}/{}", id.partition)
+                    })?;
                 offsets.insert(t.clone(), o);
             }
         }
@@ -126,8 +130,10 @@ impl Task {
         time_ms: u64,
         input: Arc<BatchInput>,
     ) -> Result<TaskBatch, String> {
+        // Records of the job's sources (a later stage reads back what the job wrote itself).
         let input_records = ranges
             .iter()
+            .filter(|_| self.id.stage == 0)
             .filter_map(|r| input.get(&(r.topic.clone(), r.partition)))
             .map(Vec::len)
             .sum();
@@ -140,7 +146,11 @@ impl Task {
         let (records, dead) = self.ctx.run_batch(&info, input)?;
         let mut log = Vec::new();
         for (i, store) in self.ctx.graph().stores().iter().enumerate() {
-            log.extend(changelog::store_records(self.id.stage, i, store.take_changes()?));
+            log.extend(changelog::store_records(
+                self.id.stage,
+                i,
+                store.take_changes()?,
+            ));
         }
         for r in &info.ranges {
             self.offsets.insert(r.topic.clone(), r.until);
