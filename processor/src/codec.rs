@@ -77,7 +77,7 @@ mod tests {
         let v: Result<Vec<u32>, _> = Json.decode(Some(b"[1,2]"));
         assert_eq!(v, Ok(vec![1, 2]));
         let bad: Result<Vec<u32>, _> = Json.decode(Some(b"{"));
-        assert!(bad.unwrap_err().starts_with("invalid JSON"));
+        assert!(bad.expect_err("not JSON").starts_with("invalid JSON"));
         assert_eq!(Raw.decode(None), Ok(Bytes::new()));
     }
 }

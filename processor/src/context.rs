@@ -113,14 +113,14 @@ impl StreamingContext {
                 let Some(records) = input.get(&(r.topic.clone(), r.partition)) else {
                     continue;
                 };
-                let decoded: Vec<Result<Record<K, V>, DeadLetter>> = records
+                let decoded: Vec<Result<Record<K, V>, Box<DeadLetter>>> = records
                     .par_iter()
                     .map(|c| decode_record(&name, c, &key, &value))
                     .collect();
                 for d in decoded {
                     match d {
                         Ok(rec) => out.push(rec),
-                        Err(letter) => lock(&dead).push(letter),
+                        Err(letter) => lock(&dead).push(*letter),
                     }
                 }
             }
@@ -241,10 +241,12 @@ fn decode_record<K, V>(
     c: &ConsumerRecord,
     key: &impl Codec<K>,
     value: &impl Codec<V>,
-) -> Result<Record<K, V>, DeadLetter> {
-    let fail = |what: &str, e: String| DeadLetter {
-        record: c.clone(),
-        reason: format!("{what}: {e}"),
+) -> Result<Record<K, V>, Box<DeadLetter>> {
+    let fail = |what: &str, e: String| {
+        Box::new(DeadLetter {
+            record: c.clone(),
+            reason: format!("{what}: {e}"),
+        })
     };
     let k = match &c.key {
         Some(b) => Some(key.decode(Some(b)).map_err(|e| fail("key", e))?),

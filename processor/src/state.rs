@@ -13,11 +13,14 @@ use serde::Serialize;
 /// A changed key and its new value (None deletes it).
 pub type Change = (Vec<u8>, Option<Vec<u8>>);
 
+/// The latest value of every key of a store, as read back from the changelog.
+pub type Entries = Vec<(Vec<u8>, Vec<u8>)>;
+
 pub trait Checkpointed: Send + Sync {
     /// What changed since the last call.
     fn take_changes(&self) -> Result<Vec<Change>, String>;
     /// Replaces the state with checkpointed entries (the latest value of every key).
-    fn restore(&self, entries: Vec<(Vec<u8>, Vec<u8>)>) -> Result<(), String>;
+    fn restore(&self, entries: Entries) -> Result<(), String>;
 }
 
 /// The stateful operators of one job graph, in the order they were built (which names them in the
@@ -72,6 +75,12 @@ impl<K: Eq + Hash + Clone, X> Keyed<K, X> {
 
 pub struct KeyedStore<K, X>(Mutex<Keyed<K, X>>);
 
+impl<K, X> Default for KeyedStore<K, X> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl<K, X> KeyedStore<K, X> {
     pub fn new() -> Self {
         KeyedStore(Mutex::new(Keyed {
@@ -99,7 +108,7 @@ where
             .collect()
     }
 
-    fn restore(&self, entries: Vec<(Vec<u8>, Vec<u8>)>) -> Result<(), String> {
+    fn restore(&self, entries: Entries) -> Result<(), String> {
         let mut map = HashMap::new();
         for (k, v) in entries {
             map.insert(decode(&k)?, decode(&v)?);
@@ -168,7 +177,7 @@ where
         }
     }
 
-    fn restore(&self, entries: Vec<(Vec<u8>, Vec<u8>)>) -> Result<(), String> {
+    fn restore(&self, entries: Entries) -> Result<(), String> {
         let mut batches: Vec<(u64, Vec<T>)> = entries
             .iter()
             .map(|(_, v)| decode(v))

@@ -28,7 +28,7 @@ enum JobsCommand {
     /// List the jobs this binary ships.
     List,
     /// Run a job against the cluster until Ctrl-C (exactly-once: output, state and offsets commit together).
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Show a job's latest batches: offset ranges, records, processing time and scheduling delay.
     Status(StatusArgs),
 }
@@ -95,7 +95,7 @@ pub async fn run(args: JobsArgs) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        JobsCommand::Run(r) => run_job(&args.connect, r).await,
+        JobsCommand::Run(r) => run_job(&args.connect, *r).await,
         JobsCommand::Status(s) => status(&args.connect, s).await,
     }
 }

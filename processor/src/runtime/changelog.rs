@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, HashMap};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
-use crate::state::Change;
+use crate::state::{Change, Entries};
 
 /// The checkpoint of a task after a batch.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -49,7 +49,7 @@ pub fn store_records(
 #[derive(Debug, Default)]
 pub struct Restored {
     pub checkpoint: Option<Checkpoint>,
-    pub stores: HashMap<usize, Vec<(Vec<u8>, Vec<u8>)>>,
+    pub stores: HashMap<usize, Entries>,
 }
 
 /// Folds a partition's records (in offset order; later values win, null deletes) into one stage's state.
@@ -112,10 +112,12 @@ mod tests {
             (store_key(0, 1, b"\"b\""), None),
             (
                 meta_key(0),
-                Some(Bytes::from(serde_json::to_vec(&cp).unwrap())),
+                Some(Bytes::from(
+                    serde_json::to_vec(&cp).expect("checkpoint json"),
+                )),
             ),
         ];
-        let r = fold(0, recs).unwrap();
+        let r = fold(0, recs).expect("fold");
         assert_eq!(r.checkpoint, Some(cp));
         assert_eq!(r.stores.len(), 1);
         assert_eq!(r.stores[&1], vec![(b"\"a\"".to_vec(), b"3".to_vec())]);
