@@ -284,3 +284,114 @@ pub(crate) fn dead_letter_record(topic: &str, d: &DeadLetter) -> OutputRecord {
         ],
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::batch::OffsetRange;
+    use crate::codec::{Json, Utf8};
+
+    fn record(topic: &str, partition: i32, offset: i64, value: &[u8]) -> ConsumerRecord {
+        ConsumerRecord {
+            topic: topic.into(),
+            partition,
+            offset,
+            timestamp: 0,
+            log_append_time: false,
+            key: Some(Bytes::from(format!("k{offset}"))),
+            value: Some(Bytes::copy_from_slice(value)),
+            headers: Vec::new(),
+        }
+    }
+
+    fn batch(id: u64, from: i64, until: i64) -> BatchInfo {
+        BatchInfo {
+            id,
+            time_ms: 0,
+            task: "s0-p0".into(),
+            ranges: vec![OffsetRange {
+                topic: "in".into(),
+                partition: 0,
+                from,
+                until,
+            }],
+        }
+    }
+
+    fn input(values: &[&[u8]], from: i64) -> Arc<BatchInput> {
+        let recs = values
+            .iter()
+            .enumerate()
+            .map(|(i, v)| record("in", 0, from + i as i64, v))
+            .collect();
+        Arc::new([(("in".to_string(), 0), recs)].into_iter().collect())
+    }
+
+    #[test]
+    fn outputs_see_each_batch_and_bad_records_become_dead_letters() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut ctx = StreamingContext::new("t", 100);
+        let numbers = ctx.topic::<String, u32>("in", Utf8, Json);
+        let doubled = numbers.map(|r| (r.key.clone().unwrap_or_default(), r.value * 2));
+        ctx.to_topic(&doubled, "out", Utf8, Json);
+        let seen: Arc<Mutex<Vec<(u64, Vec<OffsetRange>, usize)>>> = Arc::default();
+        let log = Arc::clone(&seen);
+        ctx.foreach_batch(&doubled, move |b, xs| {
+            lock(&log).push((b.id, b.ranges.clone(), xs.len()));
+            Ok(())
+        });
+        ctx.to_text_files(&numbers.map(|r| r.value), dir.path().join("text"));
+        ctx.to_json_files(&doubled, dir.path().join("json"));
+
+        let (out, dead) = ctx
+            .run_batch(&batch(0, 0, 3), input(&[b"1", b"oops", b"3"], 0))
+            .expect("batch 0");
+        assert_eq!(dead.len(), 1);
+        assert_eq!(dead[0].record.offset, 1);
+        assert!(
+            dead[0].reason.starts_with("value: invalid JSON"),
+            "{}",
+            dead[0].reason
+        );
+        let values: Vec<Option<Bytes>> = out.iter().map(|r| r.value.clone()).collect();
+        assert_eq!(values, vec![Some(Bytes::from("2")), Some(Bytes::from("6"))]);
+        assert!(out.iter().all(|r| r.topic == "out"));
+        let letter = dead_letter_record("dlq", &dead[0]);
+        assert_eq!(letter.value, Some(Bytes::from("oops")));
+        assert_eq!(letter.headers[1].1, Some(Bytes::from("in/0@1")));
+
+        let (out, dead) = ctx
+            .run_batch(&batch(1, 3, 4), input(&[b"10"], 3))
+            .expect("batch 1");
+        assert!(dead.is_empty());
+        assert_eq!(out.len(), 1);
+        assert_eq!(lock(&seen).len(), 2);
+        assert_eq!(lock(&seen)[1].0, 1);
+        assert_eq!(lock(&seen)[1].1[0].from, 3);
+
+        let text =
+            std::fs::read_to_string(dir.path().join("text/s0-p0/batch-0000000000/part-00000"))
+                .expect("batch 0 text");
+        assert_eq!(text, "1\n3\n");
+        // A batch written again (recomputed after a crash) replaces its directory, leaving nothing of the
+        // earlier attempt.
+        let earlier = dir.path().join("json/s0-p0/batch-0000000002");
+        std::fs::create_dir_all(&earlier).expect("earlier attempt");
+        std::fs::write(earlier.join("part-00001"), "stale").expect("stale part");
+        ctx.run_batch(&batch(2, 4, 5), input(&[b"20"], 4))
+            .expect("batch 2");
+        let parts: Vec<String> = std::fs::read_dir(&earlier)
+            .expect("batch 2 dir")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(parts, vec!["part-00000".to_string()]);
+        let json = std::fs::read_to_string(earlier.join("part-00000")).expect("batch 2 json");
+        assert_eq!(json, "[\"k4\",40]\n");
+        let entries = std::fs::read_dir(dir.path().join("json/s0-p0"))
+            .expect("dir")
+            .count();
+        assert_eq!(entries, 3, "no temporary directories left behind");
+    }
+}

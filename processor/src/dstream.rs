@@ -281,6 +281,15 @@ where
         .reduce(HashMap::new, |a, b| b.into_iter().fold(a, merge))
 }
 
+/// A batch's values by key, in arrival order.
+fn group_values<K: Clone + Eq + Hash, W: Clone>(xs: &[(K, W)]) -> HashMap<K, Vec<W>> {
+    let mut m: HashMap<K, Vec<W>> = HashMap::new();
+    for (k, w) in xs {
+        m.entry(k.clone()).or_default().push(w.clone());
+    }
+    m
+}
+
 fn sorted<K: Ord, V>(m: HashMap<K, V>) -> Vec<(K, V)> {
     let mut v: Vec<(K, V)> = m.into_iter().collect();
     v.sort_by(|a, b| a.0.cmp(&b.0));
@@ -309,13 +318,7 @@ where
 
     /// All of a batch's values per key, in arrival order.
     pub fn group_by_key(&self) -> DStream<(K, Vec<V>)> {
-        self.derive(|_, xs| {
-            let mut m: HashMap<K, Vec<V>> = HashMap::new();
-            for (k, v) in xs {
-                m.entry(k.clone()).or_default().push(v.clone());
-            }
-            sorted(m)
-        })
+        self.derive(|_, xs| sorted(group_values(xs)))
     }
 
     /// Inner join with a static dataset.
@@ -339,6 +342,48 @@ where
             xs.iter()
                 .map(|(k, v)| (k.clone(), (v.clone(), table.get(k).cloned())))
                 .collect()
+        })
+    }
+
+    /// Inner join with another stream, batch by batch (Spark's DStream join): every pair of values with
+    /// the same key in the same batch, in this stream's order, then the other's.
+    pub fn join_stream<W: Clone + Send + Sync + 'static>(
+        &self,
+        other: &DStream<(K, W)>,
+    ) -> DStream<(K, (V, W))> {
+        let other = other.clone();
+        self.derive(move |b, xs| {
+            let by_key = group_values(&other.compute(b));
+            xs.iter()
+                .flat_map(|(k, v)| {
+                    by_key
+                        .get(k)
+                        .into_iter()
+                        .flatten()
+                        .map(move |w| (k.clone(), (v.clone(), w.clone())))
+                })
+                .collect()
+        })
+    }
+
+    /// Left outer join with another stream, batch by batch: values without a match get None.
+    pub fn left_join_stream<W: Clone + Send + Sync + 'static>(
+        &self,
+        other: &DStream<(K, W)>,
+    ) -> DStream<(K, (V, Option<W>))> {
+        let other = other.clone();
+        self.derive(move |b, xs| {
+            let by_key = group_values(&other.compute(b));
+            let mut out = Vec::new();
+            for (k, v) in xs {
+                match by_key.get(k) {
+                    Some(ws) => {
+                        out.extend(ws.iter().map(|w| (k.clone(), (v.clone(), Some(w.clone())))))
+                    }
+                    None => out.push((k.clone(), (v.clone(), None))),
+                }
+            }
+            out
         })
     }
 

@@ -263,3 +263,37 @@ fn map_with_state_emits_per_record_and_times_out_idle_keys() {
         .map_with_state(Some(1500), |_, _, _: &mut Option<u64>, _| None::<u8>)
         .is_err());
 }
+
+#[test]
+fn stream_joins_pair_values_of_the_same_batch_by_key() {
+    let s = source();
+    let left = s.map(|w| (w.clone(), w.len()));
+    let right = s
+        .filter(|w| !w.ends_with('4'))
+        .map(|w| (w.clone(), format!("{w}!")));
+    let inner = left.join_stream(&right);
+    let outer = left.left_join_stream(&right);
+    for id in 0..25 {
+        let b = batch(id);
+        let ws = words(id);
+        let rs: Vec<(String, String)> = ws
+            .iter()
+            .filter(|w| !w.ends_with('4'))
+            .map(|w| (w.clone(), format!("{w}!")))
+            .collect();
+        let mut expect_inner = Vec::new();
+        let mut expect_outer = Vec::new();
+        for w in &ws {
+            let matches: Vec<&String> = rs.iter().filter(|(k, _)| k == w).map(|(_, v)| v).collect();
+            for m in &matches {
+                expect_inner.push((w.clone(), (w.len(), (*m).clone())));
+                expect_outer.push((w.clone(), (w.len(), Some((*m).clone()))));
+            }
+            if matches.is_empty() {
+                expect_outer.push((w.clone(), (w.len(), None)));
+            }
+        }
+        assert_eq!(*inner.compute(&b), expect_inner, "batch {id}");
+        assert_eq!(*outer.compute(&b), expect_outer, "batch {id}");
+    }
+}

@@ -483,27 +483,14 @@ impl Runtime {
         }
     }
 
-    /// Records per partition for the next batch: the rate limit, and with backpressure the rate the job
-    /// has been processing at, over one interval.
     fn batch_cap(&self, partitions: usize) -> Option<i64> {
-        let secs = self.config.interval.as_secs_f64();
-        // Without a rate limit a batch still stops at MAX_BATCH_RECORDS per partition, so catching up
-        // on a long backlog never holds it all in memory at once.
-        let limit = Some(
-            self.config
-                .max_rate_per_partition
-                .map_or(MAX_BATCH_RECORDS, |r| ((r as f64 * secs) as i64).max(1)),
-        );
-        let pressure = if self.config.backpressure {
-            self.rate
-                .map(|r| ((r * secs / partitions.max(1) as f64) as i64).max(1))
-        } else {
-            None
-        };
-        match (limit, pressure) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        let rate = self.config.backpressure.then_some(self.rate).flatten();
+        batch_cap(
+            self.config.max_rate_per_partition,
+            rate,
+            self.config.interval,
+            partitions,
+        )
     }
 
     async fn commit(
@@ -632,6 +619,46 @@ impl Runtime {
         self.drop_tasks();
         self.member.request_rejoin();
         Ok(())
+    }
+}
+
+/// Records per partition for the next batch: the rate limit (records/s per partition), and with
+/// backpressure the rate the job has been processing at (records/s in all), over one interval. Without a
+/// rate limit a batch still stops at MAX_BATCH_RECORDS per partition, so catching up on a long backlog
+/// never holds it all in memory at once.
+fn batch_cap(
+    max_rate_per_partition: Option<u64>,
+    processing_rate: Option<f64>,
+    interval: Duration,
+    partitions: usize,
+) -> Option<i64> {
+    let secs = interval.as_secs_f64();
+    let limit =
+        max_rate_per_partition.map_or(MAX_BATCH_RECORDS, |r| ((r as f64 * secs) as i64).max(1));
+    let pressure = processing_rate.map(|r| ((r * secs / partitions.max(1) as f64) as i64).max(1));
+    Some(pressure.map_or(limit, |p| p.min(limit)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batches_are_held_to_the_rate_limit_and_the_processing_rate() {
+        let second = Duration::from_secs(1);
+        assert_eq!(batch_cap(None, None, second, 3), Some(MAX_BATCH_RECORDS));
+        assert_eq!(
+            batch_cap(Some(1500), None, Duration::from_millis(100), 3),
+            Some(150)
+        );
+        assert_eq!(
+            batch_cap(Some(1), None, Duration::from_millis(100), 3),
+            Some(1)
+        );
+        // Processing 3,000 records/s over 3 partitions: 1,000 per partition per second.
+        assert_eq!(batch_cap(Some(5000), Some(3000.0), second, 3), Some(1000));
+        assert_eq!(batch_cap(Some(500), Some(3000.0), second, 3), Some(500));
+        assert_eq!(batch_cap(None, Some(0.0), second, 3), Some(1));
     }
 }
 
