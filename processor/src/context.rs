@@ -336,7 +336,8 @@ mod tests {
         let numbers = ctx.topic::<String, u32>("in", Utf8, Json);
         let doubled = numbers.map(|r| (r.key.clone().unwrap_or_default(), r.value * 2));
         ctx.to_topic(&doubled, "out", Utf8, Json);
-        let seen: Arc<Mutex<Vec<(u64, Vec<OffsetRange>, usize)>>> = Arc::default();
+        type Seen = Vec<(u64, Vec<OffsetRange>, usize)>;
+        let seen: Arc<Mutex<Seen>> = Arc::default();
         let log = Arc::clone(&seen);
         ctx.foreach_batch(&doubled, move |b, xs| {
             lock(&log).push((b.id, b.ranges.clone(), xs.len()));

@@ -639,29 +639,6 @@ fn batch_cap(
     Some(pressure.map_or(limit, |p| p.min(limit)))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn batches_are_held_to_the_rate_limit_and_the_processing_rate() {
-        let second = Duration::from_secs(1);
-        assert_eq!(batch_cap(None, None, second, 3), Some(MAX_BATCH_RECORDS));
-        assert_eq!(
-            batch_cap(Some(1500), None, Duration::from_millis(100), 3),
-            Some(150)
-        );
-        assert_eq!(
-            batch_cap(Some(1), None, Duration::from_millis(100), 3),
-            Some(1)
-        );
-        // Processing 3,000 records/s over 3 partitions: 1,000 per partition per second.
-        assert_eq!(batch_cap(Some(5000), Some(3000.0), second, 3), Some(1000));
-        assert_eq!(batch_cap(Some(500), Some(3000.0), second, 3), Some(500));
-        assert_eq!(batch_cap(None, Some(0.0), second, 3), Some(1));
-    }
-}
-
 fn fenced(config: &JobConfig) -> JobError {
     JobError::Failed(format!(
         "instance {} of job {} was fenced: another process runs with transactional id {}",
@@ -730,4 +707,27 @@ async fn read_partition(
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batches_are_held_to_the_rate_limit_and_the_processing_rate() {
+        let second = Duration::from_secs(1);
+        assert_eq!(batch_cap(None, None, second, 3), Some(MAX_BATCH_RECORDS));
+        assert_eq!(
+            batch_cap(Some(1500), None, Duration::from_millis(100), 3),
+            Some(150)
+        );
+        assert_eq!(
+            batch_cap(Some(1), None, Duration::from_millis(100), 3),
+            Some(1)
+        );
+        // Processing 3,000 records/s over 3 partitions: 1,000 per partition per second.
+        assert_eq!(batch_cap(Some(5000), Some(3000.0), second, 3), Some(1000));
+        assert_eq!(batch_cap(Some(500), Some(3000.0), second, 3), Some(500));
+        assert_eq!(batch_cap(None, Some(0.0), second, 3), Some(1));
+    }
 }
