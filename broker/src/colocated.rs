@@ -12,7 +12,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use runnel_clients::connection::InProcess;
 use runnel_clients::{ClientConfig, Cluster};
-use runnel_processor::runtime::{JobConfig, JobFn, JobMetrics, Runtime};
+use runnel_processor::runtime::{run, JobConfig, JobFn, JobMetrics};
 
 use crate::broker::Broker;
 use crate::dispatch::{dispatch, Reply};
@@ -86,19 +86,16 @@ pub fn spawn(broker: &Arc<Broker>, hosted: HostedJob) {
                     Cluster::connect_in_process(config, Arc::new(Local(Arc::clone(&broker))))
                         .await
                         .map_err(|e| e.to_string())?;
-                let runtime = Runtime::start(
+                tracing::info!(job = %hosted.config.name, "co-located job starting");
+                run(
                     cluster,
                     hosted.config.clone(),
                     Arc::clone(&hosted.job),
                     Arc::clone(&hosted.metrics),
+                    std::future::pending(),
                 )
                 .await
-                .map_err(|e| e.to_string())?;
-                tracing::info!(job = %hosted.config.name, "co-located job started");
-                runtime
-                    .run(std::future::pending())
-                    .await
-                    .map_err(|e| e.to_string())
+                .map_err(|e| e.to_string())
             }
             .await;
             match result {

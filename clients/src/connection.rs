@@ -63,6 +63,18 @@ pub trait InProcess: Send + Sync {
     fn handle(&self, frame: Bytes) -> Pin<Box<dyn Future<Output = Option<Bytes>> + Send>>;
 }
 
+/// Hands a response frame (at least 4 bytes: it starts with the correlation id) to the request waiting for it.
+fn deliver(pending: &Pending, frame: Bytes) {
+    let correlation = i32::from_be_bytes([frame[0], frame[1], frame[2], frame[3]]);
+    let waiter = pending
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .remove(&correlation);
+    if let Some(w) = waiter {
+        let _ = w.send(frame);
+    }
+}
+
 /// Requests go to the in-process broker one at a time, in order, as over one socket.
 fn spawn_in_process(
     broker: Arc<dyn InProcess>,
@@ -81,14 +93,7 @@ fn spawn_in_process(
             if answer.len() < 4 {
                 break;
             }
-            let correlation = i32::from_be_bytes([answer[0], answer[1], answer[2], answer[3]]);
-            let waiter = pending
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .remove(&correlation);
-            if let Some(w) = waiter {
-                let _ = w.send(answer);
-            }
+            deliver(&pending, answer);
         }
         alive.store(false, Ordering::SeqCst);
         pending.lock().unwrap_or_else(|p| p.into_inner()).clear();
@@ -135,15 +140,7 @@ async fn spawn_socket(
             if rd.read_exact(&mut frame).await.is_err() {
                 break;
             }
-            let frame = frame.freeze();
-            let correlation = i32::from_be_bytes([frame[0], frame[1], frame[2], frame[3]]);
-            let waiter = reader_pending
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .remove(&correlation);
-            if let Some(w) = waiter {
-                let _ = w.send(frame);
-            }
+            deliver(&reader_pending, frame.freeze());
         }
         reader_alive.store(false, Ordering::SeqCst);
         // Dropping the senders fails every request still waiting.

@@ -1,16 +1,17 @@
-//! Runs one of the jobs shipped in the `runnel` binary from Rust (the same as `runnel jobs run`):
+//! Runs one of the jobs shipped in the `runnel` binary from Rust (what `runnel jobs run` does), e.g. the
+//! seed talk's trending hashtags over a sliding window:
 //!
 //!     cargo run --release -p runnel-processor --example shipped_job -- 127.0.0.1:9092 hashtags-window \
 //!         input=tweets output=trending window.ms=60000 slide.ms=5000
 //!
-//! Jobs: wordcount, grep, hashtags, hashtags-window, mood, join, kmeans (see `runnel jobs list`).
+//! Jobs: wordcount, grep, hashtags, hashtags-window, mood, join, kmeans (their code: processor/src/jobs).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use runnel_clients::{ClientConfig, Cluster};
-use runnel_processor::runtime::JobMetrics;
-use runnel_processor::{jobs, Runtime};
+use runnel_processor::jobs;
+use runnel_processor::runtime::{run, JobMetrics};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -25,14 +26,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let (config, job) = jobs::configure(name, &map)?;
     let cluster = Cluster::connect(ClientConfig::new(bootstrap)).await?;
-    let runtime = Runtime::start(cluster, config, job, Arc::new(JobMetrics::default())).await?;
-    let stop = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    let summary = runtime.run(stop).await?;
-    eprintln!(
-        "stopped after {} batches, {} records",
-        summary.rounds, summary.records
-    );
+    let stop = std::future::pending::<()>();
+    run(cluster, config, job, Arc::new(JobMetrics::default()), stop).await?;
     Ok(())
 }

@@ -36,6 +36,12 @@ pub struct DeadLetter {
 /// The fetched records of the batch being computed, per (topic, partition).
 pub type BatchInput = HashMap<(String, i32), Vec<ConsumerRecord>>;
 
+/// A static dataset: key → value, as UTF-8 text.
+pub type Table = HashMap<String, String>;
+
+/// Static datasets loaded from topics when the job starts, by topic.
+pub type Tables = HashMap<String, Arc<Table>>;
+
 pub struct StreamingContext {
     job: String,
     interval_ms: u64,
@@ -47,6 +53,9 @@ pub struct StreamingContext {
     outputs: Vec<Arc<dyn Output>>,
     /// Topics the job writes to (created with the job's width when missing).
     sinks: Vec<String>,
+    /// Static datasets the runtime loaded from topics, and the topics the job asked for.
+    tables: Arc<Tables>,
+    wanted_tables: Vec<String>,
 }
 
 impl StreamingContext {
@@ -60,7 +69,30 @@ impl StreamingContext {
             stages: vec![Vec::new()],
             outputs: Vec::new(),
             sinks: Vec::new(),
+            tables: Arc::new(HashMap::new()),
+            wanted_tables: Vec::new(),
         }
+    }
+
+    /// A context whose `table` calls are answered from datasets already loaded.
+    pub(crate) fn with_tables(job: &str, interval_ms: u64, tables: Arc<Tables>) -> Self {
+        StreamingContext {
+            tables,
+            ..Self::new(job, interval_ms)
+        }
+    }
+
+    /// A static dataset loaded from a topic when the job starts (the latest value of every key, as UTF-8;
+    /// a null value deletes the key), for joins. Loaded once: later records of the topic are not seen.
+    pub fn table(&mut self, topic: &str) -> Arc<Table> {
+        if !self.wanted_tables.iter().any(|t| t == topic) {
+            self.wanted_tables.push(topic.to_string());
+        }
+        self.tables.get(topic).cloned().unwrap_or_default()
+    }
+
+    pub(crate) fn wanted_tables(&self) -> &[String] {
+        &self.wanted_tables
     }
 
     pub fn job(&self) -> &str {

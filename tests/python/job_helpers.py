@@ -11,7 +11,9 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from conftest import KAFKA_REF, RUNNEL_BIN, Broker
+from contextlib import contextmanager
+
+from conftest import KAFKA_REF, RUNNEL_BIN, Broker, _started
 from helpers import admin, wait_until
 
 VOCAB = [f"w{i}" for i in range(150)]
@@ -156,6 +158,19 @@ class HostingBroker(Broker):
                 *[a for k, v in self.sets.items() for a in ("--set", f"{k}={v}")], *extra]
 
 
+@contextmanager
+def own_broker(broker: Broker):
+    """Starts a broker of the test's own and stops it at the end (listed for failure reports meanwhile)."""
+    _started.append(broker)
+    try:
+        broker.start()
+        yield broker
+    finally:
+        if broker.alive():
+            broker.stop()
+        _started.remove(broker)
+
+
 def group_offsets(bootstrap: str, group: str) -> dict[tuple[str, int], int]:
     from confluent_kafka import ConsumerGroupTopicPartitions
     a = admin(bootstrap)  # kept referenced: a collected client never completes its futures
@@ -199,13 +214,13 @@ def wait_caught_up(bootstrap: str, group: str, topics: list[str], partitions: in
     time.sleep(3.0)
 
 
-def read_output(bootstrap: str, topic: str, partitions: int) -> dict[int, list[tuple[str, str]]]:
-    """Every committed record of every partition, in order, as (key, value) text."""
+def read_raw(bootstrap: str, topic: str, partitions: int) -> dict[int, list]:
+    """Every committed record of every partition, in order, as (key, value, headers) bytes."""
     from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
     ends = end_offsets(bootstrap, [topic], partitions)
     c = Consumer({"bootstrap.servers": bootstrap, "group.id": "runnel-read-output", "enable.auto.commit": False,
                   "isolation.level": "read_committed", "auto.offset.reset": "earliest"})
-    out: dict[int, list[tuple[str, str]]] = {p: [] for p in range(partitions)}
+    out: dict[int, list] = {p: [] for p in range(partitions)}
     try:
         c.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in range(partitions)])
         done = {p for p in range(partitions) if ends[(topic, p)] == 0}
@@ -220,12 +235,18 @@ def read_output(bootstrap: str, topic: str, partitions: int) -> dict[int, list[t
                         done.add(tp.partition)
                 continue
             assert not m.error(), m.error()
-            out[m.partition()].append(((m.key() or b"").decode(), (m.value() or b"").decode()))
+            out[m.partition()].append((m.key(), m.value(), list(m.headers() or [])))
             if m.offset() + 1 >= ends[(topic, m.partition())]:
                 done.add(m.partition())
     finally:
         c.close()
     return out
+
+
+def read_output(bootstrap: str, topic: str, partitions: int) -> dict[int, list[tuple[str, str]]]:
+    """Every committed record of every partition, in order, as (key, value) text."""
+    return {p: [((k or b"").decode(), (v or b"").decode()) for k, v, _ in recs]
+            for p, recs in read_raw(bootstrap, topic, partitions).items()}
 
 
 def last_values(out: dict[int, list[tuple[str, str]]]) -> dict[str, str]:

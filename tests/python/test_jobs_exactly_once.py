@@ -19,10 +19,9 @@ import time
 
 import pytest
 
-from conftest import _started
 from helpers import create_topic, unique_topic
 from job_helpers import (Feeder, HostingBroker, JobProcess, KafkaBroker, assert_totals_only_grow,
-                         expected_word_counts, last_values, read_output, wait_caught_up)
+                         expected_word_counts, last_values, own_broker, read_output, wait_caught_up)
 
 PARTS = 3
 RECORDS = 36_000
@@ -120,10 +119,7 @@ def test_remote_jobs_killed_20_times_write_exactly_the_failure_free_output(start
 @pytest.mark.timeout(900)
 def test_colocated_jobs_with_the_broker_killed_20_times_write_exactly_the_failure_free_output(tmp_path_factory,
                                                                                               tmp_path):
-    b = HostingBroker(tmp_path_factory.mktemp("hosting"), {}, [])
-    _started.append(b)
-    try:
-        b.start()
+    with own_broker(HostingBroker(tmp_path_factory.mktemp("hosting"), {}, [])) as b:
         inp = unique_topic("eo-in")
         create_topic(b.bootstrap, inp, PARTS)
         outputs = {"wordcount": unique_topic("eo-wc"), "hashtags-window": unique_topic("eo-hw")}
@@ -144,25 +140,14 @@ def test_colocated_jobs_with_the_broker_killed_20_times_write_exactly_the_failur
             wait_caught_up(b.bootstrap, name, [inp, f"{name}-{rep}-repartition"], PARTS, 240)
         assert b.starts == KILLS + 2
         check(b.bootstrap, tmp_path, inp, outputs, feeder, "co")
-    finally:
-        if b.alive():
-            b.stop()
-        _started.remove(b)
 
 
 @pytest.mark.timeout(900)
 def test_remote_jobs_against_apache_kafka_killed_20_times_write_exactly_the_failure_free_output(
         tmp_path_factory, tmp_path):
-    b = KafkaBroker(tmp_path_factory.mktemp("kafka"), {})
-    _started.append(b)
-    try:
-        b.start()
+    with own_broker(KafkaBroker(tmp_path_factory.mktemp("kafka"), {})) as b:
         inp = unique_topic("eo-in")
         create_topic(b.bootstrap, inp, PARTS)
         outputs = {"wordcount": unique_topic("eo-wc"), "hashtags-window": unique_topic("eo-hw")}
         feeder = kill_jobs_while_input_flows(b.bootstrap, tmp_path, inp, outputs, "kafka")
         check(b.bootstrap, tmp_path, inp, outputs, feeder, "kafka")
-    finally:
-        if b.alive():
-            b.stop()
-        _started.remove(b)

@@ -22,10 +22,10 @@ from collections import Counter, defaultdict
 
 import pytest
 
-from conftest import RUNNEL_BIN, _started
+from conftest import RUNNEL_BIN
 from helpers import create_topic, unique_topic, wait_until
 from job_helpers import (HostingBroker, JobProcess, assert_totals_only_grow, end_offsets, expected_word_counts,
-                         last_values, read_output, tweet)
+                         last_values, own_broker, read_output, read_raw, tweet)
 
 PARTS = 2
 INTERVAL_MS = 100
@@ -84,34 +84,6 @@ def run_job(bootstrap, tmp_path, job, inp, out, *extra, name=None, timeout=JOB_T
 def runnel(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
     return subprocess.run([str(RUNNEL_BIN), *args], stdin=subprocess.DEVNULL, capture_output=True, text=True,
                           timeout=timeout, env=ENV)
-
-
-def read_raw(bootstrap: str, topic: str, partitions: int) -> dict[int, list]:
-    """Every committed record of every partition, in order, as (key, value, headers) bytes."""
-    from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
-    ends = end_offsets(bootstrap, [topic], partitions)
-    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "runnel-read-raw", "enable.auto.commit": False,
-                  "isolation.level": "read_committed", "auto.offset.reset": "earliest"})
-    out: dict[int, list] = {p: [] for p in range(partitions)}
-    try:
-        c.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in range(partitions)])
-        done = {p for p in range(partitions) if ends[(topic, p)] == 0}
-        deadline = time.monotonic() + 60
-        while len(done) < partitions:
-            assert time.monotonic() < deadline, f"reading {topic} did not reach {ends}"
-            m = c.poll(0.5)
-            if m is None:
-                for tp in c.position([TopicPartition(topic, p) for p in range(partitions)]):
-                    if tp.offset >= ends[(topic, tp.partition)]:
-                        done.add(tp.partition)
-                continue
-            assert not m.error(), m.error()
-            out[m.partition()].append((m.key(), m.value(), list(m.headers() or [])))
-            if m.offset() + 1 >= ends[(topic, m.partition())]:
-                done.add(m.partition())
-    finally:
-        c.close()
-    return out
 
 
 def count_records(out: dict) -> int:
@@ -356,6 +328,27 @@ def test_join_emits_one_record_per_keyed_input_with_the_table_value_or_null(brok
     assert_source_order_kept(got, lambda r: origin_of[json.loads(r[1])["value"]])
 
 
+def test_join_with_a_table_loaded_from_a_topic_at_start(broker, tmp_path):
+    """table.topic: the table is the latest value of every key of a topic when the job starts (null deletes)."""
+    b = broker.bootstrap
+    inp, out, tab = unique_topic("joint-in"), unique_topic("joint-out"), unique_topic("joint-table")
+    create_topic(b, inp, PARTS)
+    create_topic(b, tab, 3)
+    produce(b, tab, [(0, b"u1", b"alice"), (1, b"u2", b"bob"), (2, b"u3", b"carol"),
+                     (0, b"u1", b"alice v2"), (1, b"u2", None)])
+    records = [(i % PARTS, f"u{i % 5}".encode(), f"event {i}".encode()) for i in range(200)]
+    produce(b, inp, records)
+    run_job(b, tmp_path, "join", inp, out, "-o", f"table.topic={tab}")
+    table = {"u1": "alice v2", "u3": "carol"}
+    expected = Counter((k.decode(), v.decode(), table.get(k.decode())) for _, k, v in records)
+    got = Counter()
+    for recs in read_output(b, out, PARTS).values():
+        for k, v in recs:
+            doc = json.loads(v)
+            got[(k, doc["value"], doc["joined"])] += 1
+    assert got == expected
+
+
 def test_kmeans_assigns_each_point_to_the_nearest_centroid_and_skips_malformed_ones(broker, tmp_path):
     b = broker.bootstrap
     inp, out = unique_topic("km-in"), unique_topic("km-out")
@@ -559,7 +552,7 @@ def test_jobs_run_of_an_unknown_job_lists_the_jobs(broker):
 @pytest.mark.parametrize("job,options,message", [
     ("grep", [], "needs the option pattern"),
     ("grep", ["-o", "pattern="], "option pattern is empty"),
-    ("join", [], "needs the option table"),
+    ("join", [], "needs exactly one of the options table"),
     ("join", ["-o", "table=/nonexistent/table.csv"], "cannot read table /nonexistent/table.csv"),
     ("kmeans", [], "needs the option model"),
     ("kmeans", ["-o", "model={tmp}/bad.json"], "is not a JSON array of centroids"),
@@ -634,10 +627,7 @@ def test_metrics_count_the_records_while_the_job_runs(broker, tmp_path):
 @pytest.mark.runnel_only
 @pytest.mark.timeout(240)
 def test_colocated_wordcount_counts_the_input(tmp_path_factory):
-    b = HostingBroker(tmp_path_factory.mktemp("hosting"), {}, [])
-    _started.append(b)
-    try:
-        b.start()
+    with own_broker(HostingBroker(tmp_path_factory.mktemp("hosting"), {}, [])) as b:
         inp, out = unique_topic("co-wc-in"), unique_topic("co-wc-out")
         create_topic(b.bootstrap, inp, PARTS)
         b.jobs = [f"wordcount:input={inp},output={out},interval.ms={INTERVAL_MS},name={job_name('co-wc')}"]
@@ -663,7 +653,3 @@ def test_colocated_wordcount_counts_the_input(tmp_path_factory):
                     if last.get(w) != expected.get(w)}
             raise AssertionError(f"co-located wordcount's totals differ (got, expected): {diff}")
         assert_totals_only_grow(read_output(b.bootstrap, out, PARTS))
-    finally:
-        if b.alive():
-            b.stop()
-        _started.remove(b)

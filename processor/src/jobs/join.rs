@@ -1,6 +1,7 @@
-//! A stream joined with a static dataset: each record's key is looked up in a table loaded from a file of
-//! `key,value` lines; the output value is JSON {"value": the record's value, "joined": the table's value
-//! or null} (a left join, so no record is lost).
+//! A stream joined with a static dataset: each record's key is looked up in a table loaded when the job
+//! starts, from a file of `key,value` lines (option `table`) or from a topic (option `table.topic`: the
+//! latest value of every key); the output value is JSON {"value": the record's value, "joined": the table's
+//! value or null} (a left join, so no record is lost).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -16,17 +17,36 @@ pub fn load_table(text: &str) -> HashMap<String, String> {
         .collect()
 }
 
+enum Source {
+    File(Arc<HashMap<String, String>>),
+    Topic(String),
+}
+
 pub fn build(args: &JobArgs) -> Result<JobFn, String> {
-    let path = args.path("table")?;
-    let text = std::fs::read_to_string(&path)
-        .map_err(|e| format!("cannot read table {}: {e}", path.display()))?;
-    let table = Arc::new(load_table(&text));
+    let source = match (args.options.get("table"), args.options.get("table.topic")) {
+        (Some(_), None) => {
+            let path = args.path("table")?;
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| format!("cannot read table {}: {e}", path.display()))?;
+            Source::File(Arc::new(load_table(&text)))
+        }
+        (None, Some(topic)) => Source::Topic(topic.clone()),
+        _ => {
+            return Err(
+                "this job needs exactly one of the options table (a file) and table.topic".into(),
+            )
+        }
+    };
     let args = args.clone();
     Ok(Arc::new(move |ctx| {
+        let table = match &source {
+            Source::File(t) => Arc::clone(t),
+            Source::Topic(topic) => ctx.table(topic),
+        };
         let records = ctx.topic(&args.input, Utf8, Utf8);
         let keyed = records.flat_map(|r| r.key.clone().map(|k| (k, r.value.clone())));
         let joined = keyed
-            .left_join(Arc::clone(&table))
+            .left_join(table)
             .map(|(k, (v, t))| (k.clone(), serde_json::json!({ "value": v, "joined": t })));
         ctx.to_topic(&joined, &args.output, Utf8, Json);
         Ok(())

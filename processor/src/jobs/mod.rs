@@ -78,7 +78,7 @@ pub const JOBS: &[JobSpec] = &[
     },
     JobSpec {
         name: "join",
-        about: "records joined by key with a static dataset (option table: a file of key,value lines)",
+        about: "records joined by key with a static dataset (option table: a file of key,value lines, or table.topic)",
         build: join::build,
     },
     JobSpec {

@@ -26,7 +26,7 @@ use runnel_clients::{
 pub use config::{BadRecords, JobConfig, StartFrom};
 pub use metrics::{BatchStatus, JobMetrics};
 
-use crate::context::{dead_letter_record, StreamingContext};
+use crate::context::{dead_letter_record, StreamingContext, Table, Tables};
 use crate::error::ProcessorError;
 use crate::runtime::reader::RangeReader;
 use crate::runtime::task::{Task, TaskBatch, TaskId};
@@ -56,6 +56,20 @@ pub struct JobSummary {
     pub records: u64,
 }
 
+/// Starts a job and runs it until `stop` resolves (or it stops by itself, see [`Runtime::run`]).
+pub async fn run(
+    cluster: Arc<Cluster>,
+    config: JobConfig,
+    job: JobFn,
+    metrics: Arc<JobMetrics>,
+    stop: impl std::future::Future<Output = ()>,
+) -> Result<JobSummary, JobError> {
+    Runtime::start(cluster, config, job, metrics)
+        .await?
+        .run(stop)
+        .await
+}
+
 pub struct Runtime {
     cluster: Arc<Cluster>,
     config: JobConfig,
@@ -74,6 +88,8 @@ pub struct Runtime {
     rate: Option<f64>,
     /// A transaction was begun and neither committed nor aborted.
     in_transaction: bool,
+    /// Static datasets loaded from topics at start.
+    tables: Arc<Tables>,
     /// For each repartition partition, the offset past the last record this instance committed to it: a
     /// later stage waits for its markers to be written (some brokers write them after EndTxn answers), so
     /// it reads everything the previous round wrote and its batches do not depend on timing.
@@ -144,6 +160,10 @@ impl Runtime {
                 }
             }
         }
+        let mut tables = Tables::new();
+        for t in probe.wanted_tables() {
+            tables.insert(t.clone(), Arc::new(load_table(&cluster, &admin, t).await?));
+        }
         let producer = Producer::new(
             Arc::clone(&cluster),
             ProducerConfig {
@@ -188,6 +208,7 @@ impl Runtime {
             rate: None,
             in_transaction: false,
             written: HashMap::new(),
+            tables: Arc::new(tables),
         })
     }
 
@@ -351,8 +372,11 @@ impl Runtime {
                 .into_iter()
                 .map(|((t, _), (o, _))| (t, o))
                 .collect();
-        let mut ctx =
-            StreamingContext::new(&self.config.name, self.config.interval.as_millis() as u64);
+        let mut ctx = StreamingContext::with_tables(
+            &self.config.name,
+            self.config.interval.as_millis() as u64,
+            Arc::clone(&self.tables),
+        );
         (self.job)(&mut ctx)?;
         Task::restore(id, ctx, topics, restored, &committed, &start).map_err(JobError::Failed)
     }
@@ -666,6 +690,30 @@ impl RoundError {
             e => RoundError::Retry(e.to_string()),
         }
     }
+}
+
+/// A static dataset from every partition of a topic: the latest value of each key (UTF-8), null deleting.
+async fn load_table(cluster: &Arc<Cluster>, admin: &Admin, topic: &str) -> Result<Table, JobError> {
+    let described = admin
+        .describe_topics(&[topic.to_string()])
+        .await
+        .map_err(|e| JobError::Failed(format!("cannot load table topic {topic}: {e}")))?;
+    let partitions = described.first().map_or(0, |d| d.partitions.len() as i32);
+    let mut table = Table::new();
+    for p in 0..partitions {
+        for (k, v) in read_partition(cluster, topic, p).await? {
+            let key = String::from_utf8_lossy(&k).into_owned();
+            match v {
+                Some(v) => {
+                    table.insert(key, String::from_utf8_lossy(&v).into_owned());
+                }
+                None => {
+                    table.remove(&key);
+                }
+            }
+        }
+    }
+    Ok(table)
 }
 
 /// Every committed record of one partition, from its start to its last stable offset.
