@@ -62,6 +62,7 @@ pub struct Broker {
     pub producer_ids: ProducerIdAllocator,
     pub groups: GroupCoordinator,
     pub txns: TxnCoordinator,
+    pub metrics: crate::metrics::BrokerMetrics,
 }
 
 pub type TopicPartitions = Vec<Arc<Partition>>;
@@ -128,6 +129,7 @@ impl Broker {
             partitions: RwLock::new(partitions),
             appended: Notify::new(),
             producer_ids,
+            metrics: crate::metrics::BrokerMetrics::default(),
         })
     }
 
@@ -159,7 +161,7 @@ impl Broker {
         map.get(topic).cloned()
     }
 
-    fn every_partition(&self) -> Vec<Arc<Partition>> {
+    pub(crate) fn every_partition(&self) -> Vec<Arc<Partition>> {
         let map = self.partitions.read().unwrap_or_else(|p| p.into_inner());
         map.values().flatten().cloned().collect()
     }

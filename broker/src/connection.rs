@@ -13,6 +13,7 @@ use crate::dispatch::{dispatch, Reply};
 
 pub async fn serve(stream: TcpStream, peer: SocketAddr, broker: Arc<Broker>) {
     let _ = stream.set_nodelay(true);
+    broker.metrics.connection_opened();
     let max = broker.config.max_request_bytes();
     let (rd, wr) = stream.into_split();
     let mut reader = BufReader::with_capacity(64 * 1024, rd);
@@ -46,4 +47,5 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, broker: Arc<Broker>) {
         }
     }
     let _ = writer.flush().await;
+    broker.metrics.connection_closed();
 }

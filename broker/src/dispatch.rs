@@ -81,6 +81,21 @@ fn encode<R: kafka_protocol::protocol::Encodable>(
 }
 
 pub async fn dispatch(broker: &Broker, frame: Bytes, peer: std::net::SocketAddr) -> Reply {
+    let started = std::time::Instant::now();
+    let api = FixedHeader::peek(&frame).map(|h| h.api_key);
+    let size = frame.len();
+    let reply = handle(broker, frame, peer).await;
+    if let Some(api) = api {
+        let out = match &reply {
+            Reply::Frame(b) => b.len(),
+            _ => 0,
+        };
+        broker.metrics.request(api, size, out, started.elapsed());
+    }
+    reply
+}
+
+async fn handle(broker: &Broker, frame: Bytes, peer: std::net::SocketAddr) -> Reply {
     let Some(fixed) = FixedHeader::peek(&frame) else {
         return Reply::Close(format!(
             "frame of {} bytes is shorter than a request header",

@@ -10,6 +10,7 @@ pub mod dispatch;
 pub mod groups;
 pub mod handlers;
 pub mod internal_log;
+pub mod metrics;
 pub mod producer_ids;
 pub mod protocol;
 pub mod server;

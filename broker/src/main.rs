@@ -60,7 +60,7 @@ struct ServeArgs {
     /// `runnel jobs run`, with interval.ms, max.rate.per.partition, instance.id, dead.letter.topic, ...).
     #[arg(long = "job", value_name = "NAME:KEY=VALUE,...")]
     jobs: Vec<String>,
-    /// Serve Prometheus metrics of hosted jobs on this address.
+    /// Serve Prometheus metrics (the broker's and its hosted jobs') on this address.
     #[arg(long = "metrics-listen", value_name = "HOST:PORT")]
     metrics_listen: Option<String>,
     /// Log filter (tracing's EnvFilter syntax); RUST_LOG wins when set.

@@ -8,6 +8,9 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
+use runnel_processor::runtime::metrics::render_jobs;
+use runnel_processor::runtime::JobMetrics;
+
 use crate::broker::Broker;
 use crate::config::BrokerConfig;
 
@@ -101,11 +104,20 @@ pub async fn run(config: BrokerConfig) -> Result<(), ServeError> {
     );
 
     if let Some(l) = metrics_listener {
-        let jobs = hosted
+        let jobs: Vec<_> = hosted
             .iter()
             .map(|h| (h.config.name.clone(), Arc::clone(&h.metrics)))
             .collect();
-        tokio::spawn(runnel_processor::runtime::metrics::serve(l, jobs));
+        let b = Arc::clone(&broker);
+        let render = move || {
+            let jobs: Vec<(&str, &JobMetrics)> =
+                jobs.iter().map(|(n, m)| (n.as_str(), m.as_ref())).collect();
+            b.metrics.render(&b) + &render_jobs(&jobs)
+        };
+        tokio::spawn(runnel_processor::runtime::metrics::serve(
+            l,
+            Arc::new(render),
+        ));
     }
     for h in hosted {
         crate::colocated::spawn(&broker, h);

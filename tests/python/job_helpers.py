@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import random
+import socket
 import subprocess
 import threading
 import time
@@ -169,6 +170,15 @@ def own_broker(broker: Broker):
         if broker.alive():
             broker.stop()
         _started.remove(broker)
+
+
+def free_port() -> int:
+    """A loopback port free right now (for listeners a test must know in advance, like --metrics-listen)."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
 
 
 def group_offsets(bootstrap: str, group: str) -> dict[tuple[str, int], int]:

@@ -14,7 +14,6 @@ import json
 import random
 import re
 import signal
-import socket
 import subprocess
 import time
 import urllib.request
@@ -25,7 +24,7 @@ import pytest
 from conftest import RUNNEL_BIN
 from helpers import create_topic, unique_topic, wait_until
 from job_helpers import (HostingBroker, JobProcess, assert_totals_only_grow, end_offsets, expected_word_counts,
-                         last_values, own_broker, read_output, read_raw, tweet)
+                         free_port, last_values, own_broker, read_output, read_raw, tweet)
 
 PARTS = 2
 INTERVAL_MS = 100
@@ -100,14 +99,6 @@ def assert_source_order_kept(out: dict, origin) -> None:
             assert off > last.get(ip, -1), \
                 f"output partition {p}: the record from input {ip}@{off} comes after input {ip}@{last[ip]}"
             last[ip] = off
-
-
-def free_port() -> int:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 # ------------------------------------------------------------------- the jobs' logic, brute force in Python

@@ -129,8 +129,11 @@ async fn run_job(connect: &Connect, r: RunArgs) -> anyhow::Result<()> {
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .with_context(|| format!("cannot listen on {addr} for metrics"))?;
-        let jobs = vec![(config.name.clone(), Arc::clone(&metrics))];
-        tokio::spawn(runnel_processor::runtime::metrics::serve(listener, jobs));
+        let (name, m) = (config.name.clone(), Arc::clone(&metrics));
+        tokio::spawn(runnel_processor::runtime::metrics::serve(
+            listener,
+            Arc::new(move || m.render(&name)),
+        ));
     }
     let name = config.name.clone();
     let runtime = Runtime::start(cluster, config, job, metrics)

@@ -76,84 +76,97 @@ impl JobMetrics {
 
     /// Prometheus' text exposition format.
     pub fn render(&self, job: &str) -> String {
-        let c = lock(&self.counters);
-        let mut out = String::new();
-        let mut metric = |name: &str, kind: &str, help: &str, value: u64| {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-            let _ = writeln!(out, "{name}{{job=\"{job}\"}} {value}");
-        };
-        metric(
-            "runnel_job_batches_total",
-            "counter",
-            "Batch rounds committed.",
-            c.rounds,
-        );
-        metric(
-            "runnel_job_records_total",
-            "counter",
-            "Source records processed.",
-            c.records,
-        );
-        metric(
-            "runnel_job_dead_letters_total",
-            "counter",
-            "Records sent to the dead-letter topic.",
-            c.dead_letters,
-        );
-        metric(
-            "runnel_job_task_restores_total",
-            "counter",
-            "Tasks restored from the changelog.",
-            c.restores,
-        );
-        metric(
-            "runnel_job_commit_failures_total",
-            "counter",
-            "Batches whose transaction failed.",
-            c.commit_failures,
-        );
-        metric(
-            "runnel_job_processing_ms_total",
-            "counter",
-            "Time spent processing batches.",
-            c.processing_ms_total,
-        );
-        if let Some(last) = c.recent.back() {
-            metric(
-                "runnel_job_last_batch_processing_ms",
-                "gauge",
-                "Processing time of the last batch.",
-                last.processing_ms,
-            );
-            metric(
-                "runnel_job_last_batch_scheduling_delay_ms",
-                "gauge",
-                "Scheduling delay of the last batch.",
-                last.scheduling_delay_ms,
-            );
-            metric(
-                "runnel_job_last_batch_records",
-                "gauge",
-                "Records in the last batch.",
-                last.records,
-            );
-        }
-        out
+        render_jobs(&[(job, self)])
     }
 }
 
-/// Serves `GET /metrics` (any path, in fact) for the given jobs until the listener fails.
-pub async fn serve(listener: tokio::net::TcpListener, jobs: Vec<(String, Arc<JobMetrics>)>) {
-    let jobs = Arc::new(jobs);
+type Read = fn(&Counters) -> Option<u64>;
+
+const FAMILIES: &[(&str, &str, &str, Read)] = &[
+    (
+        "runnel_job_batches_total",
+        "counter",
+        "Batch rounds committed.",
+        |c| Some(c.rounds),
+    ),
+    (
+        "runnel_job_records_total",
+        "counter",
+        "Source records processed.",
+        |c| Some(c.records),
+    ),
+    (
+        "runnel_job_dead_letters_total",
+        "counter",
+        "Records sent to the dead-letter topic.",
+        |c| Some(c.dead_letters),
+    ),
+    (
+        "runnel_job_task_restores_total",
+        "counter",
+        "Tasks restored from the changelog.",
+        |c| Some(c.restores),
+    ),
+    (
+        "runnel_job_commit_failures_total",
+        "counter",
+        "Batches whose transaction failed.",
+        |c| Some(c.commit_failures),
+    ),
+    (
+        "runnel_job_processing_ms_total",
+        "counter",
+        "Time spent processing batches, commits included.",
+        |c| Some(c.processing_ms_total),
+    ),
+    (
+        "runnel_job_last_batch_processing_ms",
+        "gauge",
+        "Processing time of the last batch.",
+        |c| c.recent.back().map(|s| s.processing_ms),
+    ),
+    (
+        "runnel_job_last_batch_scheduling_delay_ms",
+        "gauge",
+        "Scheduling delay of the last batch.",
+        |c| c.recent.back().map(|s| s.scheduling_delay_ms),
+    ),
+    (
+        "runnel_job_last_batch_records",
+        "gauge",
+        "Source records in the last batch.",
+        |c| c.recent.back().map(|s| s.records),
+    ),
+];
+
+/// Several jobs' metrics in one exposition: each family once, a sample per job.
+pub fn render_jobs(jobs: &[(&str, &JobMetrics)]) -> String {
+    let mut out = String::new();
+    for (name, kind, help, read) in FAMILIES {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        for (job, m) in jobs {
+            if let Some(v) = read(&lock(&m.counters)) {
+                let _ = writeln!(out, "{name}{{job=\"{job}\"}} {v}");
+            }
+        }
+    }
+    out
+}
+
+/// What a scrape answers: the metrics as they are now, in Prometheus' text format.
+pub type Render = Arc<dyn Fn() -> String + Send + Sync>;
+
+/// Serves `GET /metrics` (any path, in fact) with `render`'s text until the listener fails.
+pub async fn serve(listener: tokio::net::TcpListener, render: Render) {
     loop {
         let Ok((mut sock, _)) = listener.accept().await else {
             return;
         };
-        let jobs = Arc::clone(&jobs);
+        let render = Arc::clone(&render);
         tokio::spawn(async move {
             let mut buf = [0u8; 4096];
             let _ = sock.read(&mut buf).await;
-            let body: String = jobs.iter().map(|(name, m)| m.render(name)).collect();
+            let body = render();
             let resp = format!(
                 "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
                 body.len()
