@@ -136,17 +136,37 @@ async fn run_job(connect: &Connect, r: RunArgs) -> anyhow::Result<()> {
         ));
     }
     let name = config.name.clone();
-    let runtime = Runtime::start(cluster, config, job, metrics)
+    let runtime = Runtime::start(cluster, config, job, Arc::clone(&metrics))
         .await
         .with_context(|| format!("cannot start job {name}"))?;
     eprintln!("job {name} running; Ctrl-C stops it after the current batch");
+    // A live line on a terminal: batches, records and the last batch's times.
+    let bar = crate::cli::progress(None, &format!("job {name}"));
+    let watched = Arc::clone(&metrics);
+    let ticker = {
+        let bar = bar.clone();
+        let name = name.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_millis(250)).await;
+                let (rounds, records) = watched.totals();
+                bar.set_position(records);
+                if let Some(last) = watched.recent().last() {
+                    bar.set_message(format!(
+                        "job {name}: {rounds} batches, last {} ms (delay {} ms); records",
+                        last.processing_ms, last.scheduling_delay_ms
+                    ));
+                }
+            }
+        })
+    };
     let stop = async {
         let _ = tokio::signal::ctrl_c().await;
     };
-    let summary = runtime
-        .run(stop)
-        .await
-        .with_context(|| format!("job {name} failed"))?;
+    let result = runtime.run(stop).await;
+    ticker.abort();
+    bar.finish_and_clear();
+    let summary = result.with_context(|| format!("job {name} failed"))?;
     eprintln!(
         "job {name} stopped after {} batches, {} records",
         summary.rounds, summary.records

@@ -70,6 +70,12 @@ impl JobMetrics {
         lock(&self.counters).commit_failures += 1;
     }
 
+    /// Batch rounds committed and source records processed so far.
+    pub fn totals(&self) -> (u64, u64) {
+        let c = lock(&self.counters);
+        (c.rounds, c.records)
+    }
+
     pub fn recent(&self) -> Vec<BatchStatus> {
         lock(&self.counters).recent.iter().cloned().collect()
     }
