@@ -26,6 +26,7 @@ use runnel_clients::{
 pub use config::{BadRecords, JobConfig, StartFrom};
 pub use metrics::{BatchStatus, JobMetrics};
 
+use crate::batch::OffsetRange;
 use crate::context::{dead_letter_record, StreamingContext, Table, Tables};
 use crate::error::ProcessorError;
 use crate::runtime::reader::RangeReader;
@@ -396,36 +397,24 @@ impl Runtime {
             .collect();
         let ends = self.end_offsets(&tps).await.map_err(RoundError::retry)?;
         let cap = self.batch_cap(tps.len());
-        let plans: Vec<(TaskId, Vec<crate::batch::OffsetRange>)> = self
+        let work: Vec<(&mut Task, Vec<OffsetRange>)> = self
             .tasks
-            .values()
-            // The rate limit holds back the job's sources; a repartition topic only carries what the
-            // job itself wrote, so a later stage always takes all of it.
+            .values_mut()
             .map(|t| {
-                (
-                    t.id,
-                    t.plan(&ends, if t.id.stage == 0 { cap } else { None }),
-                )
+                // The rate limit holds back the job's sources; a repartition topic only carries what the
+                // job itself wrote, so a later stage always takes all of it.
+                let ranges = t.plan(&ends, if t.id.stage == 0 { cap } else { None });
+                (t, ranges)
             })
             .collect();
-        let all_ranges: Vec<crate::batch::OffsetRange> =
-            plans.iter().flat_map(|(_, r)| r.iter().cloned()).collect();
+        let all_ranges: Vec<OffsetRange> =
+            work.iter().flat_map(|(_, r)| r.iter().cloned()).collect();
         let input = Arc::new(
             self.reader
                 .read(&all_ranges, Duration::from_secs(30))
                 .await
                 .map_err(RoundError::retry)?,
         );
-        let mut plans: HashMap<TaskId, Vec<crate::batch::OffsetRange>> =
-            plans.into_iter().collect();
-        let mut tasks: Vec<&mut Task> = self.tasks.values_mut().collect();
-        let work: Vec<(&mut Task, Vec<crate::batch::OffsetRange>)> = tasks
-            .drain(..)
-            .map(|t| {
-                let ranges = plans.remove(&t.id).unwrap_or_default();
-                (t, ranges)
-            })
-            .collect();
         let results: Vec<Result<TaskBatch, String>> = tokio::task::block_in_place(|| {
             work.into_par_iter()
                 .map(|(t, ranges)| t.run(ranges, time_ms, Arc::clone(&input)))
@@ -523,7 +512,7 @@ impl Runtime {
         status: &BatchStatus,
     ) -> Result<(), RoundError> {
         let p = &self.producer;
-        p.begin_transaction().map_err(RoundError::from_client)?;
+        p.begin_transaction().map_err(RoundError::retry)?;
         self.in_transaction = true;
         let changelog = self.config.changelog_topic();
         let mut repartitioned = Vec::new();
@@ -538,7 +527,7 @@ impl Runtime {
                         ..ProducerRecord::default()
                     })
                     .await
-                    .map_err(RoundError::from_client)?;
+                    .map_err(RoundError::retry)?;
                 if self.stages[1..].iter().flatten().any(|t| *t == r.topic) {
                     repartitioned.push(delivery);
                 }
@@ -554,7 +543,7 @@ impl Runtime {
                         ..ProducerRecord::default()
                     })
                     .await
-                    .map_err(RoundError::from_client)?;
+                    .map_err(RoundError::retry)?;
                 }
             }
             for (k, v) in &b.changelog {
@@ -566,7 +555,7 @@ impl Runtime {
                     ..ProducerRecord::default()
                 })
                 .await
-                .map_err(RoundError::from_client)?;
+                .map_err(RoundError::retry)?;
             }
         }
         let status_json = serde_json::to_vec(status).map_err(|e| {
@@ -580,7 +569,7 @@ impl Runtime {
             ..ProducerRecord::default()
         })
         .await
-        .map_err(RoundError::from_client)?;
+        .map_err(RoundError::retry)?;
         let offsets: Vec<(String, i32, i64)> = batches
             .iter()
             .flat_map(|b| {
@@ -598,10 +587,8 @@ impl Runtime {
         };
         p.send_offsets_to_transaction(&offsets, &group)
             .await
-            .map_err(RoundError::from_client)?;
-        p.commit_transaction()
-            .await
-            .map_err(RoundError::from_client)?;
+            .map_err(RoundError::retry)?;
+        p.commit_transaction().await.map_err(RoundError::retry)?;
         self.in_transaction = false;
         for d in repartitioned {
             // Committed, so every delivery has its answer already.
@@ -682,13 +669,6 @@ enum RoundError {
 impl RoundError {
     fn retry(e: ClientError) -> Self {
         RoundError::Retry(e.to_string())
-    }
-
-    fn from_client(e: ClientError) -> Self {
-        match e {
-            ClientError::Fenced => RoundError::Retry("fenced".into()),
-            e => RoundError::Retry(e.to_string()),
-        }
     }
 }
 
