@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import socket
 import subprocess
 import threading
 import time
+import urllib.request
 from collections import Counter
 from pathlib import Path
 
@@ -179,6 +181,31 @@ def free_port() -> int:
     port = s.getsockname()[1]
     s.close()
     return port
+
+
+SAMPLE = re.compile(r'^([a-z_]+)(\{[^}]*\})? (-?[0-9.e+]+)$')
+
+
+def scrape(port: int) -> dict[str, float]:
+    """GET /metrics: name{labels} → value; fails on a line that is not valid exposition text or a family
+    described twice."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
+        assert resp.status == 200
+        text = resp.read().decode()
+    samples, described = {}, set()
+    for line in text.splitlines():
+        if line.startswith("# HELP "):
+            name = line.split()[2]
+            assert name not in described, f"family {name} described twice"
+            described.add(name)
+            continue
+        if line.startswith("# TYPE ") or not line:
+            continue
+        m = SAMPLE.match(line)
+        assert m, f"not a Prometheus sample: {line!r}"
+        assert m.group(1) in described, f"sample of an undescribed family: {line!r}"
+        samples[m.group(1) + (m.group(2) or "")] = float(m.group(3))
+    return samples
 
 
 def group_offsets(bootstrap: str, group: str) -> dict[tuple[str, int], int]:

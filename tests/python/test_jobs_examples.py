@@ -16,7 +16,6 @@ import re
 import signal
 import subprocess
 import time
-import urllib.request
 from collections import Counter, defaultdict
 
 import pytest
@@ -24,7 +23,7 @@ import pytest
 from conftest import RUNNEL_BIN
 from helpers import create_topic, unique_topic, wait_until
 from job_helpers import (HostingBroker, JobProcess, assert_totals_only_grow, end_offsets, expected_word_counts,
-                         free_port, last_values, own_broker, read_output, read_raw, tweet)
+                         free_port, last_values, own_broker, read_output, read_raw, scrape, tweet)
 
 PARTS = 2
 INTERVAL_MS = 100
@@ -568,18 +567,6 @@ def test_jobs_run_with_a_missing_input_topic_says_so(broker):
 
 
 # ---------------------------------------------------------------------------------------------- 4. metrics
-
-def scrape(port: int) -> dict[str, float]:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
-        assert resp.status == 200
-        text = resp.read().decode()
-    out = {}
-    for line in text.splitlines():
-        if line and not line.startswith("#"):
-            name, value = line.rsplit(" ", 1)
-            out[name] = float(value)
-    return out
-
 
 def test_metrics_count_the_records_while_the_job_runs(broker, tmp_path):
     b = broker.bootstrap

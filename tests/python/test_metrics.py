@@ -3,16 +3,10 @@ connections, each partition's offsets and size) and its hosted jobs', in one val
 
 from __future__ import annotations
 
-import re
-import urllib.request
-
 import pytest
 
-from conftest import RUNNEL_BIN
 from helpers import create_topic, unique_topic, wait_until
-from job_helpers import HostingBroker, free_port, own_broker
-
-SAMPLE = re.compile(r'^([a-z_]+)(\{[^}]*\})? (-?[0-9.e+]+)$')
+from job_helpers import HostingBroker, free_port, own_broker, scrape
 
 
 class MetricsBroker(HostingBroker):
@@ -22,25 +16,6 @@ class MetricsBroker(HostingBroker):
 
     def _command(self, port):
         return super()._command(port) + ["--metrics-listen", f"127.0.0.1:{self.metrics_port}"]
-
-
-def scrape(port) -> dict[str, float]:
-    """name{labels} → value; fails on a line that is not valid exposition text or a family described twice."""
-    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
-    samples, described = {}, set()
-    for line in text.splitlines():
-        if line.startswith("# HELP "):
-            name = line.split()[2]
-            assert name not in described, f"family {name} described twice"
-            described.add(name)
-            continue
-        if line.startswith("# TYPE ") or not line:
-            continue
-        m = SAMPLE.match(line)
-        assert m, f"not a Prometheus sample: {line!r}"
-        assert m.group(1) in described, f"sample of an undescribed family: {line!r}"
-        samples[m.group(1) + (m.group(2) or "")] = float(m.group(3))
-    return samples
 
 
 @pytest.mark.runnel_only

@@ -151,7 +151,7 @@ async fn run_job(connect: &Connect, r: RunArgs) -> anyhow::Result<()> {
                 tokio::time::sleep(Duration::from_millis(250)).await;
                 let (rounds, records) = watched.totals();
                 bar.set_position(records);
-                if let Some(last) = watched.recent().last() {
+                if let Some(last) = watched.last() {
                     bar.set_message(format!(
                         "job {name}: {rounds} batches, last {} ms (delay {} ms); records",
                         last.processing_ms, last.scheduling_delay_ms

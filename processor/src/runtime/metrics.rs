@@ -1,7 +1,6 @@
 //! What a running job shows: the last batches (ranges, records, processing time, scheduling delay, as in
 //! Spark Streaming's UI) and counters in Prometheus' text format.
 
-use std::collections::VecDeque;
 use std::fmt::Write;
 use std::sync::{Arc, Mutex};
 
@@ -39,15 +38,14 @@ struct Counters {
     restores: u64,
     commit_failures: u64,
     processing_ms_total: u64,
-    recent: VecDeque<BatchStatus>,
+    /// The last round (the status topic keeps the history).
+    last: Option<BatchStatus>,
 }
 
 #[derive(Default)]
 pub struct JobMetrics {
     counters: Mutex<Counters>,
 }
-
-const RECENT: usize = 100;
 
 impl JobMetrics {
     pub fn batch_done(&self, s: BatchStatus) {
@@ -56,10 +54,7 @@ impl JobMetrics {
         c.records += s.records;
         c.dead_letters += s.dead_letters;
         c.processing_ms_total += s.processing_ms;
-        c.recent.push_back(s);
-        while c.recent.len() > RECENT {
-            c.recent.pop_front();
-        }
+        c.last = Some(s);
     }
 
     pub fn task_restored(&self) {
@@ -76,8 +71,8 @@ impl JobMetrics {
         (c.rounds, c.records)
     }
 
-    pub fn recent(&self) -> Vec<BatchStatus> {
-        lock(&self.counters).recent.iter().cloned().collect()
+    pub fn last(&self) -> Option<BatchStatus> {
+        lock(&self.counters).last.clone()
     }
 
     /// Prometheus' text exposition format.
@@ -129,19 +124,19 @@ const FAMILIES: &[(&str, &str, &str, Read)] = &[
         "runnel_job_last_batch_processing_ms",
         "gauge",
         "Processing time of the last batch.",
-        |c| c.recent.back().map(|s| s.processing_ms),
+        |c| c.last.as_ref().map(|s| s.processing_ms),
     ),
     (
         "runnel_job_last_batch_scheduling_delay_ms",
         "gauge",
         "Scheduling delay of the last batch.",
-        |c| c.recent.back().map(|s| s.scheduling_delay_ms),
+        |c| c.last.as_ref().map(|s| s.scheduling_delay_ms),
     ),
     (
         "runnel_job_last_batch_records",
         "gauge",
         "Source records in the last batch.",
-        |c| c.recent.back().map(|s| s.records),
+        |c| c.last.as_ref().map(|s| s.records),
     ),
 ];
 

@@ -165,18 +165,7 @@ impl Runtime {
         for t in probe.wanted_tables() {
             tables.insert(t.clone(), Arc::new(load_table(&cluster, &admin, t).await?));
         }
-        let producer = Producer::new(
-            Arc::clone(&cluster),
-            ProducerConfig {
-                transactional_id: Some(config.transactional_id()),
-                transaction_timeout_ms: config.transaction_timeout_ms,
-                linger: Duration::from_millis(1),
-                batch_size: 256 * 1024,
-                ..ProducerConfig::default()
-            },
-        )
-        .await?;
-        producer.init_transactions().await?;
+        let producer = transactional_producer(&cluster, &config).await?;
         let member = GroupMember::new(GroupSettings {
             group_id: config.name.clone(),
             instance_id: Some(config.instance.clone()),
@@ -614,18 +603,7 @@ impl Runtime {
             }
             // A producer that cannot abort is replaced; initializing the new one aborts what is open.
             tracing::warn!(job = %self.config.name, error = %e, "abort failed; starting a new producer");
-            self.producer = Producer::new(
-                Arc::clone(&self.cluster),
-                ProducerConfig {
-                    transactional_id: Some(self.config.transactional_id()),
-                    transaction_timeout_ms: self.config.transaction_timeout_ms,
-                    linger: Duration::from_millis(1),
-                    batch_size: 256 * 1024,
-                    ..ProducerConfig::default()
-                },
-            )
-            .await?;
-            self.producer.init_transactions().await?;
+            self.producer = transactional_producer(&self.cluster, &self.config).await?;
         }
         self.drop_tasks();
         self.member.request_rejoin();
@@ -648,6 +626,27 @@ fn batch_cap(
         max_rate_per_partition.map_or(MAX_BATCH_RECORDS, |r| ((r as f64 * secs) as i64).max(1));
     let pressure = processing_rate.map(|r| ((r * secs / partitions.max(1) as f64) as i64).max(1));
     Some(pressure.map_or(limit, |p| p.min(limit)))
+}
+
+/// The instance's producer under its transactional id, initialized (which aborts whatever an earlier
+/// incarnation left open).
+async fn transactional_producer(
+    cluster: &Arc<Cluster>,
+    config: &JobConfig,
+) -> Result<Producer, JobError> {
+    let producer = Producer::new(
+        Arc::clone(cluster),
+        ProducerConfig {
+            transactional_id: Some(config.transactional_id()),
+            transaction_timeout_ms: config.transaction_timeout_ms,
+            linger: Duration::from_millis(1),
+            batch_size: 256 * 1024,
+            ..ProducerConfig::default()
+        },
+    )
+    .await?;
+    producer.init_transactions().await?;
+    Ok(producer)
 }
 
 fn fenced(config: &JobConfig) -> JobError {
