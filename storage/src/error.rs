@@ -21,9 +21,13 @@ pub enum StorageError {
     /// A batch is larger than the topic's `max.message.bytes`.
     #[error("record batch of {size} bytes exceeds max.message.bytes {limit}")]
     BatchTooLarge { size: usize, limit: usize },
-    /// A record without a key was sent to a compacted topic.
-    #[error("compacted topic requires every record to have a key")]
-    MissingKey,
+    /// Records without a key were sent to a compacted topic; `records` are their indexes in the batch
+    /// (Kafka's per-record errors, KIP-467).
+    #[error("Compacted topic cannot accept message without key in topic partition")]
+    MissingKey { records: Vec<i32> },
+    /// A batch's records decompress to more than the broker's cap.
+    #[error("record batch decompresses to more than {0} bytes")]
+    DecompressedTooLarge(usize),
     #[error("offset {offset} out of range [{start}, {end})")]
     OffsetOutOfRange { offset: i64, start: i64, end: i64 },
     #[error("unknown topic or partition: {0}")]
@@ -51,6 +55,15 @@ pub enum StorageError {
     /// A previous fsync failed: data may not be on disk, so the log refuses writes instead of pretending.
     #[error("log is poisoned after a failed flush")]
     Poisoned,
+    /// The log was closed (broker shutdown): nothing may be appended after the clean-shutdown marker.
+    #[error("log is closed")]
+    Closed,
+    /// A broker or request limit was reached (partitions per request, partitions per broker).
+    #[error("{0}")]
+    PolicyViolation(String),
+    /// A data file is not what the log recorded about it (found and repaired when a log opens).
+    #[error("corrupt log file {path}: {reason}")]
+    CorruptFile { path: String, reason: String },
 }
 
 pub type Result<T> = std::result::Result<T, StorageError>;

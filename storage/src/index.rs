@@ -1,4 +1,4 @@
-//! The two sparse per-segment indexes, as typed views over [`MmapIndex`].
+//! The two sparse per-segment indexes, as typed views over [`IndexFile`].
 //!
 //! Offset index entry (8 bytes): offset relative to the segment base (u32), byte position in the .log (u32).
 //! Time index entry (12 bytes): the segment's running maximum timestamp (i64) up to and including the batch
@@ -8,7 +8,7 @@
 use std::path::Path;
 
 use crate::error::Result;
-use crate::mmap_index::MmapIndex;
+use crate::index_file::IndexFile;
 
 pub const OFFSET_ENTRY: usize = 8;
 pub const TIME_ENTRY: usize = 12;
@@ -25,17 +25,18 @@ fn i64_at(b: &[u8], at: usize) -> i64 {
 }
 
 pub struct OffsetIndex {
-    inner: MmapIndex,
+    inner: IndexFile,
     base_offset: i64,
 }
 
 impl OffsetIndex {
     pub fn open(path: &Path, base_offset: i64, max_bytes: usize, trusted: bool) -> Result<Self> {
-        let keep = if trusted { None } else { Some(0) };
-        Ok(OffsetIndex {
-            inner: MmapIndex::open(path, OFFSET_ENTRY, max_bytes, keep)?,
-            base_offset,
-        })
+        let inner = if trusted {
+            IndexFile::sealed(path, OFFSET_ENTRY, max_bytes)?
+        } else {
+            IndexFile::new(path, OFFSET_ENTRY, max_bytes)
+        };
+        Ok(OffsetIndex { inner, base_offset })
     }
 
     /// Records that the batch starting at `offset` sits at byte `position`.
@@ -65,17 +66,53 @@ impl OffsetIndex {
         (n > 0).then(|| self.base_offset + i64::from(u32_at(self.inner.entry(n - 1), 0)))
     }
 
+    /// Checks what a clean open trusts: offsets and positions strictly increasing, positions inside a log
+    /// of `log_len` bytes, the first entry (if any) at position 0. Returns what is wrong.
+    pub fn check(&self, log_len: u64) -> std::result::Result<(), String> {
+        let mut prev: Option<(u32, u32)> = None;
+        for i in 0..self.inner.len() {
+            let e = self.inner.entry(i);
+            let (rel, pos) = (u32_at(e, 0), u32_at(e, 4));
+            if u64::from(pos) >= log_len {
+                return Err(format!(
+                    "entry {i} points at byte {pos}, past the log's {log_len}"
+                ));
+            }
+            match prev {
+                None if pos != 0 || rel != 0 => {
+                    return Err(format!(
+                        "first entry is ({rel}, {pos}), not the segment start"
+                    ))
+                }
+                Some((r, p)) if rel <= r || pos <= p => {
+                    return Err(format!(
+                        "entry {i} ({rel}, {pos}) does not follow ({r}, {p})"
+                    ))
+                }
+                _ => {}
+            }
+            prev = Some((rel, pos));
+        }
+        Ok(())
+    }
+
+    /// The (offset, position) of the last entry, if any.
+    pub fn last_entry(&self) -> Option<(i64, u32)> {
+        let n = self.inner.len();
+        (n > 0).then(|| {
+            let e = self.inner.entry(n - 1);
+            (self.base_offset + i64::from(u32_at(e, 0)), u32_at(e, 4))
+        })
+    }
+
     pub fn is_full(&self) -> bool {
         self.inner.is_full()
     }
     pub fn reset(&mut self) {
         self.inner.reset()
     }
-    pub fn flush(&self) -> Result<()> {
-        self.inner.flush()
-    }
-    pub fn trim(&mut self) -> Result<()> {
-        self.inner.trim()
+    pub fn seal(&mut self) -> Result<()> {
+        self.inner.seal()
     }
     pub fn path(&self) -> &Path {
         self.inner.path()
@@ -83,17 +120,18 @@ impl OffsetIndex {
 }
 
 pub struct TimeIndex {
-    inner: MmapIndex,
+    inner: IndexFile,
     base_offset: i64,
 }
 
 impl TimeIndex {
     pub fn open(path: &Path, base_offset: i64, max_bytes: usize, trusted: bool) -> Result<Self> {
-        let keep = if trusted { None } else { Some(0) };
-        Ok(TimeIndex {
-            inner: MmapIndex::open(path, TIME_ENTRY, max_bytes, keep)?,
-            base_offset,
-        })
+        let inner = if trusted {
+            IndexFile::sealed(path, TIME_ENTRY, max_bytes)?
+        } else {
+            IndexFile::new(path, TIME_ENTRY, max_bytes)
+        };
+        Ok(TimeIndex { inner, base_offset })
     }
 
     /// Records the running max timestamp as of the batch at `offset`; only called when the maximum grew.
@@ -119,17 +157,37 @@ impl TimeIndex {
         (n > 0).then(|| i64_at(self.inner.entry(n - 1), 0))
     }
 
+    /// Checks what a clean open trusts: timestamps and offsets never decreasing, offsets below the segment's
+    /// end. Returns what is wrong.
+    pub fn check(&self, next_offset: i64) -> std::result::Result<(), String> {
+        let mut prev: Option<(i64, u32)> = None;
+        for i in 0..self.inner.len() {
+            let e = self.inner.entry(i);
+            let (ts, rel) = (i64_at(e, 0), u32_at(e, 8));
+            if self.base_offset + i64::from(rel) >= next_offset {
+                return Err(format!(
+                    "entry {i} names offset {}, past the segment's end {next_offset}",
+                    self.base_offset + i64::from(rel)
+                ));
+            }
+            if let Some((t, r)) = prev {
+                if ts < t || rel < r {
+                    return Err(format!("entry {i} ({ts}, {rel}) goes back from ({t}, {r})"));
+                }
+            }
+            prev = Some((ts, rel));
+        }
+        Ok(())
+    }
+
     pub fn is_full(&self) -> bool {
         self.inner.is_full()
     }
     pub fn reset(&mut self) {
         self.inner.reset()
     }
-    pub fn flush(&self) -> Result<()> {
-        self.inner.flush()
-    }
-    pub fn trim(&mut self) -> Result<()> {
-        self.inner.trim()
+    pub fn seal(&mut self) -> Result<()> {
+        self.inner.seal()
     }
     pub fn path(&self) -> &Path {
         self.inner.path()

@@ -1,5 +1,5 @@
 //! Runnel's storage engine: partition logs of Kafka v2 record batches kept exactly as received, with sparse
-//! memory-mapped indexes, crash recovery, retention, idempotent-producer state and the topic catalog.
+//! indexes (memory-mapped once sealed), crash recovery, retention, idempotent-producer state and the topic catalog.
 //!
 //! It knows record-batch headers, not the network: the broker decides Kafka error codes from [`StorageError`].
 
@@ -7,11 +7,13 @@ pub mod atomic_file;
 pub mod batch;
 pub mod builder;
 pub mod catalog;
+pub mod compression;
 pub mod config;
 pub mod error;
 pub mod index;
+mod index_file;
 pub mod log;
-mod mmap_index;
+pub mod open_files;
 pub mod producer_state;
 pub mod records;
 pub mod segment;

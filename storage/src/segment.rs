@@ -1,10 +1,10 @@
 //! One log segment: a `.log` file of record batches exactly as received, with its offset and time indexes.
 //!
 //! Files are named by the segment's base offset, zero-padded to 20 digits as in Kafka. Writes go through
-//! positional writes on a shared file handle, so readers can copy byte ranges out without holding the
-//! partition's lock while they do.
+//! positional writes on a shared file handle (opened on demand, see [`crate::open_files`]), so readers can
+//! copy byte ranges out without holding the partition's lock while they do.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{BufReader, Read};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
@@ -15,6 +15,7 @@ use bytes::{Bytes, BytesMut};
 use crate::batch::{self, BatchHeader, HEADER_LEN, LOG_OVERHEAD};
 use crate::error::{IoContext, Result, StorageError};
 use crate::index::{OffsetIndex, TimeIndex};
+use crate::open_files::SegmentFile;
 
 pub fn file_stem(base_offset: i64) -> String {
     format!("{base_offset:020}")
@@ -92,15 +93,17 @@ impl ReadSlice {
 }
 
 fn batch_len_at(buf: &[u8]) -> usize {
-    let mut a = [0u8; 4];
-    a.copy_from_slice(&buf[8..12]);
-    LOG_OVERHEAD + i32::from_be_bytes(a).max(0) as usize
+    let len = buf
+        .get(8..12)
+        .and_then(|b| b.try_into().ok())
+        .map_or(0, i32::from_be_bytes);
+    LOG_OVERHEAD + len.max(0) as usize
 }
 
 pub struct Segment {
     base_offset: i64,
     paths: SegmentPaths,
-    file: Arc<File>,
+    file: SegmentFile,
     size: u64,
     offset_index: OffsetIndex,
     time_index: TimeIndex,
@@ -127,13 +130,7 @@ pub struct Recovered {
 impl Segment {
     pub fn create(dir: &Path, base_offset: i64, settings: SegmentSettings) -> Result<Self> {
         let paths = SegmentPaths::new(dir, base_offset);
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&paths.log)
-            .at(&paths.log)?;
+        let file = SegmentFile::create(&paths.log)?;
         let offset_index =
             OffsetIndex::open(&paths.index, base_offset, settings.index_max_bytes, false)?;
         let time_index = TimeIndex::open(
@@ -145,7 +142,7 @@ impl Segment {
         Ok(Segment {
             base_offset,
             paths,
-            file: Arc::new(file),
+            file,
             size: 0,
             offset_index,
             time_index,
@@ -166,12 +163,8 @@ impl Segment {
         trusted: bool,
     ) -> Result<Self> {
         let paths = SegmentPaths::new(dir, base_offset);
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(&paths.log)
-            .at(&paths.log)?;
-        let size = file.metadata().at(&paths.log)?.len();
+        let size = fs::metadata(&paths.log).at(&paths.log)?.len();
+        let file = SegmentFile::existing(&paths.log);
         let offset_index =
             OffsetIndex::open(&paths.index, base_offset, settings.index_max_bytes, trusted)?;
         let time_index = TimeIndex::open(
@@ -183,7 +176,7 @@ impl Segment {
         Ok(Segment {
             base_offset,
             paths,
-            file: Arc::new(file),
+            file,
             size,
             offset_index,
             time_index,
@@ -197,17 +190,60 @@ impl Segment {
         })
     }
 
-    /// Opens a segment that was closed cleanly: its file length and trimmed indexes are trusted, and only
-    /// the batches after the last index entry are read to find the segment's end offset.
-    pub fn open_clean(dir: &Path, base_offset: i64, settings: SegmentSettings) -> Result<Self> {
+    /// Opens a segment that was closed cleanly, checking what that trusts: the indexes are ordered and
+    /// inside the file, the last index entry sits on a batch boundary, and the batches after it are valid
+    /// (CRC-32C, offsets increasing) and end exactly at the file's end. `Ok(Err(reason))` says what did not
+    /// hold: the caller recovers the segment instead.
+    pub fn open_checked(
+        dir: &Path,
+        base_offset: i64,
+        settings: SegmentSettings,
+    ) -> Result<std::result::Result<Self, String>> {
         let mut seg = Self::open_files(dir, base_offset, settings, true)?;
-        let (from_offset, from_pos) = seg.offset_index.lookup(i64::MAX);
-        let _ = from_offset;
+        if let Err(why) = seg.offset_index.check(seg.size) {
+            return Ok(Err(format!("{}: {why}", seg.paths.index.display())));
+        }
+        let (from_offset, from_pos) = match seg.offset_index.last_entry() {
+            Some(entry) => entry,
+            None if seg.size == 0 => (base_offset, 0),
+            None => {
+                return Ok(Err(format!(
+                    "{}: empty for a non-empty log",
+                    seg.paths.index.display()
+                )))
+            }
+        };
         let mut pos = u64::from(from_pos);
-        while let Some(h) = seg.header_at(pos)? {
+        let mut expect_at_least = from_offset;
+        let mut first = true;
+        while pos < seg.size {
+            let Some(h) = seg.header_at(pos)? else {
+                return Ok(Err(format!(
+                    "{}: a partial batch header at byte {pos}",
+                    seg.paths.log.display()
+                )));
+            };
+            let whole = pos + h.total_len() as u64 <= seg.size && h.total_len() >= HEADER_LEN;
+            let valid = whole && batch::validate(&seg.batch_at(pos, &h)?).is_ok();
+            let in_order = if first {
+                h.base_offset == from_offset
+            } else {
+                h.base_offset >= expect_at_least
+            };
+            if !valid || !in_order {
+                return Ok(Err(format!(
+                    "{}: no valid batch at byte {pos} where the index says offset {from_offset}",
+                    seg.paths.log.display()
+                )));
+            }
+            first = false;
+            expect_at_least = h.next_offset();
             seg.next_offset = h.next_offset();
             seg.note_timestamp(&h);
             pos += h.total_len() as u64;
+        }
+        if let Err(why) = seg.time_index.check(seg.next_offset.max(base_offset + 1)) {
+            return Ok(Err(format!("{}: {why}", seg.paths.time_index.display())));
         }
         if let Some(ts) = seg.time_index.last_timestamp() {
             if ts > seg.max_timestamp {
@@ -215,7 +251,7 @@ impl Segment {
             }
         }
         seg.indexed_max_timestamp = seg.time_index.last_timestamp().unwrap_or(-1);
-        Ok(seg)
+        Ok(Ok(seg))
     }
 
     /// Opens a segment after an unclean stop: validates every batch (length, magic, CRC-32C), truncates the
@@ -225,7 +261,7 @@ impl Segment {
         seg.offset_index.reset();
         seg.time_index.reset();
         let file_len = seg.size;
-        let file = Arc::clone(&seg.file);
+        let file = seg.file.get()?;
         let mut reader = BufReader::with_capacity(1 << 20, file.as_ref());
         let mut pos: u64 = 0;
         let mut headers = Vec::new();
@@ -258,7 +294,7 @@ impl Segment {
                 tracing::warn!(segment = %seg.paths.log.display(), position = pos, "batch offsets go backwards; truncating");
                 break;
             }
-            seg.index_batch(&header, pos as u32, true);
+            seg.index_batch(&header, pos as u32);
             seg.next_offset = header.next_offset();
             headers.push(header);
             pos += len as u64;
@@ -266,8 +302,8 @@ impl Segment {
         drop(reader);
         let truncated_bytes = file_len - pos;
         if truncated_bytes > 0 {
-            seg.file.set_len(pos).at(&seg.paths.log)?;
-            seg.file.sync_all().at(&seg.paths.log)?;
+            file.set_len(pos).at(&seg.paths.log)?;
+            file.sync_all().at(&seg.paths.log)?;
             seg.size = pos;
         }
         Ok(Recovered {
@@ -285,7 +321,7 @@ impl Segment {
     }
 
     /// Adds index entries for a batch at `position` when enough bytes passed since the last entry.
-    fn index_batch(&mut self, h: &BatchHeader, position: u32, _recovering: bool) {
+    fn index_batch(&mut self, h: &BatchHeader, position: u32) {
         self.note_timestamp(h);
         if self.bytes_since_index >= self.settings.index_interval_bytes
             || self.size == 0
@@ -301,16 +337,27 @@ impl Segment {
         self.bytes_since_index += h.total_len() as u64;
     }
 
-    /// Appends one validated batch whose base offset has been assigned. `now_ms` dates the segment's first
-    /// append for time-based rolling.
-    pub fn append(&mut self, bytes: &[u8], header: &BatchHeader, now_ms: i64) -> Result<()> {
-        self.file
-            .write_all_at(bytes, self.size)
-            .at(&self.paths.log)?;
-        let position = self.size as u32;
-        self.index_batch(header, position, false);
-        self.size += bytes.len() as u64;
-        self.next_offset = header.next_offset();
+    /// Appends validated batches, contiguous in `bytes`, whose base offsets have been assigned: one
+    /// positional write, then their index entries. A failed write (a full disk) is cut off again, so the file
+    /// always ends where the segment's size says and nothing of the batches remains; if even that fails, the
+    /// segment cannot be trusted and the error is [`StorageError::Poisoned`]. `now_ms` dates the segment's
+    /// first append for time-based rolling.
+    pub fn append(&mut self, bytes: &[u8], headers: &[BatchHeader], now_ms: i64) -> Result<()> {
+        let file = self.file.pin()?;
+        if let Err(e) = file.write_all_at(bytes, self.size) {
+            if let Err(cut) = file.set_len(self.size) {
+                tracing::error!(segment = %self.paths.log.display(), error = %cut, "cannot cut a failed write off");
+                return Err(StorageError::Poisoned);
+            }
+            return Err(e).at(&self.paths.log);
+        }
+        let mut position = self.size;
+        for h in headers {
+            self.index_batch(h, position as u32);
+            position += h.total_len() as u64;
+            self.next_offset = h.next_offset();
+        }
+        self.size = position;
         self.first_append_ms.get_or_insert(now_ms);
         Ok(())
     }
@@ -322,6 +369,7 @@ impl Segment {
         }
         let mut head = [0u8; HEADER_LEN];
         self.file
+            .get()?
             .read_exact_at(&mut head, pos)
             .at(&self.paths.log)?;
         BatchHeader::parse(&head).map(Some)
@@ -329,8 +377,18 @@ impl Segment {
 
     /// Reads the whole batch at `pos`.
     pub fn batch_at(&self, pos: u64, header: &BatchHeader) -> Result<Bytes> {
-        let mut buf = BytesMut::zeroed(header.total_len());
-        self.file.read_exact_at(&mut buf, pos).at(&self.paths.log)?;
+        let len = header.total_len();
+        if pos + len as u64 > self.size {
+            return Err(StorageError::CorruptFile {
+                path: self.paths.log.display().to_string(),
+                reason: format!("batch at byte {pos} of {len} bytes passes the end"),
+            });
+        }
+        let mut buf = BytesMut::zeroed(len);
+        self.file
+            .get()?
+            .read_exact_at(&mut buf, pos)
+            .at(&self.paths.log)?;
         Ok(buf.freeze())
     }
 
@@ -389,24 +447,28 @@ impl Segment {
         Ok(found)
     }
 
-    pub fn read_slice(&self, position: u64) -> ReadSlice {
-        ReadSlice {
-            file: Arc::clone(&self.file),
+    pub fn read_slice(&self, position: u64) -> Result<ReadSlice> {
+        Ok(ReadSlice {
+            file: self.file.get()?,
             path: self.paths.log.clone(),
             position,
             end: self.size,
+        })
+    }
+
+    /// Makes the segment's writes durable. Indexes need no fsync: a segment is only trusted at a clean
+    /// open, after [`Segment::seal`] wrote them.
+    pub fn flush(&mut self) -> Result<()> {
+        if self.file.is_pinned() {
+            self.file.get()?.sync_data().at(&self.paths.log)?;
+            self.file.unpin();
         }
+        Ok(())
     }
 
-    pub fn flush(&self) -> Result<()> {
-        self.file.sync_data().at(&self.paths.log)?;
-        self.offset_index.flush()?;
-        self.time_index.flush()
-    }
-
-    /// Seals the segment: records its final max timestamp in the time index and trims both indexes to the
-    /// entries written, so a later clean start can trust them.
-    pub fn close(&mut self) -> Result<()> {
+    /// Seals the segment (after a flush): records its final max timestamp in the time index and writes both
+    /// indexes, so a later clean start can trust them. Failing (a full disk) changes nothing.
+    pub fn seal(&mut self) -> Result<()> {
         if self.max_timestamp > self.indexed_max_timestamp && !self.time_index.is_full() {
             let at = if self.offset_of_max_timestamp >= 0 {
                 self.offset_of_max_timestamp
@@ -418,14 +480,18 @@ impl Segment {
             self.time_index.append(self.max_timestamp, at);
             self.indexed_max_timestamp = self.max_timestamp;
         }
-        self.flush()?;
-        self.offset_index.trim()?;
-        self.time_index.trim()
+        self.offset_index.seal()?;
+        self.time_index.seal()
     }
 
     /// Removes the segment's files. Readers holding a [`ReadSlice`] keep reading the unlinked file.
     pub fn delete(self) -> Result<()> {
-        for p in [&self.paths.log, &self.paths.index, &self.paths.time_index] {
+        Self::delete_files(&self.paths)
+    }
+
+    /// Removes a segment's files, whichever of them exist.
+    pub fn delete_files(paths: &SegmentPaths) -> Result<()> {
+        for p in [&paths.log, &paths.index, &paths.time_index] {
             match fs::remove_file(p) {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}

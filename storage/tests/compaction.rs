@@ -39,16 +39,18 @@ fn keyless_records_are_refused_on_compacted_topics() {
     let cfg = config(&[("cleanup.policy", "compact")]);
     let dir = tempfile::tempdir().expect("tempdir");
     let mut log = open(dir.path(), &cfg, false);
-    let mut keyless = BatchBuilder::default().build(&[Record {
+    let record = |key: Option<&'static [u8]>| Record {
         timestamp: 1,
-        key: None,
+        key,
         value: Some(b"v"),
         headers: &[],
-    }]);
-    assert!(matches!(
-        log.append(&mut keyless, 1),
-        Err(StorageError::MissingKey)
-    ));
+    };
+    let mut mixed =
+        BatchBuilder::default().build(&[record(None), record(Some(b"k")), record(None)]);
+    match log.append(&mut mixed, 1) {
+        Err(StorageError::MissingKey { records }) => assert_eq!(records, vec![0, 2]),
+        other => panic!("expected MissingKey naming records 0 and 2, got {other:?}"),
+    }
     assert_eq!(log.next_offset(), 0);
 }
 

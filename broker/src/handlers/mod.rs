@@ -67,7 +67,11 @@ pub fn error_code(e: &StorageError) -> i16 {
     let err = match e {
         StorageError::CorruptBatch(_) => ResponseError::CorruptMessage,
         StorageError::BatchTooLarge { .. } => ResponseError::MessageTooLarge,
-        StorageError::MissingKey | StorageError::InvalidRecord(_) => ResponseError::InvalidRecord,
+        StorageError::MissingKey { .. } | StorageError::InvalidRecord(_) => {
+            ResponseError::InvalidRecord
+        }
+        StorageError::DecompressedTooLarge(_) => ResponseError::MessageTooLarge,
+        StorageError::PolicyViolation(_) => ResponseError::PolicyViolation,
         StorageError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange,
         StorageError::UnknownTopicOrPartition(_) => ResponseError::UnknownTopicOrPartition,
         StorageError::TopicExists(_) => ResponseError::TopicAlreadyExists,
@@ -76,9 +80,11 @@ pub fn error_code(e: &StorageError) -> i16 {
         StorageError::InvalidTopic(_) => ResponseError::InvalidTopicException,
         StorageError::OutOfOrderSequence { .. } => ResponseError::OutOfOrderSequenceNumber,
         StorageError::StaleProducerEpoch { .. } => ResponseError::InvalidProducerEpoch,
-        StorageError::Io { .. } | StorageError::Poisoned | StorageError::CorruptCatalog(_) => {
-            ResponseError::KafkaStorageError
-        }
+        StorageError::Io { .. }
+        | StorageError::Poisoned
+        | StorageError::Closed
+        | StorageError::CorruptFile { .. }
+        | StorageError::CorruptCatalog(_) => ResponseError::KafkaStorageError,
         _ => ResponseError::UnknownServerError,
     };
     err.code()

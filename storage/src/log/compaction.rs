@@ -136,11 +136,11 @@ impl PartitionLog {
                 .and_then(|f| f.sync_all())
                 .at(&cleaned)?;
         }
-        // Drop the old segment first: its index maps must be gone before the index files are rebuilt.
+        // Drop the old segment first: its cached file handle must not serve the renamed file's readers.
         drop(self.closed.remove(&base));
         fs::rename(&cleaned, &paths.log).at(&paths.log)?;
         let mut rec = Segment::recover(&self.dir, base, settings(&self.config))?;
-        rec.segment.close()?;
+        rec.segment.seal()?;
         self.closed.insert(base, rec.segment);
         Ok(())
     }

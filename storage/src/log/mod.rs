@@ -77,6 +77,8 @@ pub struct PartitionLog {
     last_flush_ms: i64,
     recovery_point: i64,
     poisoned: bool,
+    /// Set by [`PartitionLog::close`]: nothing may land after the clean-shutdown marker.
+    shut: bool,
     /// Closed segments below this offset were compacted in this run (compaction skips them when nothing new closed).
     compacted_up_to: i64,
     txns: TxnState,
@@ -108,45 +110,79 @@ fn segment_bases(dir: &Path) -> Result<Vec<i64>> {
 }
 
 impl PartitionLog {
-    /// Opens or creates the log in `dir`. After an unclean stop (`clean == false`) every segment from the
-    /// recovery point on is verified batch by batch and a torn or corrupt tail is cut off.
+    /// Opens or creates the log in `dir`. After a clean stop (`clean`) each segment is checked against what
+    /// it recorded (see [`Segment::open_checked`]); after an unclean one every segment from the recovery
+    /// point on is verified batch by batch. A segment that fails either is recovered: its invalid tail cut
+    /// off and its indexes rebuilt, with a warning naming the file. Offsets handed out before are never
+    /// handed out again, even when the data holding them is gone.
     pub fn open(dir: &Path, config: LogConfig, clean: bool, now_ms: i64) -> Result<Self> {
         fs::create_dir_all(dir).at(dir)?;
-        let meta: PartitionMeta = match fs::read(dir.join(META_FILE)) {
-            Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or_default(),
-            Err(_) => PartitionMeta::default(),
+        let (meta, clean) = match fs::read(dir.join(META_FILE)) {
+            Ok(bytes) => match serde_json::from_slice::<PartitionMeta>(&bytes) {
+                Ok(meta) => (meta, clean),
+                Err(e) => {
+                    tracing::warn!(file = %dir.join(META_FILE).display(), error = %e, "unreadable partition metadata; verifying every segment");
+                    (PartitionMeta::default(), false)
+                }
+            },
+            Err(_) => (PartitionMeta::default(), clean),
         };
         let bases = segment_bases(dir)?;
         let settings = settings(&config);
         let mut segments = BTreeMap::new();
-        let mut truncated_at: Option<i64> = None;
         for (i, &base) in bases.iter().enumerate() {
-            if truncated_at.is_some() {
-                // Everything after a corrupt batch is unreachable: offsets must stay contiguous.
-                tracing::warn!(dir = %dir.display(), base, "deleting segment after a corrupt one");
-                Segment::open_clean(dir, base, settings)?.delete()?;
-                continue;
-            }
+            let is_last = i + 1 == bases.len();
             let below_recovery_point = bases
                 .get(i + 1)
                 .is_some_and(|&next| next <= meta.recovery_point);
-            let seg = if clean || below_recovery_point {
-                Segment::open_clean(dir, base, settings)?
-            } else {
-                let rec = Segment::recover(dir, base, settings)?;
-                if rec.truncated_bytes > 0 {
-                    tracing::warn!(dir = %dir.display(), base, bytes = rec.truncated_bytes, "truncated invalid tail");
-                    truncated_at = Some(rec.segment.next_offset());
+            let checked = if clean || below_recovery_point {
+                match Segment::open_checked(dir, base, settings)? {
+                    Ok(seg) => Some(seg),
+                    Err(why) => {
+                        tracing::warn!(dir = %dir.display(), base, problem = %why, "segment does not match what was recorded; recovering it");
+                        None
+                    }
                 }
-                rec.segment
+            } else {
+                None
+            };
+            let seg = match checked {
+                Some(seg) => seg,
+                None => {
+                    let rec = Segment::recover(dir, base, settings)?;
+                    if rec.truncated_bytes > 0 {
+                        tracing::warn!(segment = %rec.segment.paths().log.display(), bytes = rec.truncated_bytes, "truncated invalid tail");
+                    }
+                    let mut seg = rec.segment;
+                    if !is_last {
+                        if let Err(e) = seg.seal() {
+                            tracing::warn!(dir = %dir.display(), base, error = %e, "cannot write rebuilt indexes; keeping them in memory");
+                        }
+                    }
+                    seg
+                }
             };
             segments.insert(base, seg);
         }
         let log_start_offset = meta.log_start_offset;
         let mut active = match segments.pop_last() {
             Some((_, seg)) => seg,
-            None => Segment::create(dir, log_start_offset, settings)?,
+            None => Segment::create(dir, log_start_offset.max(meta.recovery_point), settings)?,
         };
+        if active.next_offset() < meta.recovery_point {
+            // Offsets up to the recovery point were handed out (and fsynced): whatever lost them, the log
+            // continues after them, so a consumer never sees one offset name two records.
+            tracing::warn!(dir = %dir.display(), end = active.next_offset(), recorded = meta.recovery_point, "log ends before offsets it handed out; continuing after them (records in between are lost)");
+            let next = Segment::create(dir, meta.recovery_point, settings)?;
+            let old = std::mem::replace(&mut active, next);
+            if old.is_empty() {
+                old.delete()?;
+            } else {
+                let mut old = old;
+                old.seal()?;
+                segments.insert(old.base_offset(), old);
+            }
+        }
         active.set_first_append_ms(now_ms);
         let next_offset = active.next_offset();
         let first_base = segments
@@ -166,6 +202,7 @@ impl PartitionLog {
             last_flush_ms: now_ms,
             recovery_point: meta.recovery_point.min(next_offset),
             poisoned: false,
+            shut: false,
             compacted_up_to: 0,
             txns: TxnState::open(dir, 0)?,
         };
@@ -235,9 +272,14 @@ impl PartitionLog {
     }
 
     /// Appends the batches of one produce request to the log. `records` is modified in place (offsets).
+    /// A failed write leaves the log as it was (the error is for this request alone); only a failed fsync,
+    /// or a write that cannot be undone, poisons the log.
     pub fn append(&mut self, records: &mut [u8], now_ms: i64) -> Result<AppendInfo> {
         if self.poisoned {
             return Err(StorageError::Poisoned);
+        }
+        if self.shut {
+            return Err(StorageError::Closed);
         }
         let batches = batch::split_validated(records)?;
         for (pos, h) in &batches {
@@ -247,14 +289,14 @@ impl PartitionLog {
                     limit: self.config.max_message_bytes,
                 });
             }
-            if self.config.compact && !h.is_control() {
-                let bytes = bytes::Bytes::copy_from_slice(&records[*pos..*pos + h.total_len()]);
-                if records::read_records(&bytes, h)?
-                    .iter()
-                    .any(|r| r.key.is_none())
-                {
-                    return Err(StorageError::MissingKey);
-                }
+            let bytes = records
+                .get(*pos..*pos + h.total_len())
+                .ok_or_else(|| StorageError::InvalidRecord("batch past the end".into()))?;
+            let check = records::check_records(bytes, h, records::MAX_DECOMPRESSED_BYTES)?;
+            if self.config.compact && !h.is_control() && !check.keyless.is_empty() {
+                return Err(StorageError::MissingKey {
+                    records: check.keyless,
+                });
             }
         }
         // Idempotence: a request carries one batch per partition from idempotent producers.
@@ -284,13 +326,16 @@ impl PartitionLog {
         let total: usize = batches.iter().map(|(_, h)| h.total_len()).sum();
         self.maybe_roll(total as u64, now_ms)?;
         let first_offset = self.next_offset;
+        let mut next = self.next_offset;
         let mut count = 0i64;
         let mut log_append_time = -1;
         let mut headers = Vec::with_capacity(batches.len());
         let mut controls = Vec::with_capacity(batches.len());
         for (pos, h) in &batches {
-            let buf = &mut records[*pos..*pos + h.total_len()];
-            batch::set_base_offset(buf, self.next_offset);
+            let buf = records
+                .get_mut(*pos..*pos + h.total_len())
+                .ok_or_else(|| StorageError::InvalidRecord("batch past the end".into()))?;
+            batch::set_base_offset(buf, next);
             batch::set_partition_leader_epoch(buf, 0);
             if self.config.log_append_time {
                 batch::set_log_append_time(buf, now_ms);
@@ -302,17 +347,19 @@ impl PartitionLog {
             } else {
                 ControlType::Other
             });
-            self.next_offset = header.next_offset();
+            next = header.next_offset();
             count += i64::from(header.record_count);
             headers.push(header);
         }
         // One write for the whole request: the batches are contiguous in `records`.
         let end = batches.last().map_or(0, |(p, h)| p + h.total_len());
-        let result = self.write_batches(&records[..end], &headers, now_ms);
-        if let Err(e) = result {
-            self.poisoned = true;
+        if let Err(e) = self.active.append(&records[..end], &headers, now_ms) {
+            if matches!(e, StorageError::Poisoned) {
+                self.poisoned = true;
+            }
             return Err(e);
         }
+        self.next_offset = next;
         for (h, ctl) in headers.iter().zip(controls) {
             self.observe_batch(h, ctl)?;
         }
@@ -327,19 +374,6 @@ impl PartitionLog {
             duplicate: false,
             records: count,
         })
-    }
-
-    fn write_batches(&mut self, bytes: &[u8], headers: &[BatchHeader], now_ms: i64) -> Result<()> {
-        let seg = &mut self.active;
-        // Index entries are per batch, so append batch by batch, but the bytes are contiguous: a single
-        // batch (the common case) is one positional write.
-        let mut pos = 0;
-        for h in headers {
-            let len = h.total_len();
-            seg.append(&bytes[pos..pos + len], h, now_ms)?;
-            pos += len;
-        }
-        Ok(())
     }
 
     /// Appends a control batch (transaction marker) written by the broker itself.
@@ -365,25 +399,35 @@ impl PartitionLog {
         Ok(())
     }
 
-    /// Closes the active segment and starts a new one at the log end.
+    /// Closes the active segment and starts a new one at the log end. Fails without changing anything
+    /// when the disk refuses the new segment or the old one's indexes.
     pub fn roll(&mut self, now_ms: i64) -> Result<()> {
         let next = self.next_offset;
+        if self.active.is_empty() && self.active.base_offset() == next {
+            return Ok(());
+        }
+        self.flush()?;
         let settings = settings(&self.config);
-        self.active.close()?;
         let mut seg = Segment::create(&self.dir, next, settings)?;
+        if let Err(e) = self.active.seal() {
+            seg.delete()?;
+            return Err(e);
+        }
         seg.set_first_append_ms(now_ms);
         let old = std::mem::replace(&mut self.active, seg);
         self.closed.insert(old.base_offset(), old);
-        self.recovery_point = self.recovery_point.max(next);
         self.write_producer_snapshot()?;
         self.write_meta()
     }
 
-    /// Makes every appended batch durable.
+    /// Makes every appended batch durable. A failure poisons the log: after a failed fsync the kernel may
+    /// have dropped the dirty pages, so nothing written since can be trusted to be on disk.
     pub fn flush(&mut self) -> Result<()> {
         let from = self.recovery_point;
         let result = self
-            .segments()
+            .closed
+            .values_mut()
+            .chain(std::iter::once(&mut self.active))
             .filter(|seg| seg.next_offset() > from)
             .try_for_each(Segment::flush);
         if let Err(e) = result {
@@ -430,10 +474,12 @@ impl PartitionLog {
         )
     }
 
-    /// Clean shutdown: flush, seal the active segment's indexes, record the recovery point.
+    /// Clean shutdown: refuse later appends, flush, seal the active segment's indexes, record the recovery
+    /// point (which a clean open then checks the log's end against).
     pub fn close(&mut self) -> Result<()> {
+        self.shut = true;
         self.flush()?;
-        self.active.close()?;
+        self.active.seal()?;
         self.checkpoint()
     }
 
@@ -487,7 +533,7 @@ impl PartitionLog {
             .filter(|s| from.is_none_or(|f| s.base_offset() >= f))
         {
             if let Some((pos, _)) = seg.locate(offset.max(seg.base_offset()))? {
-                let mut slice = seg.read_slice(pos);
+                let mut slice = seg.read_slice(pos)?;
                 // Stop before the batch holding the limit when it lies in this segment.
                 if limit < seg.next_offset() {
                     if let Some((end, _)) = seg.locate(limit)? {

@@ -6,7 +6,7 @@
 //! are written and rewritten whole when the log is opened or its start moves.
 
 use std::collections::BTreeMap;
-use std::fs::{File, OpenOptions};
+use std::fs::OpenOptions;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -78,7 +78,6 @@ pub fn marker_batch(
 /// Open transactions by first offset, and the aborted-transaction index.
 pub struct TxnState {
     path: PathBuf,
-    file: Option<File>,
     aborted: Vec<AbortedTxn>,
     /// First offset → producer id of every open transaction.
     pub ongoing: BTreeMap<i64, i64>,
@@ -123,7 +122,6 @@ impl TxnState {
         };
         Ok(TxnState {
             path,
-            file: None,
             aborted,
             ongoing: BTreeMap::new(),
         })
@@ -133,15 +131,7 @@ impl TxnState {
     pub fn rewrite(&mut self, log_start: i64) -> Result<()> {
         self.aborted.retain(|t| t.last_offset >= log_start);
         let bytes: Vec<u8> = self.aborted.iter().flat_map(encode).collect();
-        self.file = None;
-        crate::atomic_file::write(&self.path, &bytes)?;
-        self.file = Some(
-            OpenOptions::new()
-                .append(true)
-                .open(&self.path)
-                .at(&self.path)?,
-        );
-        Ok(())
+        crate::atomic_file::write(&self.path, &bytes)
     }
 
     /// Applies one batch's effect; call before the producer state records the batch.
@@ -161,9 +151,13 @@ impl TxnState {
                         last_offset: h.base_offset,
                     };
                     self.aborted.push(t);
-                    if let Some(f) = &mut self.file {
-                        f.write_all(&encode(&t)).at(&self.path)?;
-                    }
+                    // Opened per abort (they are rare), so an idle partition holds no descriptor.
+                    OpenOptions::new()
+                        .append(true)
+                        .create(true)
+                        .open(&self.path)
+                        .and_then(|mut f| f.write_all(&encode(&t)))
+                        .at(&self.path)?;
                 }
             }
         } else if h.is_transactional() && open_txn_first.is_none() {
