@@ -130,6 +130,27 @@ pub const BROKER_CONFIGS: &[ConfigDef] = &[
     ),
     broker_def("log.dirs", "./runnel-data", ConfigType::String, None),
     broker_def("max.connections", "10000", ConfigType::Int, Some(1)),
+    broker_def("max.connections.per.ip", "1000", ConfigType::Int, Some(0)),
+    broker_def(
+        "max.connections.per.ip.overrides",
+        "",
+        ConfigType::String,
+        None,
+    ),
+    broker_def(
+        "connections.max.idle.ms",
+        "600000",
+        ConfigType::Long,
+        Some(1),
+    ),
+    broker_def(
+        "max.partitions.per.request",
+        "10000",
+        ConfigType::Int,
+        Some(1),
+    ),
+    broker_def("max.broker.partitions", "100000", ConfigType::Int, Some(1)),
+    broker_def("log.max.open.files", "1024", ConfigType::Int, Some(16)),
 ];
 
 /// Kafka's coarser-unit aliases, converted to the millisecond key.
@@ -349,6 +370,40 @@ impl BrokerConfig {
     }
     pub fn max_connections(&self) -> usize {
         self.parsed::<i64>("max.connections", 10_000).max(1) as usize
+    }
+
+    /// Connections one address may hold: `max.connections.per.ip`, or its entry in
+    /// `max.connections.per.ip.overrides` (`host:count,host:count`, as in Kafka).
+    pub fn connection_limits(&self) -> Result<crate::connection_limits::Limits, ConfigError> {
+        let overrides = self.get("max.connections.per.ip.overrides").unwrap_or("");
+        crate::connection_limits::Limits::parse(
+            self.max_connections(),
+            self.parsed::<i64>("max.connections.per.ip", 1000).max(0) as usize,
+            overrides,
+        )
+        .map_err(|reason| ConfigError::InvalidValue {
+            key: "max.connections.per.ip.overrides".into(),
+            value: overrides.into(),
+            reason,
+        })
+    }
+
+    pub fn connections_max_idle_ms(&self) -> u64 {
+        self.parsed::<i64>("connections.max.idle.ms", 600_000)
+            .max(1) as u64
+    }
+
+    pub fn max_partitions_per_request(&self) -> i64 {
+        self.parsed::<i64>("max.partitions.per.request", 10_000)
+            .max(1)
+    }
+
+    pub fn max_broker_partitions(&self) -> i64 {
+        self.parsed::<i64>("max.broker.partitions", 100_000).max(1)
+    }
+
+    pub fn max_open_files(&self) -> usize {
+        self.parsed::<i64>("log.max.open.files", 1024).max(16) as usize
     }
 
     /// Broker-level topic defaults keyed by their topic config name, for [`runnel_storage::LogConfig`].

@@ -6,6 +6,7 @@ pub mod cli;
 pub mod colocated;
 pub mod config;
 pub mod connection;
+pub mod connection_limits;
 pub mod dispatch;
 pub mod groups;
 pub mod handlers;

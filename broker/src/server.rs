@@ -1,18 +1,25 @@
-//! The listener and the broker's background work: accepting connections (bounded by `max.connections`),
-//! the flush / retention / checkpoint tickers, and a clean shutdown on SIGTERM or Ctrl-C.
+//! The listener and the broker's background work: accepting connections (bounded by `max.connections` and
+//! `max.connections.per.ip`), the flush / retention / checkpoint tickers, and a clean shutdown on SIGTERM
+//! or Ctrl-C: stop accepting, let every connection finish the request it is serving, then close the logs,
+//! so nothing is appended after the clean-shutdown marker (mini-redis' broadcast-and-wait pattern).
 
 use std::io::Write;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::sync::{mpsc, watch};
 
 use runnel_processor::runtime::metrics::render_jobs;
 use runnel_processor::runtime::JobMetrics;
 
 use crate::broker::Broker;
 use crate::config::BrokerConfig;
+use crate::connection_limits::ConnectionCounter;
+
+/// How long a shutdown waits for connections to finish their requests before closing the logs anyway
+/// (later appends are then refused, never written after the marker).
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
@@ -30,10 +37,14 @@ pub enum ServeError {
     Job(String),
     #[error("shutdown task failed: {0}")]
     Shutdown(String),
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
 }
 
 /// Runs the broker until SIGTERM / Ctrl-C, then shuts down cleanly.
 pub async fn run(config: BrokerConfig) -> Result<(), ServeError> {
+    let counter = ConnectionCounter::new(config.connection_limits()?);
+    runnel_storage::open_files::set_limit(config.max_open_files());
     let hosted = crate::colocated::prepare(&config.jobs).map_err(ServeError::Job)?;
     let metrics_listener = match &config.metrics_listen {
         Some(addr) => Some(
@@ -123,7 +134,9 @@ pub async fn run(config: BrokerConfig) -> Result<(), ServeError> {
         crate::colocated::spawn(&broker, h);
     }
 
-    let limit = Arc::new(Semaphore::new(broker.config.max_connections()));
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
+    let mut refusals = RefusalLog::default();
     let accept = async {
         loop {
             let (stream, peer) = match listener.accept().await {
@@ -134,14 +147,20 @@ pub async fn run(config: BrokerConfig) -> Result<(), ServeError> {
                     continue;
                 }
             };
-            let Ok(permit) = Arc::clone(&limit).try_acquire_owned() else {
-                tracing::warn!(%peer, "refusing connection: max.connections reached");
-                continue;
+            let admitted = match counter.admit(peer.ip()) {
+                Ok(a) => a,
+                Err(why) => {
+                    refusals.note(peer, &why);
+                    continue;
+                }
             };
             let broker = Arc::clone(&broker);
+            let stop = stop_rx.clone();
+            let done = done_tx.clone();
             tokio::spawn(async move {
-                crate::connection::serve(stream, peer, broker).await;
-                drop(permit);
+                crate::connection::serve(stream, peer, broker, stop).await;
+                drop(admitted);
+                drop(done);
             });
         }
     };
@@ -149,12 +168,47 @@ pub async fn run(config: BrokerConfig) -> Result<(), ServeError> {
         _ = accept => {}
         _ = shutdown_signal() => {}
     }
-    tracing::info!("shutting down");
+    tracing::info!("shutting down: finishing requests in flight");
+    let _ = stop_tx.send(true);
+    drop(done_tx);
+    if tokio::time::timeout(DRAIN_TIMEOUT, done_rx.recv())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            timeout_s = DRAIN_TIMEOUT.as_secs(),
+            "connections still busy; closing the logs anyway"
+        );
+    }
     let b = Arc::clone(&broker);
     tokio::task::spawn_blocking(move || b.shutdown())
         .await
         .map_err(|e| ServeError::Shutdown(e.to_string()))??;
     Ok(())
+}
+
+/// Logs refused connections without letting a peer that retries in a loop flood the log: the first
+/// refusal of each second is logged with how many were refused since the last line.
+#[derive(Default)]
+struct RefusalLog {
+    last: Option<std::time::Instant>,
+    unlogged: u64,
+}
+
+impl RefusalLog {
+    fn note(&mut self, peer: std::net::SocketAddr, why: &crate::connection_limits::Refusal) {
+        let now = std::time::Instant::now();
+        if self
+            .last
+            .is_some_and(|t| now.duration_since(t) < Duration::from_secs(1))
+        {
+            self.unlogged += 1;
+            return;
+        }
+        tracing::warn!(%peer, reason = %why, refused_since_last_line = self.unlogged, "refusing connection");
+        self.last = Some(now);
+        self.unlogged = 0;
+    }
 }
 
 fn spawn_ticker(broker: &Arc<Broker>, every_ms: u64, work: fn(&Broker)) {

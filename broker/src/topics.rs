@@ -1,5 +1,8 @@
 //! Topic administration on the broker: creation (explicit and automatic), deletion, partition growth and
-//! config changes. The catalog is changed first (it validates), then the partition logs follow it.
+//! config changes. Partition counts are checked against the broker's limits before anything is touched;
+//! new partitions are created on disk first and recorded in the catalog only once they all exist, and a
+//! creation that fails half-way removes what it made, so the catalog never names a partition that is not
+//! there.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -16,24 +19,53 @@ impl Broker {
     ) -> Result<Vec<Arc<Partition>>, StorageError> {
         let cfg = self.log_config(&meta.configs);
         let now = runnel_storage::now_ms();
-        (from..meta.partitions)
-            .map(|p| {
-                let dir = partition_dir(&self.config.data_dir, &meta.name, p);
-                // A leftover directory (a crash between catalog and files) must not leak old data in.
-                if dir.exists() && from == 0 {
-                    std::fs::remove_dir_all(&dir).map_err(|e| StorageError::Io {
-                        path: dir.display().to_string(),
-                        source: e,
-                    })?;
-                }
-                let log = PartitionLog::open(&dir, cfg.clone(), true, now)?;
-                Ok(Arc::new(Partition {
+        let mut opened = Vec::new();
+        for p in from..meta.partitions {
+            let dir = partition_dir(&self.config.data_dir, &meta.name, p);
+            // A leftover directory (a crash between files and catalog) must not leak old data in.
+            let opened_one = remove_dir_if_present(&dir)
+                .and_then(|()| PartitionLog::open(&dir, cfg.clone(), true, now));
+            match opened_one {
+                Ok(log) => opened.push(Arc::new(Partition {
                     topic: meta.name.clone(),
                     index: p,
                     log: Mutex::new(log),
-                }))
-            })
-            .collect()
+                })),
+                Err(e) => {
+                    drop(opened);
+                    self.remove_partition_dirs(&meta.name, from..=p);
+                    return Err(e);
+                }
+            }
+        }
+        Ok(opened)
+    }
+
+    fn remove_partition_dirs(&self, topic: &str, range: impl Iterator<Item = i32>) {
+        for p in range {
+            let dir = partition_dir(&self.config.data_dir, topic, p);
+            if let Err(e) = remove_dir_if_present(&dir) {
+                tracing::warn!(dir = %dir.display(), error = %e, "could not remove partition directory");
+            }
+        }
+    }
+
+    /// Refuses `adding` partitions past the per-request or the broker-wide limit, before anything is made.
+    fn check_partition_limits(&self, current_total: i64, adding: i64) -> Result<(), StorageError> {
+        let per_request = self.config.max_partitions_per_request();
+        if adding > per_request {
+            return Err(StorageError::PolicyViolation(format!(
+                "Excessively large number of partitions per request: {adding} exceeds max.partitions.per.request={per_request}."
+            )));
+        }
+        let broker_max = self.config.max_broker_partitions();
+        if current_total + adding > broker_max {
+            return Err(StorageError::PolicyViolation(format!(
+                "Adding {adding} partitions would make {} on this broker, more than max.broker.partitions={broker_max}.",
+                current_total + adding
+            )));
+        }
+        Ok(())
     }
 
     /// Creates a topic (or only validates it). A partition count of -1 means the broker's `num.partitions`.
@@ -50,24 +82,18 @@ impl Broker {
             partitions
         };
         let mut catalog = self.catalog();
+        let mut meta = catalog.new_topic(name, partitions, configs, false)?;
+        self.check_partition_limits(catalog.total_partitions(), i64::from(partitions))?;
         if validate_only {
-            catalog.validate_new_topic(name, partitions, &configs)?;
-            return Ok(TopicMeta {
-                name: name.to_string(),
-                id: uuid::Uuid::nil(),
-                partitions,
-                configs,
-                internal: false,
-            });
+            meta.id = uuid::Uuid::nil();
+            return Ok(meta);
         }
-        let meta = catalog.create_topic(name, partitions, configs, false)?;
-        let logs = match self.open_partitions(&meta, 0) {
-            Ok(logs) => logs,
-            Err(e) => {
-                let _ = catalog.delete_topic(name);
-                return Err(e);
-            }
-        };
+        let logs = self.open_partitions(&meta, 0)?;
+        if let Err(e) = catalog.insert(meta.clone()) {
+            drop(logs);
+            self.remove_partition_dirs(name, 0..partitions);
+            return Err(e);
+        }
         self.partitions
             .write()
             .unwrap_or_else(|p| p.into_inner())
@@ -133,14 +159,24 @@ impl Broker {
                 current.partitions
             )));
         }
+        let adding = i64::from(count) - i64::from(current.partitions);
+        self.check_partition_limits(catalog.total_partitions(), adding)?;
+        let grown = TopicMeta {
+            partitions: count,
+            ..current.clone()
+        };
         if validate_only {
-            return Ok(TopicMeta {
-                partitions: count,
-                ..current
-            });
+            return Ok(grown);
         }
-        let meta = catalog.set_partitions(name, count)?;
-        let added = self.open_partitions(&meta, current.partitions)?;
+        let added = self.open_partitions(&grown, current.partitions)?;
+        let meta = match catalog.set_partitions(name, count) {
+            Ok(meta) => meta,
+            Err(e) => {
+                drop(added);
+                self.remove_partition_dirs(name, current.partitions..count);
+                return Err(e);
+            }
+        };
         self.partitions
             .write()
             .unwrap_or_else(|p| p.into_inner())
@@ -174,5 +210,16 @@ impl Broker {
             p.log().set_config(cfg.clone());
         }
         Ok(meta)
+    }
+}
+
+fn remove_dir_if_present(dir: &std::path::Path) -> Result<(), StorageError> {
+    match std::fs::remove_dir_all(dir) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(StorageError::Io {
+            path: dir.display().to_string(),
+            source: e,
+        }),
     }
 }

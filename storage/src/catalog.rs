@@ -64,13 +64,22 @@ impl Catalog {
         Ok(Catalog { path, topics })
     }
 
-    fn save(&self) -> Result<()> {
+    /// Applies `change` to a copy of the topics, writes the copy, and only then keeps it: a failed write
+    /// (a full disk) leaves the catalog in memory as it is on disk.
+    fn save_with<T>(
+        &mut self,
+        change: impl FnOnce(&mut BTreeMap<String, TopicMeta>) -> Result<T>,
+    ) -> Result<T> {
+        let mut topics = self.topics.clone();
+        let out = change(&mut topics)?;
         let file = CatalogFile {
-            topics: self.topics.values().cloned().collect(),
+            topics: topics.values().cloned().collect(),
         };
         let bytes = serde_json::to_vec_pretty(&file)
             .map_err(|e| StorageError::CorruptCatalog(e.to_string()))?;
-        crate::atomic_file::write(&self.path, &bytes)
+        crate::atomic_file::write(&self.path, &bytes)?;
+        self.topics = topics;
+        Ok(out)
     }
 
     /// Checks a topic creation without making it (CreateTopics validate_only uses this alone).
@@ -95,6 +104,36 @@ impl Catalog {
         Ok(())
     }
 
+    /// A validated new topic with a fresh ID, not yet recorded: the broker creates its partitions first and
+    /// then [`Catalog::insert`]s it, so the catalog never names partitions that do not exist.
+    pub fn new_topic(
+        &self,
+        name: &str,
+        partitions: i32,
+        configs: BTreeMap<String, String>,
+        internal: bool,
+    ) -> Result<TopicMeta> {
+        self.validate_new_topic(name, partitions, &configs)?;
+        Ok(TopicMeta {
+            name: name.to_string(),
+            id: Uuid::new_v4(),
+            partitions,
+            configs,
+            internal,
+        })
+    }
+
+    /// Records a topic made by [`Catalog::new_topic`].
+    pub fn insert(&mut self, meta: TopicMeta) -> Result<()> {
+        if self.topics.contains_key(&meta.name) {
+            return Err(StorageError::TopicExists(meta.name));
+        }
+        self.save_with(|topics| {
+            topics.insert(meta.name.clone(), meta);
+            Ok(())
+        })
+    }
+
     pub fn create_topic(
         &mut self,
         name: &str,
@@ -102,43 +141,38 @@ impl Catalog {
         configs: BTreeMap<String, String>,
         internal: bool,
     ) -> Result<TopicMeta> {
-        self.validate_new_topic(name, partitions, &configs)?;
-        let meta = TopicMeta {
-            name: name.to_string(),
-            id: Uuid::new_v4(),
-            partitions,
-            configs,
-            internal,
-        };
-        self.topics.insert(name.to_string(), meta.clone());
-        self.save()?;
+        let meta = self.new_topic(name, partitions, configs, internal)?;
+        self.insert(meta.clone())?;
         Ok(meta)
     }
 
     pub fn delete_topic(&mut self, name: &str) -> Result<TopicMeta> {
-        let meta = self
-            .topics
-            .remove(name)
-            .ok_or_else(|| StorageError::UnknownTopicOrPartition(name.to_string()))?;
-        self.save()?;
-        Ok(meta)
+        self.save_with(|topics| {
+            topics
+                .remove(name)
+                .ok_or_else(|| StorageError::UnknownTopicOrPartition(name.to_string()))
+        })
     }
 
     pub fn set_partitions(&mut self, name: &str, count: i32) -> Result<TopicMeta> {
-        let topic = self
-            .topics
-            .get_mut(name)
-            .ok_or_else(|| StorageError::UnknownTopicOrPartition(name.to_string()))?;
-        if count <= topic.partitions {
-            return Err(StorageError::InvalidPartitions(format!(
-                "topic currently has {} partitions, which is higher than the requested {count}",
-                topic.partitions
-            )));
-        }
-        topic.partitions = count;
-        let meta = topic.clone();
-        self.save()?;
-        Ok(meta)
+        self.save_with(|topics| {
+            let topic = topics
+                .get_mut(name)
+                .ok_or_else(|| StorageError::UnknownTopicOrPartition(name.to_string()))?;
+            if count <= topic.partitions {
+                return Err(StorageError::InvalidPartitions(format!(
+                    "topic currently has {} partitions, which is higher than the requested {count}",
+                    topic.partitions
+                )));
+            }
+            topic.partitions = count;
+            Ok(topic.clone())
+        })
+    }
+
+    /// Partitions of every topic, internal ones included.
+    pub fn total_partitions(&self) -> i64 {
+        self.topics.values().map(|t| i64::from(t.partitions)).sum()
     }
 
     /// Replaces the topic's overrides with `configs` (validated first).
@@ -150,14 +184,13 @@ impl Catalog {
         for (k, v) in &configs {
             validate_topic_config(k, v)?;
         }
-        let topic = self
-            .topics
-            .get_mut(name)
-            .ok_or_else(|| StorageError::UnknownTopicOrPartition(name.to_string()))?;
-        topic.configs = configs;
-        let meta = topic.clone();
-        self.save()?;
-        Ok(meta)
+        self.save_with(|topics| {
+            let topic = topics
+                .get_mut(name)
+                .ok_or_else(|| StorageError::UnknownTopicOrPartition(name.to_string()))?;
+            topic.configs = configs;
+            Ok(topic.clone())
+        })
     }
 
     pub fn get(&self, name: &str) -> Option<&TopicMeta> {

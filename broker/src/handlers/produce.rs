@@ -2,7 +2,9 @@
 //! Responses carry the first offset; retried idempotent batches get their original offsets back.
 
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::produce_response::{
+    BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
+};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 use runnel_storage::StorageError;
 
@@ -101,12 +103,7 @@ pub async fn handle(
                 }
                 Err(e) => {
                     log_rejection(&name, index, &e);
-                    partitions.push(partition_error(
-                        index,
-                        error_code(&e),
-                        Some(e.to_string()),
-                        version,
-                    ));
+                    partitions.push(rejection(&name, index, &e, version));
                 }
             }
         }
@@ -131,6 +128,33 @@ pub async fn handle(
         };
     }
     Outcome::Respond(ProduceResponse::default().with_responses(responses))
+}
+
+/// The answer for a refused append. Records refused one by one (KIP-467) are named in `record_errors`, with
+/// Kafka's wording, so clients can say which records of the batch were at fault.
+fn rejection(topic: &str, index: i32, e: &StorageError, version: i16) -> PartitionProduceResponse {
+    let StorageError::MissingKey { records } = e else {
+        return partition_error(index, error_code(e), Some(e.to_string()), version);
+    };
+    let why = format!(
+        "Compacted topic cannot accept message without key in topic partition {topic}-{index}."
+    );
+    let message = format!(
+        "One or more records have been rejected due to {} record errors in total, and only showing the first error message: {why}",
+        records.len()
+    );
+    let mut r = partition_error(index, error_code(e), Some(message), version);
+    if version >= 8 {
+        r.record_errors = records
+            .iter()
+            .map(|&i| {
+                BatchIndexAndErrorMessage::default()
+                    .with_batch_index(i)
+                    .with_batch_index_error_message(Some(str_bytes(&why)))
+            })
+            .collect();
+    }
+    r
 }
 
 fn log_rejection(topic: &str, partition: i32, e: &StorageError) {
