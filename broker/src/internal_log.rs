@@ -21,28 +21,44 @@ pub fn open(data_dir: &Path, name: &str, clean: bool) -> Result<PartitionLog, St
     )
 }
 
-/// Calls `apply(key, value)` for every record in order; a corrupt batch stops the replay with its error.
+/// Calls `apply(key, value)` for every record in order. A corrupt batch, a record without a key, or a
+/// record `apply` cannot read stops the replay with an error naming its offset: coordinator state is never
+/// rebuilt with a record silently left out (an unreadable value read as a deletion would lose it).
 pub fn replay(
     log: &PartitionLog,
-    mut apply: impl FnMut(Bytes, Option<Bytes>),
+    mut apply: impl FnMut(Bytes, Option<Bytes>) -> Result<(), String>,
 ) -> Result<(), StorageError> {
     let mut failure = None;
-    log.scan_batches(
-        log.log_start_offset(),
-        |h, bytes| match runnel_storage::records::read_records(&bytes, h) {
-            Ok(records) => {
-                for r in records {
-                    if let Some(k) = r.key {
-                        apply(k, r.value);
-                    }
-                }
-                true
-            }
+    let corrupt = |offset: i64, reason: String| StorageError::CorruptFile {
+        path: log.dir().display().to_string(),
+        reason: format!("record at offset {offset}: {reason}"),
+    };
+    log.scan_batches(log.log_start_offset(), |h, bytes| {
+        let records = match runnel_storage::records::read_records(&bytes, h) {
+            Ok(records) => records,
             Err(e) => {
-                failure = Some(e);
-                false
+                failure = Some(corrupt(h.base_offset, e.to_string()));
+                return false;
             }
-        },
-    )?;
+        };
+        for r in records {
+            let applied = match r.key {
+                Some(k) => apply(k, r.value),
+                None => Err("no key".into()),
+            };
+            if let Err(reason) = applied {
+                failure = Some(corrupt(r.offset, reason));
+                return false;
+            }
+        }
+        true
+    })?;
     failure.map_or(Ok(()), Err)
+}
+
+/// A replayed record's JSON value: `None` for a tombstone, an error for anything unreadable.
+pub fn json_value<T: serde::de::DeserializeOwned>(value: Option<&[u8]>) -> Result<Option<T>, String> {
+    value
+        .map(|v| serde_json::from_slice(v).map_err(|e| format!("unreadable value: {e}")))
+        .transpose()
 }

@@ -116,6 +116,8 @@ pub struct Segment {
     settings: SegmentSettings,
     /// Wall-clock milliseconds when the first batch was appended (for segment.ms).
     first_append_ms: Option<i64>,
+    /// Written since the last fsync.
+    dirty: bool,
 }
 
 /// What recovery found in one segment.
@@ -153,6 +155,7 @@ impl Segment {
             indexed_max_timestamp: -1,
             settings,
             first_append_ms: None,
+            dirty: false,
         })
     }
 
@@ -187,6 +190,7 @@ impl Segment {
             indexed_max_timestamp: -1,
             settings,
             first_append_ms: None,
+            dirty: false,
         })
     }
 
@@ -343,7 +347,8 @@ impl Segment {
     /// segment cannot be trusted and the error is [`StorageError::Poisoned`]. `now_ms` dates the segment's
     /// first append for time-based rolling.
     pub fn append(&mut self, bytes: &[u8], headers: &[BatchHeader], now_ms: i64) -> Result<()> {
-        let file = self.file.pin()?;
+        let file = self.file.get()?;
+        self.dirty = true;
         if let Err(e) = file.write_all_at(bytes, self.size) {
             if let Err(cut) = file.set_len(self.size) {
                 tracing::error!(segment = %self.paths.log.display(), error = %cut, "cannot cut a failed write off");
@@ -459,9 +464,9 @@ impl Segment {
     /// Makes the segment's writes durable. Indexes need no fsync: a segment is only trusted at a clean
     /// open, after [`Segment::seal`] wrote them.
     pub fn flush(&mut self) -> Result<()> {
-        if self.file.is_pinned() {
+        if self.dirty {
             self.file.get()?.sync_data().at(&self.paths.log)?;
-            self.file.unpin();
+            self.dirty = false;
         }
         Ok(())
     }

@@ -129,9 +129,9 @@ impl GroupStore {
         let log = crate::internal_log::open(data_dir, LOG_DIR, clean)?;
         let mut loaded = Loaded::default();
         crate::internal_log::replay(&log, |key, value| {
-            if let Ok(key) = serde_json::from_slice::<Key>(&key) {
-                apply(&mut loaded, key, value.as_deref());
-            }
+            let key = serde_json::from_slice::<Key>(&key)
+                .map_err(|e| format!("unreadable key: {e}"))?;
+            apply(&mut loaded, key, value.as_deref())
         })?;
         Ok((GroupStore { log }, loaded))
     }
@@ -166,36 +166,76 @@ impl GroupStore {
     }
 }
 
-fn apply(loaded: &mut Loaded, key: Key, value: Option<&[u8]>) {
+fn apply(loaded: &mut Loaded, key: Key, value: Option<&[u8]>) -> Result<(), String> {
+    use crate::internal_log::json_value;
     match key {
-        Key::Offset { g, p, n } => {
-            match value.and_then(|v| serde_json::from_slice::<CommittedOffset>(v).ok()) {
-                Some(o) => {
-                    loaded.offsets.insert((g, p, n), o);
-                }
-                None => {
-                    loaded.offsets.remove(&(g, p, n));
-                }
-            }
-        }
-        Key::TxnOffset { g, pid, p, n } => {
-            match value.and_then(|v| serde_json::from_slice::<CommittedOffset>(v).ok()) {
-                Some(o) => {
-                    loaded.pending.insert((g, pid, p, n), o);
-                }
-                None => {
-                    loaded.pending.remove(&(g, pid, p, n));
-                }
-            }
-        }
-        Key::Group { g } => match value.and_then(|v| serde_json::from_slice::<GroupRecord>(v).ok())
-        {
-            Some(r) => {
-                loaded.groups.insert(g, r);
-            }
-            None => {
-                loaded.groups.remove(&g);
-            }
+        Key::Offset { g, p, n } => match json_value::<CommittedOffset>(value)? {
+            Some(o) => loaded.offsets.insert((g, p, n), o),
+            None => loaded.offsets.remove(&(g, p, n)),
         },
+        Key::TxnOffset { g, pid, p, n } => match json_value::<CommittedOffset>(value)? {
+            Some(o) => loaded.pending.insert((g, pid, p, n), o),
+            None => loaded.pending.remove(&(g, pid, p, n)),
+        },
+        Key::Group { g } => {
+            match json_value::<GroupRecord>(value)? {
+                Some(r) => {
+                    loaded.groups.insert(g, r);
+                }
+                None => {
+                    loaded.groups.remove(&g);
+                }
+            }
+            return Ok(());
+        }
+    };
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn offset(value: Option<CommittedOffset>) -> Change {
+        Change::Offset {
+            group: "g".into(),
+            topic: "t".into(),
+            partition: 0,
+            value,
+        }
+    }
+
+    #[test]
+    fn an_unreadable_record_is_corruption_not_a_deletion() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            let (mut store, _) = GroupStore::open(dir.path(), false).expect("open");
+            let committed = CommittedOffset {
+                offset: 42,
+                leader_epoch: -1,
+                metadata: None,
+                commit_timestamp: 1,
+            };
+            store.write(&[offset(Some(committed))]).expect("write");
+        }
+        let (store, loaded) = GroupStore::open(dir.path(), false).expect("reopen");
+        assert_eq!(loaded.offsets.len(), 1, "a readable commit replays");
+        let mut store = store;
+        let (key, _) = encode(&offset(None)).expect("key");
+        let mut batch = BatchBuilder::default().build(&[Record {
+            timestamp: 2,
+            key: Some(&key),
+            value: Some(b"{not json"),
+            headers: &[],
+        }]);
+        store.log.append(&mut batch, 2).expect("append");
+        drop(store);
+        match GroupStore::open(dir.path(), false) {
+            Err(StorageError::CorruptFile { reason, .. }) => {
+                assert!(reason.contains("offset 1"), "names the record: {reason}")
+            }
+            Err(e) => panic!("expected a corrupt-file error, got {e}"),
+            Ok(_) => panic!("an unreadable commit must not replay as a deletion"),
+        }
     }
 }

@@ -23,11 +23,12 @@ impl TxnStore {
         let log = crate::internal_log::open(data_dir, LOG_DIR, clean)?;
         let mut state = BTreeMap::new();
         crate::internal_log::replay(&log, |key, value| {
-            let key = String::from_utf8_lossy(&key).into_owned();
-            match value.and_then(|v| serde_json::from_slice::<TxnMeta>(&v).ok()) {
+            let key = String::from_utf8(key.to_vec()).map_err(|_| "key is not UTF-8")?;
+            match crate::internal_log::json_value::<TxnMeta>(value.as_deref())? {
                 Some(meta) => state.insert(key, meta),
                 None => state.remove(&key),
             };
+            Ok(())
         })?;
         Ok((TxnStore { log }, state))
     }

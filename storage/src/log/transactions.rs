@@ -131,6 +131,16 @@ impl TxnState {
     pub fn rewrite(&mut self, log_start: i64) -> Result<()> {
         self.aborted.retain(|t| t.last_offset >= log_start);
         let bytes: Vec<u8> = self.aborted.iter().flat_map(encode).collect();
+        // Every open rewrites the index: skip the (two-fsync) write when it would change nothing, which
+        // is the common case and keeps a start with many partitions fast.
+        let current = match std::fs::read(&self.path) {
+            Ok(b) => Some(b),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(e).at(&self.path),
+        };
+        if current.as_deref().unwrap_or_default() == bytes.as_slice() {
+            return Ok(());
+        }
         crate::atomic_file::write(&self.path, &bytes)
     }
 
