@@ -125,9 +125,18 @@ def record_batch(records, base_timestamp: int | None = None, attributes: int = 0
         key, value = r[0], r[1]
         headers = r[2] if len(r) > 2 else ()
         encoded += encode_record(i, key, value, headers)
-    n = len(records)
+    return raw_batch(encoded, len(records), base_timestamp, attributes, producer_id, producer_epoch,
+                     base_sequence)
+
+
+def raw_batch(section: bytes, n: int, base_timestamp: int | None = None, attributes: int = 0,
+              producer_id: int = -1, producer_epoch: int = -1, base_sequence: int = -1) -> bytes:
+    """A batch around a records section given as bytes (compressed or not, well-formed or not) that
+    declares n records; the header and CRC are valid."""
+    if base_timestamp is None:
+        base_timestamp = int(time.time() * 1000)
     after_crc = (i16(attributes) + i32(n - 1) + i64(base_timestamp) + i64(base_timestamp)
-                 + i64(producer_id) + i16(producer_epoch) + i32(base_sequence) + i32(n) + encoded)
+                 + i64(producer_id) + i16(producer_epoch) + i32(base_sequence) + i32(n) + section)
     crc = crc32c.crc32c(after_crc)
     after_length = i32(-1) + i8(2) + struct.pack(">I", crc) + after_crc
     return i64(0) + i32(len(after_length)) + after_length
@@ -164,8 +173,9 @@ def produce_body(topic: str, partition: int, records: bytes | None, acks: int = 
     return body
 
 
-def parse_produce_response(data: bytes, version: int = 8):
-    """Returns (correlation_id, [(topic, partition, error_code, base_offset, log_start_offset, error_message)])."""
+def parse_produce_response(data: bytes, version: int = 8, record_errors: bool = False):
+    """Returns (correlation_id, [(topic, partition, error_code, base_offset, log_start_offset, error_message)]),
+    with a seventh element, [(batch_index, message)], when record_errors is set."""
     r = Reader(data)
     corr = r.i32()
     out = []
@@ -181,12 +191,13 @@ def parse_produce_response(data: bytes, version: int = 8):
                 r.i64()  # log_append_time
             if version >= 5:
                 log_start = r.i64()
+            errors = []
             if version >= 8:
                 for _ in range(r.i32()):
-                    r.i32()
-                    r.string()
+                    errors.append((r.i32(), r.string()))
                 msg = r.string()
-            out.append((name, index, err, base, log_start, msg))
+            row = (name, index, err, base, log_start, msg)
+            out.append(row + (errors,) if record_errors else row)
     return corr, out
 
 
@@ -266,7 +277,7 @@ def api_versions_round_trip(bootstrap: str, corr: int = 4242, timeout: float = 1
 
 
 def produce(bootstrap_or_sock, topic: str, partition: int, records: bytes, version: int = 8, acks: int = -1,
-            corr: int = 1):
+            corr: int = 1, record_errors: bool = False):
     """Send one Produce request; returns the single partition result tuple (see parse_produce_response)."""
     own = isinstance(bootstrap_or_sock, str)
     s = connect(bootstrap_or_sock) if own else bootstrap_or_sock
@@ -275,10 +286,47 @@ def produce(bootstrap_or_sock, topic: str, partition: int, records: bytes, versi
                                                                     version=version)))
         data = recv_frame(s, 15)
         assert data is not None, "broker closed the connection instead of answering Produce"
-        got_corr, results = parse_produce_response(data, version)
+        got_corr, results = parse_produce_response(data, version, record_errors)
         assert got_corr == corr
         assert len(results) == 1, results
         return results[0]
     finally:
         if own:
             s.close()
+
+
+# ---------------------------------------------------------------- admin requests past client-side checks
+
+API_CREATE_TOPICS = 19
+API_CREATE_PARTITIONS = 37
+
+
+def _topic_results(data: bytes):
+    """(throttle, [(name, error_code, error_message)]) of CreateTopics v4 / CreatePartitions v1."""
+    r = Reader(data)
+    r.i32()  # correlation id
+    r.i32()  # throttle
+    return [(r.string(), r.i16(), r.string()) for _ in range(r.i32())]
+
+
+def create_topic_raw(bootstrap: str, name: str, partitions: int, timeout: float = 30.0):
+    """CreateTopics v4 with any partition count (clients refuse large ones locally); (code, message)."""
+    body = (i32(1) + string(name) + i32(partitions) + i16(1) + i32(0) + i32(0)
+            + i32(int(timeout * 1000)) + i8(0))
+    with connect(bootstrap, timeout) as s:
+        s.sendall(request(API_CREATE_TOPICS, 4, 1, body))
+        data = recv_frame(s, timeout)
+    assert data is not None, "CreateTopics was not answered"
+    (_, code, msg), = _topic_results(data)
+    return code, msg
+
+
+def create_partitions_raw(bootstrap: str, name: str, count: int, timeout: float = 30.0):
+    """CreatePartitions v1 growing a topic to `count` partitions; (code, message)."""
+    body = i32(1) + string(name) + i32(count) + i32(-1) + i32(int(timeout * 1000)) + i8(0)
+    with connect(bootstrap, timeout) as s:
+        s.sendall(request(API_CREATE_PARTITIONS, 1, 1, body))
+        data = recv_frame(s, timeout)
+    assert data is not None, "CreatePartitions was not answered"
+    (_, code, msg), = _topic_results(data)
+    return code, msg
