@@ -57,7 +57,9 @@ pub fn replay(
 }
 
 /// A replayed record's JSON value: `None` for a tombstone, an error for anything unreadable.
-pub fn json_value<T: serde::de::DeserializeOwned>(value: Option<&[u8]>) -> Result<Option<T>, String> {
+pub fn json_value<T: serde::de::DeserializeOwned>(
+    value: Option<&[u8]>,
+) -> Result<Option<T>, String> {
     value
         .map(|v| serde_json::from_slice(v).map_err(|e| format!("unreadable value: {e}")))
         .transpose()

@@ -8,6 +8,7 @@ pub mod config;
 pub mod connection;
 pub mod connection_limits;
 pub mod dispatch;
+pub mod fuzz;
 pub mod groups;
 pub mod handlers;
 pub mod internal_log;

@@ -1,6 +1,8 @@
 //! Frame-level helpers: reading the fixed part of a request header safely and encoding responses with the
 //! header version their API and version call for.
 
+#![deny(clippy::indexing_slicing)]
+
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, ResponseHeader};
 use kafka_protocol::protocol::Encodable;
@@ -16,11 +18,13 @@ pub struct FixedHeader {
 impl FixedHeader {
     /// None when the frame is too short to hold even these fields.
     pub fn peek(frame: &[u8]) -> Option<Self> {
-        let b = frame.get(..8)?;
+        let (key, rest) = frame.split_first_chunk::<2>()?;
+        let (version, rest) = rest.split_first_chunk::<2>()?;
+        let (corr, _) = rest.split_first_chunk::<4>()?;
         Some(FixedHeader {
-            api_key: i16::from_be_bytes([b[0], b[1]]),
-            api_version: i16::from_be_bytes([b[2], b[3]]),
-            correlation_id: i32::from_be_bytes([b[4], b[5], b[6], b[7]]),
+            api_key: i16::from_be_bytes(*key),
+            api_version: i16::from_be_bytes(*version),
+            correlation_id: i32::from_be_bytes(*corr),
         })
     }
 }

@@ -1,5 +1,7 @@
 //! The classic group protocol's state machine, driven directly: rebalances, fencing, the error codes Kafka
 //! sends for bad requests, and durability of offsets across a reopen.
+// Test helpers: a failed expectation is the test failing.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::time::Duration;
 

@@ -1,5 +1,7 @@
 //! Stateful operators checkpoint through their stores: a graph restored from the changes taken after each
 //! batch (the changelog, latest value per key) goes on exactly as the graph that never stopped.
+// Test helpers: a failed expectation is the test failing.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::HashMap;
 

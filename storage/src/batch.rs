@@ -8,6 +8,8 @@
 //! producerId i64 @43, producerEpoch i16 @51, baseSequence i32 @53, recordCount i32 @57, records @61.
 //! The CRC-32C covers attributes to the end, so rewriting baseOffset and the leader epoch keeps it valid.
 
+#![deny(clippy::indexing_slicing)]
+
 use crate::error::{Result, StorageError};
 
 pub const HEADER_LEN: usize = 61;
@@ -38,18 +40,32 @@ pub struct BatchHeader {
     pub record_count: i32,
 }
 
+/// The `N` bytes at `at` (zeros past the end: callers check the length first, this only keeps a wrong
+/// length from becoming a panic).
+fn field<const N: usize>(b: &[u8], at: usize) -> [u8; N] {
+    b.get(at..at + N)
+        .and_then(|s| s.try_into().ok())
+        .unwrap_or([0; N])
+}
 fn be_i64(b: &[u8], at: usize) -> i64 {
-    let mut a = [0u8; 8];
-    a.copy_from_slice(&b[at..at + 8]);
-    i64::from_be_bytes(a)
+    i64::from_be_bytes(field(b, at))
 }
 fn be_i32(b: &[u8], at: usize) -> i32 {
-    let mut a = [0u8; 4];
-    a.copy_from_slice(&b[at..at + 4]);
-    i32::from_be_bytes(a)
+    i32::from_be_bytes(field(b, at))
 }
 fn be_i16(b: &[u8], at: usize) -> i16 {
-    i16::from_be_bytes([b[at], b[at + 1]])
+    i16::from_be_bytes(field(b, at))
+}
+
+/// Overwrites the bytes at `at` (nothing when the buffer is too short, which callers rule out first).
+fn put(buf: &mut [u8], at: usize, bytes: &[u8]) {
+    if let Some(dst) = buf.get_mut(at..at + bytes.len()) {
+        dst.copy_from_slice(bytes);
+    }
+}
+
+fn crc_of(buf: &[u8]) -> u32 {
+    crc32c::crc32c(buf.get(CRC_START..).unwrap_or_default())
 }
 
 impl BatchHeader {
@@ -65,7 +81,7 @@ impl BatchHeader {
             base_offset: be_i64(buf, 0),
             batch_length: be_i32(buf, 8),
             partition_leader_epoch: be_i32(buf, 12),
-            magic: buf[16] as i8,
+            magic: i8::from_be_bytes(field(buf, 16)),
             crc: be_i32(buf, 17) as u32,
             attributes: be_i16(buf, 21),
             last_offset_delta: be_i32(buf, 23),
@@ -136,7 +152,7 @@ pub fn validate(buf: &[u8]) -> Result<BatchHeader> {
             header.magic
         )));
     }
-    let computed = crc32c::crc32c(&buf[CRC_START..]);
+    let computed = crc_of(buf);
     if computed != header.crc {
         return Err(StorageError::CorruptBatch(format!(
             "crc mismatch: stored {:#010x}, computed {computed:#010x}",
@@ -161,22 +177,22 @@ pub fn validate(buf: &[u8]) -> Result<BatchHeader> {
 
 /// Writes a new base offset into a batch; the CRC does not cover it, so nothing else changes.
 pub fn set_base_offset(buf: &mut [u8], base_offset: i64) {
-    buf[0..8].copy_from_slice(&base_offset.to_be_bytes());
+    put(buf, 0, &base_offset.to_be_bytes());
 }
 
 /// Writes the partition leader epoch; outside the CRC like the base offset.
 pub fn set_partition_leader_epoch(buf: &mut [u8], epoch: i32) {
-    buf[12..16].copy_from_slice(&epoch.to_be_bytes());
+    put(buf, 12, &epoch.to_be_bytes());
 }
 
 /// Rewrites maxTimestamp and sets the LogAppendTime bit, then recomputes the CRC: the one case where the
 /// broker must change bytes the CRC covers (topics with `message.timestamp.type=LogAppendTime`).
 pub fn set_log_append_time(buf: &mut [u8], now_ms: i64) {
     let attributes = be_i16(buf, 21) | TIMESTAMP_TYPE_BIT;
-    buf[21..23].copy_from_slice(&attributes.to_be_bytes());
-    buf[35..43].copy_from_slice(&now_ms.to_be_bytes());
-    let crc = crc32c::crc32c(&buf[CRC_START..]);
-    buf[17..21].copy_from_slice(&crc.to_be_bytes());
+    put(buf, 21, &attributes.to_be_bytes());
+    put(buf, 35, &now_ms.to_be_bytes());
+    let crc = crc_of(buf);
+    put(buf, 17, &crc.to_be_bytes());
 }
 
 /// Splits a buffer of concatenated batches into (position, header) pairs, validating each one.
@@ -185,7 +201,7 @@ pub fn split_validated(buf: &[u8]) -> Result<Vec<(usize, BatchHeader)>> {
     let mut out = Vec::new();
     let mut pos = 0;
     while pos < buf.len() {
-        let rest = &buf[pos..];
+        let rest = buf.get(pos..).unwrap_or_default();
         let header = BatchHeader::parse(rest).map_err(|_| {
             StorageError::InvalidRecord(format!(
                 "{} bytes at {pos} do not hold a batch header",
@@ -206,7 +222,7 @@ pub fn split_validated(buf: &[u8]) -> Result<Vec<(usize, BatchHeader)>> {
                 rest.len()
             )));
         }
-        let header = validate(&rest[..len])?;
+        let header = validate(rest.get(..len).unwrap_or_default())?;
         if header.record_count == 0 {
             return Err(StorageError::InvalidRecord(format!(
                 "batch at byte {pos} holds no records"

@@ -5,6 +5,8 @@
 //! much memory: callers that walk records ([`crate::records::check_records`]) keep only a small buffer.
 //! zstd's window is capped too, since a frame may ask the decoder for a window of up to 2 GiB.
 
+#![deny(clippy::indexing_slicing)]
+
 use std::io::{self, Read};
 
 use crate::error::{Result, StorageError};

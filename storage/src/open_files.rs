@@ -122,7 +122,6 @@ impl SegmentFile {
         lock().insert(self.id, Arc::clone(&file));
         Ok(file)
     }
-
 }
 
 impl Drop for SegmentFile {
@@ -148,12 +147,22 @@ mod tests {
                 .write_all_at(format!("file {i}").as_bytes(), 0)
                 .expect("write");
         }
-        assert!(cached() <= LIMIT.load(Ordering::Relaxed), "the cache stays bounded");
+        assert!(
+            cached() <= LIMIT.load(Ordering::Relaxed),
+            "the cache stays bounded"
+        );
         let mut buf = [0u8; 6];
-        files[0].get().expect("reopen").read_exact_at(&mut buf, 0).expect("read");
+        files[0]
+            .get()
+            .expect("reopen")
+            .read_exact_at(&mut buf, 0)
+            .expect("read");
         assert_eq!(&buf, b"file 0", "an evicted file reopens with its data");
         let id = files[5].id;
         drop(files.remove(5));
-        assert!(lock().touch(id).is_none(), "a dropped segment leaves the cache");
+        assert!(
+            lock().touch(id).is_none(),
+            "a dropped segment leaves the cache"
+        );
     }
 }

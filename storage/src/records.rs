@@ -1,6 +1,8 @@
 //! Reading the records inside a batch, for the few features that need them (timestamp lookup, key checks on
 //! compacted topics, compaction). The produce and fetch paths never come here.
 
+#![deny(clippy::indexing_slicing)]
+
 use std::io::{BufRead, BufReader, Read};
 
 use bytes::Bytes;

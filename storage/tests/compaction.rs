@@ -1,4 +1,6 @@
 //! Log compaction keeps the newest record per key in closed segments and drops old tombstones.
+// Test helpers: a failed expectation is the test failing.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
 

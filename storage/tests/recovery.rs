@@ -1,4 +1,6 @@
 //! Crash recovery: torn tails, corruption, clean and unclean restarts.
+// Test helpers: a failed expectation is the test failing.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
 

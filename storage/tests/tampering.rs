@@ -1,5 +1,7 @@
 //! Damaged files after a clean stop: a clean-shutdown marker vouches for the last run, not for the disk, so
 //! every open checks what it trusts, repairs what does not hold, and never hands out an offset twice.
+// Test helpers: a failed expectation is the test failing.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
 

@@ -129,8 +129,8 @@ impl GroupStore {
         let log = crate::internal_log::open(data_dir, LOG_DIR, clean)?;
         let mut loaded = Loaded::default();
         crate::internal_log::replay(&log, |key, value| {
-            let key = serde_json::from_slice::<Key>(&key)
-                .map_err(|e| format!("unreadable key: {e}"))?;
+            let key =
+                serde_json::from_slice::<Key>(&key).map_err(|e| format!("unreadable key: {e}"))?;
             apply(&mut loaded, key, value.as_deref())
         })?;
         Ok((GroupStore { log }, loaded))

@@ -1,5 +1,7 @@
 //! Helpers shared by the storage scenario tests.
 #![allow(dead_code)]
+// Test helpers: a failed expectation is the test failing.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 use std::collections::BTreeMap;
 use std::path::Path;

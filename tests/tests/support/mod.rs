@@ -1,5 +1,7 @@
 //! Starts the real `runnel` binary on 127.0.0.1:0 and talks the Kafka protocol to it over plain sockets.
 #![allow(dead_code)]
+// Test helpers: a failed expectation is the test failing.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
