@@ -301,13 +301,21 @@ impl Broker {
 
     /// Clean shutdown: flush and seal every log, then leave the marker that lets the next start skip recovery.
     pub fn shutdown(&self) -> Result<(), BrokerError> {
+        use rayon::prelude::*;
         let mut ok = self.on_internal_logs("close", PartitionLog::close);
-        for p in self.every_partition() {
-            if let Err(e) = p.log().close() {
-                ok = false;
-                tracing::error!(topic = %p.topic, partition = p.index, error = %e, "close failed");
-            }
-        }
+        // Partitions close independently: their fsyncs overlap instead of queueing one behind another.
+        let failed = self
+            .every_partition()
+            .par_iter()
+            .filter(|p| match p.log().close() {
+                Ok(()) => false,
+                Err(e) => {
+                    tracing::error!(topic = %p.topic, partition = p.index, error = %e, "close failed");
+                    true
+                }
+            })
+            .count();
+        ok &= failed == 0;
         if ok {
             let marker = self.config.data_dir.join(CLEAN_SHUTDOWN_MARKER);
             std::fs::write(&marker, b"").map_err(|source| BrokerError::DataDir {

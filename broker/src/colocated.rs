@@ -15,7 +15,8 @@ use runnel_clients::{ClientConfig, Cluster};
 use runnel_processor::runtime::{run, JobConfig, JobFn, JobMetrics};
 
 use crate::broker::Broker;
-use crate::dispatch::{dispatch, Reply};
+use crate::dispatch::dispatch;
+use crate::request::Reply;
 
 struct Local(Arc<Broker>);
 
@@ -62,7 +63,8 @@ pub fn prepare(specs: &[String]) -> Result<Vec<HostedJob>, String> {
         .iter()
         .map(|spec| {
             let (name, settings) = parse_spec(spec)?;
-            let (config, job) = runnel_processor::jobs::configure(&name, &settings)?;
+            let (config, job) =
+                runnel_processor::jobs::configure(&name, &settings).map_err(|e| e.to_string())?;
             Ok(HostedJob {
                 config,
                 job,

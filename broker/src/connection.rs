@@ -11,7 +11,8 @@ use tokio::net::TcpStream;
 use tokio::sync::watch;
 
 use crate::broker::Broker;
-use crate::dispatch::{dispatch, Reply};
+use crate::dispatch::dispatch;
+use crate::request::Reply;
 
 /// Serves one connection until the peer closes, it sits idle for `connections.max.idle.ms`, a request is
 /// refused, or the broker shuts down (checked between requests, so a request in flight is answered first).

@@ -10,42 +10,7 @@ use crate::api;
 use crate::broker::Broker;
 use crate::handlers;
 use crate::protocol::{encode_response, FixedHeader};
-
-/// What a handler knows about the request beyond its body.
-pub struct RequestContext {
-    pub header: RequestHeader,
-    pub peer: std::net::SocketAddr,
-}
-
-impl RequestContext {
-    pub fn client_id(&self) -> String {
-        self.header
-            .client_id
-            .as_deref()
-            .unwrap_or_default()
-            .to_string()
-    }
-}
-
-pub enum Reply {
-    Frame(Bytes),
-    /// acks=0 produce: the client expects nothing back.
-    Nothing,
-    Close(String),
-}
-
-/// What a handler decided: a response, silence (acks=0), or closing the connection.
-pub enum Outcome<R> {
-    Respond(R),
-    Silent,
-    Close(String),
-}
-
-impl<R> From<Option<R>> for Outcome<R> {
-    fn from(r: Option<R>) -> Self {
-        r.map_or(Outcome::Silent, Outcome::Respond)
-    }
-}
+use crate::request::{Outcome, Reply, RequestContext};
 
 macro_rules! route {
     ($broker:expr, $api:expr, $version:expr, $corr:expr, $body:expr, $ctx:expr,

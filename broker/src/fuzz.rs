@@ -19,7 +19,8 @@ use bytes::Bytes;
 
 use crate::broker::Broker;
 use crate::config::BrokerConfig;
-use crate::dispatch::{dispatch, Reply};
+use crate::dispatch::dispatch;
+use crate::request::Reply;
 
 /// What a run found.
 #[derive(Debug, Default)]

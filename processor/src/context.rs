@@ -12,6 +12,7 @@ use runnel_clients::ConsumerRecord;
 use crate::batch::BatchInfo;
 use crate::codec::Codec;
 use crate::dstream::DStream;
+use crate::error::{BoxError, CodecError, OutputError};
 use crate::output::{self, Output, OutputRecord};
 use crate::state::{lock, Graph};
 
@@ -206,7 +207,7 @@ impl StreamingContext {
     pub fn foreach_batch<T: Clone + Send + Sync + 'static>(
         &mut self,
         stream: &DStream<T>,
-        f: impl Fn(&BatchInfo, &[T]) -> Result<(), String> + Send + Sync + 'static,
+        f: impl Fn(&BatchInfo, &[T]) -> Result<(), BoxError> + Send + Sync + 'static,
     ) {
         self.outputs.push(output::foreach_batch(stream, f));
     }
@@ -256,7 +257,7 @@ impl StreamingContext {
         &self,
         batch: &BatchInfo,
         input: Arc<BatchInput>,
-    ) -> Result<(Vec<OutputRecord>, Vec<DeadLetter>), String> {
+    ) -> Result<(Vec<OutputRecord>, Vec<DeadLetter>), OutputError> {
         *lock(&self.input) = input;
         let mut records = Vec::new();
         for o in &self.outputs {
@@ -274,7 +275,7 @@ fn decode_record<K, V>(
     key: &impl Codec<K>,
     value: &impl Codec<V>,
 ) -> Result<Record<K, V>, Box<DeadLetter>> {
-    let fail = |what: &str, e: String| {
+    let fail = |what: &str, e: CodecError| {
         Box::new(DeadLetter {
             record: c.clone(),
             reason: format!("{what}: {e}"),

@@ -11,6 +11,7 @@ use bytes::Bytes;
 use crate::batch::BatchInfo;
 use crate::codec::Codec;
 use crate::dstream::DStream;
+use crate::error::{BoxError, CodecError, OutputError};
 
 /// A record for a topic; the producer picks the partition from the key as the Java client does.
 #[derive(Debug, Clone, PartialEq)]
@@ -22,22 +23,22 @@ pub struct OutputRecord {
 }
 
 pub trait Output: Send + Sync {
-    fn emit(&self, batch: &BatchInfo, records: &mut Vec<OutputRecord>) -> Result<(), String>;
+    fn emit(&self, batch: &BatchInfo, records: &mut Vec<OutputRecord>) -> Result<(), OutputError>;
 }
 
 struct FnOutput<F>(F);
 
 impl<F> Output for FnOutput<F>
 where
-    F: Fn(&BatchInfo, &mut Vec<OutputRecord>) -> Result<(), String> + Send + Sync,
+    F: Fn(&BatchInfo, &mut Vec<OutputRecord>) -> Result<(), OutputError> + Send + Sync,
 {
-    fn emit(&self, batch: &BatchInfo, records: &mut Vec<OutputRecord>) -> Result<(), String> {
+    fn emit(&self, batch: &BatchInfo, records: &mut Vec<OutputRecord>) -> Result<(), OutputError> {
         (self.0)(batch, records)
     }
 }
 
 fn output(
-    f: impl Fn(&BatchInfo, &mut Vec<OutputRecord>) -> Result<(), String> + Send + Sync + 'static,
+    f: impl Fn(&BatchInfo, &mut Vec<OutputRecord>) -> Result<(), OutputError> + Send + Sync + 'static,
 ) -> Arc<dyn Output> {
     Arc::new(FnOutput(f))
 }
@@ -69,10 +70,10 @@ where
 
 pub fn foreach_batch<T: Clone + Send + Sync + 'static>(
     stream: &DStream<T>,
-    f: impl Fn(&BatchInfo, &[T]) -> Result<(), String> + Send + Sync + 'static,
+    f: impl Fn(&BatchInfo, &[T]) -> Result<(), BoxError> + Send + Sync + 'static,
 ) -> Arc<dyn Output> {
     let stream = stream.clone();
-    output(move |b, _| f(b, &stream.compute(b)))
+    output(move |b, _| f(b, &stream.compute(b)).map_err(OutputError::Batch))
 }
 
 pub fn text_files<T: Clone + Send + Sync + std::fmt::Display + 'static>(
@@ -87,14 +88,14 @@ pub fn json_files<T: Clone + Send + Sync + serde::Serialize + 'static>(
     dir: PathBuf,
 ) -> Arc<dyn Output> {
     files(stream, dir, |v: &T| {
-        serde_json::to_string(v).map_err(|e| format!("cannot write JSON: {e}"))
+        serde_json::to_string(v).map_err(CodecError::WriteJson)
     })
 }
 
 fn files<T: Clone + Send + Sync + 'static>(
     stream: &DStream<T>,
     dir: PathBuf,
-    line: impl Fn(&T) -> Result<String, String> + Send + Sync + 'static,
+    line: impl Fn(&T) -> Result<String, CodecError> + Send + Sync + 'static,
 ) -> Arc<dyn Output> {
     let stream = stream.clone();
     output(move |b, _| {
@@ -104,7 +105,10 @@ fn files<T: Clone + Send + Sync + 'static>(
             text.push_str(&line(v)?);
             text.push('\n');
         }
-        write_batch_dir(&dir, b, &text).map_err(|e| format!("cannot write {}: {e}", dir.display()))
+        write_batch_dir(&dir, b, &text).map_err(|error| OutputError::Write {
+            dir: dir.clone(),
+            error,
+        })
     })
 }
 

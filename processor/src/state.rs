@@ -10,6 +10,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use crate::error::StateError;
+
 /// A changed key and its new value (None deletes it).
 pub type Change = (Vec<u8>, Option<Vec<u8>>);
 
@@ -18,9 +20,9 @@ pub type Entries = Vec<(Vec<u8>, Vec<u8>)>;
 
 pub trait Checkpointed: Send + Sync {
     /// What changed since the last call.
-    fn take_changes(&self) -> Result<Vec<Change>, String>;
+    fn take_changes(&self) -> Result<Vec<Change>, StateError>;
     /// Replaces the state with checkpointed entries (the latest value of every key).
-    fn restore(&self, entries: Entries) -> Result<(), String>;
+    fn restore(&self, entries: Entries) -> Result<(), StateError>;
 }
 
 /// The stateful operators of one job graph, in the order they were built (which names them in the
@@ -44,12 +46,12 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-fn encode<T: Serialize + ?Sized>(v: &T) -> Result<Vec<u8>, String> {
-    serde_json::to_vec(v).map_err(|e| format!("cannot serialize state: {e}"))
+fn encode<T: Serialize + ?Sized>(v: &T) -> Result<Vec<u8>, StateError> {
+    serde_json::to_vec(v).map_err(StateError::Serialize)
 }
 
-fn decode<T: DeserializeOwned>(b: &[u8]) -> Result<T, String> {
-    serde_json::from_slice(b).map_err(|e| format!("cannot read checkpointed state: {e}"))
+fn decode<T: DeserializeOwned>(b: &[u8]) -> Result<T, StateError> {
+    serde_json::from_slice(b).map_err(StateError::Deserialize)
 }
 
 /// Per-key state with the keys changed since the last checkpoint.
@@ -99,7 +101,7 @@ where
     K: Eq + Hash + Clone + Serialize + DeserializeOwned + Send + Sync,
     X: Serialize + DeserializeOwned + Send + Sync,
 {
-    fn take_changes(&self) -> Result<Vec<Change>, String> {
+    fn take_changes(&self) -> Result<Vec<Change>, StateError> {
         let mut s = self.lock();
         let dirty: Vec<K> = s.dirty.drain().collect();
         dirty
@@ -108,7 +110,7 @@ where
             .collect()
     }
 
-    fn restore(&self, entries: Entries) -> Result<(), String> {
+    fn restore(&self, entries: Entries) -> Result<(), StateError> {
         let mut map = HashMap::new();
         for (k, v) in entries {
             map.insert(decode(&k)?, decode(&v)?);
@@ -165,7 +167,7 @@ where
     T: Serialize + DeserializeOwned + Send + Sync,
     A: Send,
 {
-    fn take_changes(&self) -> Result<Vec<Change>, String> {
+    fn take_changes(&self) -> Result<Vec<Change>, StateError> {
         let mut h = self.lock();
         let length = h.length;
         match h.entered.take() {
@@ -177,7 +179,7 @@ where
         }
     }
 
-    fn restore(&self, entries: Entries) -> Result<(), String> {
+    fn restore(&self, entries: Entries) -> Result<(), StateError> {
         let mut batches: Vec<(u64, Vec<T>)> = entries
             .iter()
             .map(|(_, v)| decode(v))

@@ -20,3 +20,12 @@ pub fn write(path: &Path, bytes: &[u8]) -> Result<()> {
     }
     Ok(())
 }
+
+/// Replaces `path` with `bytes` by writing a sibling and renaming it over, without fsyncs: for files that
+/// are checked when read and rebuilt when wrong (segment indexes), where a crash may leave the old content,
+/// the new or a damaged file, never a half-renamed one.
+pub fn write_unsynced(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = path.with_extension("tmp");
+    fs::write(&tmp, bytes).at(&tmp)?;
+    fs::rename(&tmp, path).at(path)
+}

@@ -153,7 +153,11 @@ impl IndexFile {
         let Entries::Open(v) = &self.entries else {
             return Ok(());
         };
-        crate::atomic_file::write(&self.path, v)?;
+        // A missing file is an empty index: an empty segment's seal writes nothing. No fsync either: a
+        // sealed index is checked against its log when trusted and rebuilt when it does not match.
+        if !v.is_empty() || self.path.exists() {
+            crate::atomic_file::write_unsynced(&self.path, v)?;
+        }
         let len = v.len() / self.entry_size;
         self.max_entries = self.max_entries.max(len).max(1);
         self.entries = Entries::Sealed {

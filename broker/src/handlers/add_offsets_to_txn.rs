@@ -2,9 +2,9 @@
 
 use kafka_protocol::messages::{AddOffsetsToTxnRequest, AddOffsetsToTxnResponse};
 
-use super::{fenced_code, NONE};
+use super::{fenced_code, ErrorCode};
 use crate::broker::Broker;
-use crate::dispatch::RequestContext;
+use crate::request::RequestContext;
 
 pub async fn handle(
     broker: &Broker,
@@ -22,5 +22,8 @@ pub async fn handle(
             Some(&req.group_id),
         )
     });
-    Some(AddOffsetsToTxnResponse::default().with_error_code(result.err().unwrap_or(NONE)))
+    Some(
+        AddOffsetsToTxnResponse::default()
+            .with_error_code(result.err().unwrap_or(ErrorCode::NONE.code())),
+    )
 }

@@ -11,9 +11,10 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 
 use super::describe_configs::{RESOURCE_BROKER, RESOURCE_TOPIC};
-use super::{error_code, str_bytes, NONE};
+use super::{str_bytes, ErrorCode};
 use crate::broker::Broker;
-use crate::dispatch::RequestContext;
+use crate::error_code::code_and_message;
+use crate::request::RequestContext;
 
 const OP_SET: i8 = 0;
 const OP_DELETE: i8 = 1;
@@ -56,8 +57,8 @@ fn apply(
         return (ResponseError::InvalidConfig.code(), Some(str_bytes(&msg)));
     }
     match broker.set_topic_configs(name, configs, validate_only) {
-        Ok(_) => (NONE, None),
-        Err(e) => (error_code(&e), Some(str_bytes(&e.to_string()))),
+        Ok(_) => (ErrorCode::NONE.code(), None),
+        Err(e) => code_and_message(&e),
     }
 }
 

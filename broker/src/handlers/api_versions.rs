@@ -7,9 +7,9 @@ use kafka_protocol::messages::{ApiKey, ApiVersionsRequest, ApiVersionsResponse};
 
 use crate::api::SUPPORTED;
 use crate::broker::Broker;
-use crate::dispatch::Reply;
-use crate::dispatch::RequestContext;
 use crate::protocol::encode_response;
+use crate::request::Reply;
+use crate::request::RequestContext;
 
 fn api_list() -> Vec<ApiVersion> {
     SUPPORTED

@@ -4,9 +4,10 @@ use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
 use kafka_protocol::messages::{CreatePartitionsRequest, CreatePartitionsResponse};
 
-use super::{error_code, str_bytes, NONE};
+use super::{str_bytes, ErrorCode};
 use crate::broker::Broker;
-use crate::dispatch::RequestContext;
+use crate::error_code::code_and_message;
+use crate::request::RequestContext;
 
 pub async fn handle(
     broker: &Broker,
@@ -41,10 +42,11 @@ pub async fn handle(
                 }
             }
             match broker.create_partitions(&t.name, t.count, req.validate_only) {
-                Ok(_) => r.with_error_code(NONE),
-                Err(e) => r
-                    .with_error_code(error_code(&e))
-                    .with_error_message(Some(str_bytes(&e.to_string()))),
+                Ok(_) => r.with_error_code(ErrorCode::NONE.code()),
+                Err(e) => {
+                    let (code, message) = code_and_message(&e);
+                    r.with_error_code(code).with_error_message(message)
+                }
             }
         })
         .collect();

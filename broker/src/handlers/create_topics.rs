@@ -9,10 +9,10 @@ use kafka_protocol::messages::create_topics_response::{
 };
 use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
 
-use super::{error_code, str_bytes, NONE};
+use super::{str_bytes, ErrorCode};
 use crate::broker::Broker;
-use crate::dispatch::RequestContext;
 use crate::handlers::describe_configs::topic_entries;
+use crate::request::RequestContext;
 
 pub async fn handle(
     broker: &Broker,
@@ -83,7 +83,7 @@ pub async fn handle(
             }
             match broker.create_topic(&t.name, partitions, configs, req.validate_only) {
                 Ok(meta) => {
-                    result.error_code = NONE;
+                    result.error_code = ErrorCode::NONE.code();
                     if version >= 7 {
                         result.topic_id = meta.id;
                     }
@@ -106,7 +106,7 @@ pub async fn handle(
                     }
                     result
                 }
-                Err(e) => fail(result, error_code(&e), e.to_string()),
+                Err(e) => fail(result, ErrorCode::from(&e).code(), e.to_string()),
             }
         })
         .collect();

@@ -1,14 +1,13 @@
 //! DeleteRecords: moves each partition's log start offset; -1 means the high watermark.
 
-use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::delete_records_response::{
     DeleteRecordsPartitionResult, DeleteRecordsTopicResult,
 };
 use kafka_protocol::messages::{DeleteRecordsRequest, DeleteRecordsResponse};
 
-use super::{error_code, NONE};
+use super::{partition_or_unknown, ErrorCode};
 use crate::broker::Broker;
-use crate::dispatch::RequestContext;
+use crate::request::RequestContext;
 
 pub async fn handle(
     broker: &Broker,
@@ -26,10 +25,9 @@ pub async fn handle(
                 .map(|p| {
                     let r = DeleteRecordsPartitionResult::default()
                         .with_partition_index(p.partition_index);
-                    let Some(partition) = broker.partition(&t.name, p.partition_index) else {
-                        return r
-                            .with_error_code(ResponseError::UnknownTopicOrPartition.code())
-                            .with_low_watermark(-1);
+                    let partition = match partition_or_unknown(broker, &t.name, p.partition_index) {
+                        Ok(partition) => partition,
+                        Err(code) => return r.with_error_code(code.code()).with_low_watermark(-1),
                     };
                     let result = tokio::task::block_in_place(|| {
                         let mut log = partition.log();
@@ -41,8 +39,12 @@ pub async fn handle(
                         log.delete_records_before(target)
                     });
                     match result {
-                        Ok(low) => r.with_error_code(NONE).with_low_watermark(low),
-                        Err(e) => r.with_error_code(error_code(&e)).with_low_watermark(-1),
+                        Ok(low) => r
+                            .with_error_code(ErrorCode::NONE.code())
+                            .with_low_watermark(low),
+                        Err(e) => r
+                            .with_error_code(ErrorCode::from(&e).code())
+                            .with_low_watermark(-1),
                     }
                 })
                 .collect();

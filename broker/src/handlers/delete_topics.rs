@@ -4,9 +4,10 @@ use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
 use kafka_protocol::messages::{DeleteTopicsRequest, DeleteTopicsResponse};
 
-use super::{error_code, str_bytes, topic_name, NONE};
+use super::{topic_name, ErrorCode};
 use crate::broker::Broker;
-use crate::dispatch::RequestContext;
+use crate::error_code::code_and_message;
+use crate::request::RequestContext;
 
 pub async fn handle(
     broker: &Broker,
@@ -45,15 +46,16 @@ pub async fn handle(
             }
             match broker.delete_topic(&name) {
                 Ok(meta) => {
-                    r.error_code = NONE;
+                    r.error_code = ErrorCode::NONE.code();
                     if version >= 6 {
                         r.topic_id = meta.id;
                     }
                 }
                 Err(e) => {
-                    r.error_code = error_code(&e);
+                    let (code, message) = code_and_message(&e);
+                    r.error_code = code;
                     if version >= 5 {
-                        r.error_message = Some(str_bytes(&e.to_string()));
+                        r.error_message = message;
                     }
                 }
             }

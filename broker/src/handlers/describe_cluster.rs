@@ -3,9 +3,9 @@
 use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
 use kafka_protocol::messages::{BrokerId, DescribeClusterRequest, DescribeClusterResponse};
 
-use super::{str_bytes, NONE};
+use super::{str_bytes, ErrorCode};
 use crate::broker::Broker;
-use crate::dispatch::RequestContext;
+use crate::request::RequestContext;
 
 pub async fn handle(
     broker: &Broker,
@@ -15,7 +15,7 @@ pub async fn handle(
 ) -> Option<DescribeClusterResponse> {
     Some(
         DescribeClusterResponse::default()
-            .with_error_code(NONE)
+            .with_error_code(ErrorCode::NONE.code())
             .with_cluster_id(str_bytes(&broker.cluster_id))
             .with_controller_id(BrokerId(broker.node_id))
             .with_brokers(vec![DescribeClusterBroker::default()

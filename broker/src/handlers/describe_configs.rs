@@ -10,10 +10,10 @@ use kafka_protocol::messages::describe_configs_response::{
 use kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse};
 use runnel_storage::config::{ConfigType, TOPIC_CONFIGS};
 
-use super::{str_bytes, NONE};
+use super::{str_bytes, ErrorCode};
 use crate::broker::Broker;
 use crate::config::Source;
-use crate::dispatch::RequestContext;
+use crate::request::RequestContext;
 
 pub const RESOURCE_TOPIC: i8 = 2;
 pub const RESOURCE_BROKER: i8 = 4;
@@ -155,7 +155,8 @@ pub async fn handle(
                     e.config_type = 0;
                 }
             }
-            base.with_error_code(NONE).with_configs(entries)
+            base.with_error_code(ErrorCode::NONE.code())
+                .with_configs(entries)
         })
         .collect();
     Some(DescribeConfigsResponse::default().with_results(results))

@@ -4,9 +4,9 @@
 use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
 use kafka_protocol::messages::{DescribeGroupsRequest, DescribeGroupsResponse};
 
-use super::{opt_str, str_bytes, NONE};
+use super::{opt_str, str_bytes, ErrorCode};
 use crate::broker::Broker;
-use crate::dispatch::RequestContext;
+use crate::request::RequestContext;
 
 pub async fn handle(
     broker: &Broker,
@@ -20,7 +20,7 @@ pub async fn handle(
         .map(|id| {
             let g = DescribedGroup::default()
                 .with_group_id(id.clone())
-                .with_error_code(NONE);
+                .with_error_code(ErrorCode::NONE.code());
             let g = if version >= 3 {
                 g.with_authorized_operations(i32::MIN)
             } else {

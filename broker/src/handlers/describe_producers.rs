@@ -1,15 +1,14 @@
 //! DescribeProducers: the idempotent and transactional producers a partition knows, with their open
 //! transaction's first offset (what `kafka-transactions describe-producers` shows).
 
-use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::describe_producers_response::{
     PartitionResponse, ProducerState, TopicResponse,
 };
 use kafka_protocol::messages::{DescribeProducersRequest, DescribeProducersResponse, ProducerId};
 
-use super::NONE;
+use super::{partition_or_unknown, ErrorCode};
 use crate::broker::Broker;
-use crate::dispatch::RequestContext;
+use crate::request::RequestContext;
 
 pub async fn handle(
     broker: &Broker,
@@ -26,8 +25,9 @@ pub async fn handle(
                 .iter()
                 .map(|&p| {
                     let r = PartitionResponse::default().with_partition_index(p);
-                    let Some(partition) = broker.partition(&t.name, p) else {
-                        return r.with_error_code(ResponseError::UnknownTopicOrPartition.code());
+                    let partition = match partition_or_unknown(broker, &t.name, p) {
+                        Ok(partition) => partition,
+                        Err(code) => return r.with_error_code(code.code()),
                     };
                     let log = partition.log();
                     let producers = log
@@ -45,7 +45,8 @@ pub async fn handle(
                                 )
                         })
                         .collect();
-                    r.with_error_code(NONE).with_active_producers(producers)
+                    r.with_error_code(ErrorCode::NONE.code())
+                        .with_active_producers(producers)
                 })
                 .collect();
             TopicResponse::default()

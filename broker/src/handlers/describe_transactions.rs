@@ -6,9 +6,9 @@ use kafka_protocol::messages::{
     DescribeTransactionsRequest, DescribeTransactionsResponse, ProducerId,
 };
 
-use super::{str_bytes, topic_name, NONE};
+use super::{str_bytes, topic_name, ErrorCode};
 use crate::broker::Broker;
-use crate::dispatch::RequestContext;
+use crate::request::RequestContext;
 
 pub async fn handle(
     broker: &Broker,
@@ -39,7 +39,7 @@ pub async fn handle(
                             ),
                         }
                     }
-                    base.with_error_code(NONE)
+                    base.with_error_code(ErrorCode::NONE.code())
                         .with_transaction_state(str_bytes(m.state.name()))
                         .with_transaction_timeout_ms(m.timeout_ms)
                         .with_transaction_start_time_ms(m.start_ms)

@@ -3,9 +3,9 @@
 
 use kafka_protocol::messages::{EndTxnRequest, EndTxnResponse};
 
-use super::{fenced_code, NONE};
+use super::{fenced_code, ErrorCode};
 use crate::broker::Broker;
-use crate::dispatch::RequestContext;
+use crate::request::RequestContext;
 
 pub async fn handle(
     broker: &Broker,
@@ -21,8 +21,11 @@ pub async fn handle(
             fenced_code(version),
             req.committed,
         ) {
-            Ok(Some(plan)) => broker.complete_transaction(&plan).err().unwrap_or(NONE),
-            Ok(None) => NONE,
+            Ok(Some(plan)) => broker
+                .complete_transaction(&plan)
+                .err()
+                .unwrap_or(ErrorCode::NONE.code()),
+            Ok(None) => ErrorCode::NONE.code(),
             Err(code) => code,
         }
     });

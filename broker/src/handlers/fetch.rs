@@ -12,9 +12,9 @@ use kafka_protocol::messages::{FetchRequest, FetchResponse, ProducerId};
 use runnel_storage::StorageError;
 use tokio::time::Instant;
 
-use super::{error_code, topic_name, NONE};
+use super::{topic_name, ErrorCode};
 use crate::broker::Broker;
-use crate::dispatch::RequestContext;
+use crate::request::RequestContext;
 
 /// Longest wait honoured, whatever the client asks (Kafka caps it by the request timeout the same way).
 const MAX_WAIT_CAP: Duration = Duration::from_secs(30);
@@ -96,7 +96,7 @@ fn collect(broker: &Broker, req: &FetchRequest, version: i16) -> Collected {
                                 Ok(_) => {}
                                 Err(e) => {
                                     tracing::error!(topic = %partition.topic, partition = p.partition, error = %e, "read failed");
-                                    data.error_code = error_code(&e);
+                                    data.error_code = ErrorCode::from(&e).code();
                                     errors = true;
                                 }
                             }
@@ -108,7 +108,7 @@ fn collect(broker: &Broker, req: &FetchRequest, version: i16) -> Collected {
                 }
                 Err(e @ StorageError::OffsetOutOfRange { .. }) => {
                     let log = partition.log();
-                    data.error_code = error_code(&e);
+                    data.error_code = ErrorCode::from(&e).code();
                     data.high_watermark = log.high_watermark();
                     data.last_stable_offset = log.last_stable_offset();
                     data.log_start_offset = log.log_start_offset();
@@ -116,7 +116,7 @@ fn collect(broker: &Broker, req: &FetchRequest, version: i16) -> Collected {
                     errors = true;
                 }
                 Err(e) => {
-                    data.error_code = error_code(&e);
+                    data.error_code = ErrorCode::from(&e).code();
                     data.high_watermark = -1;
                     data.records = Some(Bytes::new());
                     errors = true;
@@ -134,7 +134,7 @@ fn collect(broker: &Broker, req: &FetchRequest, version: i16) -> Collected {
     }
     Collected {
         response: FetchResponse::default()
-            .with_error_code(NONE)
+            .with_error_code(ErrorCode::NONE.code())
             .with_session_id(0)
             .with_responses(topics),
         bytes: total,

@@ -4,9 +4,9 @@ use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
 use kafka_protocol::messages::{BrokerId, FindCoordinatorRequest, FindCoordinatorResponse};
 
-use super::{str_bytes, NONE};
+use super::{str_bytes, ErrorCode};
 use crate::broker::Broker;
-use crate::dispatch::RequestContext;
+use crate::request::RequestContext;
 
 const KEY_GROUP: i8 = 0;
 const KEY_TRANSACTION: i8 = 1;
@@ -19,7 +19,7 @@ pub async fn handle(
 ) -> Option<FindCoordinatorResponse> {
     let valid = matches!(req.key_type, KEY_GROUP | KEY_TRANSACTION);
     let code = if valid {
-        NONE
+        ErrorCode::NONE.code()
     } else {
         ResponseError::InvalidRequest.code()
     };

@@ -3,7 +3,7 @@
 use kafka_protocol::messages::{HeartbeatRequest, HeartbeatResponse};
 
 use crate::broker::Broker;
-use crate::dispatch::RequestContext;
+use crate::request::RequestContext;
 
 pub async fn handle(
     broker: &Broker,

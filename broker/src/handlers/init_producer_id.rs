@@ -5,9 +5,9 @@
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
 
-use super::NONE;
+use super::ErrorCode;
 use crate::broker::Broker;
-use crate::dispatch::RequestContext;
+use crate::request::RequestContext;
 use crate::transactions::InitOutcome;
 
 fn failed(code: i16) -> InitProducerIdResponse {
@@ -19,7 +19,7 @@ fn failed(code: i16) -> InitProducerIdResponse {
 
 fn ready(producer_id: i64, epoch: i16) -> InitProducerIdResponse {
     InitProducerIdResponse::default()
-        .with_error_code(NONE)
+        .with_error_code(ErrorCode::NONE.code())
         .with_producer_id(ProducerId(producer_id))
         .with_producer_epoch(epoch)
 }

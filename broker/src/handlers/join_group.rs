@@ -7,9 +7,9 @@ use kafka_protocol::messages::{JoinGroupRequest, JoinGroupResponse};
 
 use super::{opt_str, str_bytes};
 use crate::broker::Broker;
-use crate::dispatch::RequestContext;
 use crate::groups::group::JoinOutcome;
 use crate::groups::{JoinParams, Pending};
+use crate::request::RequestContext;
 
 pub async fn handle(
     broker: &Broker,

@@ -3,9 +3,9 @@
 use kafka_protocol::messages::list_groups_response::ListedGroup;
 use kafka_protocol::messages::{GroupId, ListGroupsRequest, ListGroupsResponse};
 
-use super::{str_bytes, NONE};
+use super::{str_bytes, ErrorCode};
 use crate::broker::Broker;
-use crate::dispatch::RequestContext;
+use crate::request::RequestContext;
 
 pub async fn handle(
     broker: &Broker,
@@ -41,7 +41,7 @@ pub async fn handle(
         .collect();
     Some(
         ListGroupsResponse::default()
-            .with_error_code(NONE)
+            .with_error_code(ErrorCode::NONE.code())
             .with_groups(groups),
     )
 }

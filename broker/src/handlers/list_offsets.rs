@@ -6,9 +6,9 @@ use kafka_protocol::messages::list_offsets_response::{
 };
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 
-use super::{error_code, NONE};
+use super::{partition_or_unknown, ErrorCode};
 use crate::broker::Broker;
-use crate::dispatch::RequestContext;
+use crate::request::RequestContext;
 
 const LATEST: i64 = -1;
 const EARLIEST: i64 = -2;
@@ -32,11 +32,14 @@ pub async fn handle(
                 .map(|p| {
                     let base = ListOffsetsPartitionResponse::default()
                         .with_partition_index(p.partition_index);
-                    let Some(partition) = broker.partition(&t.name, p.partition_index) else {
-                        return base
-                            .with_error_code(ResponseError::UnknownTopicOrPartition.code())
-                            .with_timestamp(-1)
-                            .with_offset(-1);
+                    let partition = match partition_or_unknown(broker, &t.name, p.partition_index) {
+                        Ok(partition) => partition,
+                        Err(code) => {
+                            return base
+                                .with_error_code(code.code())
+                                .with_timestamp(-1)
+                                .with_offset(-1)
+                        }
                     };
                     if p.current_leader_epoch > 0 {
                         return base
@@ -66,15 +69,15 @@ pub async fn handle(
                     };
                     let mut r = match found {
                         Ok(Some((offset, timestamp))) => base
-                            .with_error_code(NONE)
+                            .with_error_code(ErrorCode::NONE.code())
                             .with_offset(offset)
                             .with_timestamp(timestamp),
                         Ok(None) => base
-                            .with_error_code(NONE)
+                            .with_error_code(ErrorCode::NONE.code())
                             .with_offset(-1)
                             .with_timestamp(-1),
                         Err(e) => base
-                            .with_error_code(error_code(&e))
+                            .with_error_code(ErrorCode::from(&e).code())
                             .with_offset(-1)
                             .with_timestamp(-1),
                     };

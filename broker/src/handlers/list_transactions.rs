@@ -5,9 +5,9 @@ use kafka_protocol::messages::{
     ListTransactionsRequest, ListTransactionsResponse, ProducerId, TransactionalId,
 };
 
-use super::{str_bytes, NONE};
+use super::{str_bytes, ErrorCode};
 use crate::broker::Broker;
-use crate::dispatch::RequestContext;
+use crate::request::RequestContext;
 use crate::transactions::TxnStatus;
 
 const STATES: &[TxnStatus] = &[
@@ -55,7 +55,7 @@ pub async fn handle(
         .collect();
     Some(
         ListTransactionsResponse::default()
-            .with_error_code(NONE)
+            .with_error_code(ErrorCode::NONE.code())
             .with_unknown_state_filters(unknown)
             .with_transaction_states(states),
     )

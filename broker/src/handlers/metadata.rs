@@ -8,9 +8,9 @@ use kafka_protocol::messages::metadata_response::{
 use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse};
 use runnel_storage::TopicMeta;
 
-use super::{error_code, str_bytes, topic_name};
+use super::{str_bytes, topic_name, ErrorCode};
 use crate::broker::Broker;
-use crate::dispatch::RequestContext;
+use crate::request::RequestContext;
 
 /// Kafka's "authorized operations not requested" marker.
 const OPS_NOT_REQUESTED: i32 = i32::MIN;
@@ -72,7 +72,12 @@ pub async fn handle(
                         ResponseError::UnknownTopicOrPartition.code(),
                         version,
                     ),
-                    Err(e) => missing(Some(&name), uuid::Uuid::nil(), error_code(&e), version),
+                    Err(e) => missing(
+                        Some(&name),
+                        uuid::Uuid::nil(),
+                        ErrorCode::from(&e).code(),
+                        version,
+                    ),
                 },
                 None => match broker.topic_by_id(t.topic_id) {
                     Some(meta) => topic_entry(broker, &meta, version),

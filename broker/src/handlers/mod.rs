@@ -38,7 +38,6 @@ pub mod txn_offset_commit;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::TopicName;
 use kafka_protocol::protocol::StrBytes;
-use runnel_storage::StorageError;
 
 pub fn str_bytes(s: &str) -> StrBytes {
     StrBytes::from_string(s.to_owned())
@@ -62,35 +61,19 @@ pub fn opt_str(s: &Option<String>) -> Option<StrBytes> {
     s.as_deref().map(str_bytes)
 }
 
-/// The Kafka error code a real broker sends for a storage error.
-pub fn error_code(e: &StorageError) -> i16 {
-    let err = match e {
-        StorageError::CorruptBatch(_) => ResponseError::CorruptMessage,
-        StorageError::BatchTooLarge { .. } => ResponseError::MessageTooLarge,
-        StorageError::MissingKey { .. } | StorageError::InvalidRecord(_) => {
-            ResponseError::InvalidRecord
-        }
-        StorageError::DecompressedTooLarge(_) => ResponseError::MessageTooLarge,
-        StorageError::PolicyViolation(_) => ResponseError::PolicyViolation,
-        StorageError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange,
-        StorageError::UnknownTopicOrPartition(_) => ResponseError::UnknownTopicOrPartition,
-        StorageError::TopicExists(_) => ResponseError::TopicAlreadyExists,
-        StorageError::InvalidConfig { .. } => ResponseError::InvalidConfig,
-        StorageError::InvalidPartitions(_) => ResponseError::InvalidPartitions,
-        StorageError::InvalidTopic(_) => ResponseError::InvalidTopicException,
-        StorageError::OutOfOrderSequence { .. } => ResponseError::OutOfOrderSequenceNumber,
-        StorageError::StaleProducerEpoch { .. } => ResponseError::InvalidProducerEpoch,
-        StorageError::Io { .. }
-        | StorageError::Poisoned
-        | StorageError::Closed
-        | StorageError::CorruptFile { .. }
-        | StorageError::CorruptCatalog(_) => ResponseError::KafkaStorageError,
-        _ => ResponseError::UnknownServerError,
-    };
-    err.code()
-}
+pub use crate::error_code::ErrorCode;
 
-pub const NONE: i16 = 0;
+/// The partition, or UNKNOWN_TOPIC_OR_PARTITION: the answer every partition-level handler gives for a
+/// partition this broker does not host.
+pub fn partition_or_unknown(
+    broker: &crate::broker::Broker,
+    topic: &str,
+    index: i32,
+) -> Result<std::sync::Arc<crate::broker::Partition>, ErrorCode> {
+    broker
+        .partition(topic, index)
+        .ok_or_else(|| ErrorCode::from(ResponseError::UnknownTopicOrPartition))
+}
 
 /// The topics of an OffsetCommit or TxnOffsetCommit request as commit entries (both messages name their
 /// fields alike, but are different types).

@@ -7,8 +7,8 @@ use kafka_protocol::messages::{OffsetCommitRequest, OffsetCommitResponse};
 
 use super::topic_name;
 use crate::broker::Broker;
-use crate::dispatch::RequestContext;
 use crate::groups::CommitParams;
+use crate::request::RequestContext;
 
 pub async fn handle(
     broker: &Broker,

@@ -5,9 +5,9 @@ use kafka_protocol::messages::offset_delete_response::{
 };
 use kafka_protocol::messages::{OffsetDeleteRequest, OffsetDeleteResponse};
 
-use super::{topic_name, NONE};
+use super::{topic_name, ErrorCode};
 use crate::broker::Broker;
-use crate::dispatch::RequestContext;
+use crate::request::RequestContext;
 
 pub async fn handle(
     broker: &Broker,
@@ -35,7 +35,7 @@ pub async fn handle(
         Err(code) => Some(OffsetDeleteResponse::default().with_error_code(code)),
         Ok(result) => Some(
             OffsetDeleteResponse::default()
-                .with_error_code(NONE)
+                .with_error_code(ErrorCode::NONE.code())
                 .with_topics(
                     result
                         .into_iter()

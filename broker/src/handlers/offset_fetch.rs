@@ -9,11 +9,11 @@ use kafka_protocol::messages::{GroupId, OffsetFetchRequest, OffsetFetchResponse}
 
 use kafka_protocol::error::ResponseError;
 
-use super::{str_bytes, topic_name, NONE};
+use super::{str_bytes, topic_name, ErrorCode};
 use crate::broker::Broker;
-use crate::dispatch::RequestContext;
 use crate::groups::group::CommittedOffset;
 use crate::groups::FetchedOffsets as Found;
+use crate::request::RequestContext;
 
 /// (offset, leader epoch, metadata, error) for one partition. With `require_stable`, a partition whose offset
 /// an open transaction is about to change answers UNSTABLE_OFFSET_COMMIT, so the consumer retries.
@@ -38,9 +38,9 @@ fn fields(
             o.offset,
             o.leader_epoch,
             o.metadata.clone().unwrap_or_default(),
-            NONE,
+            ErrorCode::NONE.code(),
         ),
-        None => (-1, -1, String::new(), NONE),
+        None => (-1, -1, String::new(), ErrorCode::NONE.code()),
     }
 }
 
@@ -92,7 +92,7 @@ pub async fn handle(
                 OffsetFetchResponseGroup::default()
                     .with_group_id(GroupId(g.group_id.0.clone()))
                     .with_topics(topics)
-                    .with_error_code(NONE)
+                    .with_error_code(ErrorCode::NONE.code())
             })
             .collect();
         return Some(OffsetFetchResponse::default().with_groups(groups));
@@ -132,6 +132,6 @@ pub async fn handle(
     Some(
         OffsetFetchResponse::default()
             .with_topics(topics)
-            .with_error_code(NONE),
+            .with_error_code(ErrorCode::NONE.code()),
     )
 }

@@ -7,9 +7,9 @@ use kafka_protocol::messages::offset_for_leader_epoch_response::{
 };
 use kafka_protocol::messages::{OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse};
 
-use super::NONE;
+use super::{partition_or_unknown, ErrorCode};
 use crate::broker::Broker;
-use crate::dispatch::RequestContext;
+use crate::request::RequestContext;
 
 pub async fn handle(
     broker: &Broker,
@@ -26,11 +26,14 @@ pub async fn handle(
                 .iter()
                 .map(|p| {
                     let r = EpochEndOffset::default().with_partition(p.partition);
-                    let Some(partition) = broker.partition(&t.topic, p.partition) else {
-                        return r
-                            .with_error_code(ResponseError::UnknownTopicOrPartition.code())
-                            .with_leader_epoch(-1)
-                            .with_end_offset(-1);
+                    let partition = match partition_or_unknown(broker, &t.topic, p.partition) {
+                        Ok(partition) => partition,
+                        Err(code) => {
+                            return r
+                                .with_error_code(code.code())
+                                .with_leader_epoch(-1)
+                                .with_end_offset(-1)
+                        }
                     };
                     if p.current_leader_epoch > 0 {
                         return r
@@ -40,12 +43,12 @@ pub async fn handle(
                     }
                     if p.leader_epoch > 0 {
                         return r
-                            .with_error_code(NONE)
+                            .with_error_code(ErrorCode::NONE.code())
                             .with_leader_epoch(-1)
                             .with_end_offset(-1);
                     }
                     let end = partition.log().next_offset();
-                    r.with_error_code(NONE)
+                    r.with_error_code(ErrorCode::NONE.code())
                         .with_leader_epoch(0)
                         .with_end_offset(end)
                 })

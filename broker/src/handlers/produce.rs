@@ -8,10 +8,10 @@ use kafka_protocol::messages::produce_response::{
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 use runnel_storage::StorageError;
 
-use super::{error_code, str_bytes, NONE};
+use super::{str_bytes, ErrorCode};
 use crate::broker::Broker;
-use crate::dispatch::Outcome;
-use crate::dispatch::RequestContext;
+use crate::request::Outcome;
+use crate::request::RequestContext;
 
 fn partition_error(
     index: i32,
@@ -93,7 +93,7 @@ pub async fn handle(
                     appended |= !info.duplicate;
                     let mut r = PartitionProduceResponse::default()
                         .with_index(index)
-                        .with_error_code(NONE)
+                        .with_error_code(ErrorCode::NONE.code())
                         .with_base_offset(info.base_offset)
                         .with_log_append_time_ms(info.log_append_time);
                     if version >= 5 {
@@ -121,7 +121,7 @@ pub async fn handle(
         let failed = responses
             .iter()
             .flat_map(|t| t.partition_responses.iter())
-            .find(|p| p.error_code != NONE);
+            .find(|p| p.error_code != ErrorCode::NONE.code());
         return match failed {
             Some(p) => Outcome::Close(format!("acks=0 produce failed with error {}", p.error_code)),
             None => Outcome::Silent,
@@ -134,7 +134,12 @@ pub async fn handle(
 /// Kafka's wording, so clients can say which records of the batch were at fault.
 fn rejection(topic: &str, index: i32, e: &StorageError, version: i16) -> PartitionProduceResponse {
     let StorageError::MissingKey { records } = e else {
-        return partition_error(index, error_code(e), Some(e.to_string()), version);
+        return partition_error(
+            index,
+            ErrorCode::from(e).code(),
+            Some(e.to_string()),
+            version,
+        );
     };
     let why = format!(
         "Compacted topic cannot accept message without key in topic partition {topic}-{index}."
@@ -143,7 +148,7 @@ fn rejection(topic: &str, index: i32, e: &StorageError, version: i16) -> Partiti
         "One or more records have been rejected due to {} record errors in total, and only showing the first error message: {why}",
         records.len()
     );
-    let mut r = partition_error(index, error_code(e), Some(message), version);
+    let mut r = partition_error(index, ErrorCode::from(e).code(), Some(message), version);
     if version >= 8 {
         r.record_errors = records
             .iter()

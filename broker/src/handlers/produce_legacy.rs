@@ -5,7 +5,7 @@
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::error::ResponseError;
 
-use crate::dispatch::Reply;
+use crate::request::Reply;
 
 struct Reader<'a> {
     buf: &'a [u8],

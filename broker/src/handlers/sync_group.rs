@@ -4,9 +4,9 @@ use kafka_protocol::messages::{SyncGroupRequest, SyncGroupResponse};
 
 use super::opt_str;
 use crate::broker::Broker;
-use crate::dispatch::RequestContext;
 use crate::groups::group::SyncOutcome;
 use crate::groups::{Pending, SyncParams};
+use crate::request::RequestContext;
 
 pub async fn handle(
     broker: &Broker,

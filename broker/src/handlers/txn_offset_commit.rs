@@ -8,8 +8,8 @@ use kafka_protocol::messages::{TxnOffsetCommitRequest, TxnOffsetCommitResponse};
 
 use super::{fenced_code, topic_name};
 use crate::broker::Broker;
-use crate::dispatch::RequestContext;
 use crate::groups::CommitParams;
+use crate::request::RequestContext;
 
 pub async fn handle(
     broker: &Broker,

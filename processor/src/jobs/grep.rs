@@ -5,13 +5,14 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use crate::codec::Raw;
+use crate::error::JobConfigError;
 use crate::jobs::JobArgs;
 use crate::runtime::JobFn;
 
-pub fn build(args: &JobArgs) -> Result<JobFn, String> {
+pub fn build(args: &JobArgs) -> Result<JobFn, JobConfigError> {
     let pattern = args.option("pattern")?.as_bytes().to_vec();
     if pattern.is_empty() {
-        return Err("option pattern is empty".into());
+        return Err(JobConfigError::EmptyOption("pattern"));
     }
     let args = args.clone();
     Ok(Arc::new(move |ctx| {

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use crate::codec::{Json, Utf8};
 use crate::context::StreamingContext;
 use crate::dstream::DStream;
+use crate::error::JobConfigError;
 use crate::jobs::JobArgs;
 use crate::runtime::JobFn;
 
@@ -42,7 +43,7 @@ fn tags(ctx: &mut StreamingContext, input: &str) -> DStream<(String, u64)> {
     ctx.repartition(&tags, "tags", Utf8, Json)
 }
 
-pub fn build(args: &JobArgs) -> Result<JobFn, String> {
+pub fn build(args: &JobArgs) -> Result<JobFn, JobConfigError> {
     let args = args.clone();
     Ok(Arc::new(move |ctx| {
         let counts = tags(ctx, &args.input)
@@ -53,7 +54,7 @@ pub fn build(args: &JobArgs) -> Result<JobFn, String> {
     }))
 }
 
-pub fn build_windowed(args: &JobArgs) -> Result<JobFn, String> {
+pub fn build_windowed(args: &JobArgs) -> Result<JobFn, JobConfigError> {
     let window = args.ms("window.ms", 60_000)?;
     let slide = args.ms("slide.ms", 5_000)?;
     let args = args.clone();

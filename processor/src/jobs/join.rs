@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::codec::{Json, Utf8};
+use crate::error::JobConfigError;
 use crate::jobs::JobArgs;
 use crate::runtime::JobFn;
 
@@ -22,20 +23,19 @@ enum Source {
     Topic(String),
 }
 
-pub fn build(args: &JobArgs) -> Result<JobFn, String> {
+pub fn build(args: &JobArgs) -> Result<JobFn, JobConfigError> {
     let source = match (args.options.get("table"), args.options.get("table.topic")) {
         (Some(_), None) => {
             let path = args.path("table")?;
-            let text = std::fs::read_to_string(&path)
-                .map_err(|e| format!("cannot read table {}: {e}", path.display()))?;
+            let text = std::fs::read_to_string(&path).map_err(|error| JobConfigError::Read {
+                what: "table",
+                path: path.clone(),
+                error,
+            })?;
             Source::File(Arc::new(load_table(&text)))
         }
         (None, Some(topic)) => Source::Topic(topic.clone()),
-        _ => {
-            return Err(
-                "this job needs exactly one of the options table (a file) and table.topic".into(),
-            )
-        }
+        _ => return Err(JobConfigError::TableSource),
     };
     let args = args.clone();
     Ok(Arc::new(move |ctx| {

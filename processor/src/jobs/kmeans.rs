@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use crate::codec::Utf8;
+use crate::error::JobConfigError;
 use crate::jobs::JobArgs;
 use crate::runtime::JobFn;
 
@@ -30,18 +31,20 @@ pub fn parse_point(text: &str) -> Option<Vec<f64>> {
     text.split(',').map(|x| x.trim().parse().ok()).collect()
 }
 
-pub fn build(args: &JobArgs) -> Result<JobFn, String> {
+pub fn build(args: &JobArgs) -> Result<JobFn, JobConfigError> {
     let path = args.path("model")?;
-    let text = std::fs::read_to_string(&path)
-        .map_err(|e| format!("cannot read model {}: {e}", path.display()))?;
-    let centroids: Vec<Vec<f64>> = serde_json::from_str(&text).map_err(|e| {
-        format!(
-            "model {} is not a JSON array of centroids: {e}",
-            path.display()
-        )
+    let text = std::fs::read_to_string(&path).map_err(|error| JobConfigError::Read {
+        what: "model",
+        path: path.clone(),
+        error,
     })?;
+    let centroids: Vec<Vec<f64>> =
+        serde_json::from_str(&text).map_err(|error| JobConfigError::BadModel {
+            path: path.clone(),
+            error,
+        })?;
     if centroids.is_empty() {
-        return Err(format!("model {} has no centroids", path.display()));
+        return Err(JobConfigError::EmptyModel(path));
     }
     let centroids = Arc::new(centroids);
     let args = args.clone();

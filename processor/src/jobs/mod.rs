@@ -11,6 +11,7 @@ mod wordcount;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+use crate::error::JobConfigError;
 use crate::runtime::JobFn;
 
 /// What a job is given: its topics and its own options.
@@ -23,23 +24,24 @@ pub struct JobArgs {
 }
 
 impl JobArgs {
-    fn option(&self, name: &str) -> Result<&str, String> {
+    fn option(&self, name: &str) -> Result<&str, JobConfigError> {
         self.options
             .get(name)
             .map(String::as_str)
-            .ok_or_else(|| format!("this job needs the option {name}"))
+            .ok_or_else(|| JobConfigError::MissingOption(name.to_string()))
     }
 
-    fn path(&self, name: &str) -> Result<PathBuf, String> {
+    fn path(&self, name: &str) -> Result<PathBuf, JobConfigError> {
         self.option(name).map(PathBuf::from)
     }
 
-    fn ms(&self, name: &str, default: u64) -> Result<u64, String> {
+    fn ms(&self, name: &str, default: u64) -> Result<u64, JobConfigError> {
         match self.options.get(name) {
             None => Ok(default),
-            Some(v) => v
-                .parse()
-                .map_err(|_| format!("option {name}={v} is not a number of milliseconds")),
+            Some(v) => v.parse().map_err(|_| JobConfigError::NotMilliseconds {
+                name: name.to_string(),
+                value: v.clone(),
+            }),
         }
     }
 }
@@ -47,7 +49,7 @@ impl JobArgs {
 pub struct JobSpec {
     pub name: &'static str,
     pub about: &'static str,
-    pub build: fn(&JobArgs) -> Result<JobFn, String>,
+    pub build: fn(&JobArgs) -> Result<JobFn, JobConfigError>,
 }
 
 pub const JOBS: &[JobSpec] = &[
@@ -133,21 +135,28 @@ pub const RUN_SETTINGS: &[(&str, &str)] = &[
 pub fn configure(
     job: &str,
     settings: &BTreeMap<String, String>,
-) -> Result<(crate::runtime::JobConfig, JobFn), String> {
+) -> Result<(crate::runtime::JobConfig, JobFn), JobConfigError> {
     use crate::runtime::{BadRecords, JobConfig, StartFrom};
     let spec = find(job).ok_or_else(|| {
         let names: Vec<&str> = JOBS.iter().map(|j| j.name).collect();
-        format!("no job named {job} (jobs: {})", names.join(", "))
+        JobConfigError::UnknownJob {
+            job: job.to_string(),
+            known: names.join(", "),
+        }
     })?;
     let mut args = JobArgs::default();
     let mut config = JobConfig::new(job);
-    let number = |k: &str, v: &str| -> Result<u64, String> {
-        v.parse()
-            .map_err(|_| format!("{k}={v}: expected a whole number"))
+    let number = |k: &str, v: &str| -> Result<u64, JobConfigError> {
+        v.parse().map_err(|_| JobConfigError::NotANumber {
+            key: k.to_string(),
+            value: v.to_string(),
+        })
     };
-    let flag = |k: &str, v: &str| -> Result<bool, String> {
-        v.parse()
-            .map_err(|_| format!("{k}={v}: expected true or false"))
+    let flag = |k: &str, v: &str| -> Result<bool, JobConfigError> {
+        v.parse().map_err(|_| JobConfigError::NotABool {
+            key: k.to_string(),
+            value: v.to_string(),
+        })
     };
     for (k, v) in settings {
         match k.as_str() {
@@ -164,7 +173,7 @@ pub fn configure(
                 config.start_from = match v.as_str() {
                     "earliest" => StartFrom::Earliest,
                     "latest" => StartFrom::Latest,
-                    _ => return Err(format!("start.from={v}: expected earliest or latest")),
+                    _ => return Err(JobConfigError::StartFrom(v.clone())),
                 }
             }
             "dead.letter.topic" => config.bad_records = BadRecords::DeadLetter(v.clone()),
@@ -182,7 +191,7 @@ pub fn configure(
         }
     }
     if args.input.is_empty() || args.output.is_empty() {
-        return Err(format!("job {job} needs input and output topics"));
+        return Err(JobConfigError::NoTopics(job.to_string()));
     }
     let build = (spec.build)(&args)?;
     Ok((config, build))

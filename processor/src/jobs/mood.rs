@@ -6,6 +6,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::codec::{Json, Utf8};
+use crate::error::JobConfigError;
 use crate::jobs::hashtags::Tweet;
 use crate::jobs::JobArgs;
 use crate::runtime::JobFn;
@@ -32,7 +33,7 @@ pub struct Mood {
     pub touched: bool,
 }
 
-pub fn build(args: &JobArgs) -> Result<JobFn, String> {
+pub fn build(args: &JobArgs) -> Result<JobFn, JobConfigError> {
     let args = args.clone();
     Ok(Arc::new(move |ctx| {
         let tweets = ctx.topic::<String, Tweet>(&args.input, Utf8, Json);

@@ -4,10 +4,11 @@
 use std::sync::Arc;
 
 use crate::codec::{Json, Utf8};
+use crate::error::JobConfigError;
 use crate::jobs::JobArgs;
 use crate::runtime::JobFn;
 
-pub fn build(args: &JobArgs) -> Result<JobFn, String> {
+pub fn build(args: &JobArgs) -> Result<JobFn, JobConfigError> {
     let args = args.clone();
     Ok(Arc::new(move |ctx| {
         let lines = ctx.topic(&args.input, Utf8, Utf8);

@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, HashMap};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
+use crate::error::ChangelogError;
 use crate::state::{Change, Entries};
 
 /// The checkpoint of a task after a batch.
@@ -56,7 +57,7 @@ pub struct Restored {
 pub fn fold(
     stage: usize,
     records: impl IntoIterator<Item = (Bytes, Option<Bytes>)>,
-) -> Result<Restored, String> {
+) -> Result<Restored, ChangelogError> {
     let prefix = format!("s{stage}/");
     let meta = meta_key(stage);
     let mut latest: HashMap<Bytes, Option<Bytes>> = HashMap::new();
@@ -69,23 +70,19 @@ pub fn fold(
     for (k, v) in latest {
         let Some(v) = v else { continue };
         if k == meta {
-            out.checkpoint = Some(
-                serde_json::from_slice(&v)
-                    .map_err(|e| format!("unreadable checkpoint record: {e}"))?,
-            );
+            out.checkpoint = Some(serde_json::from_slice(&v).map_err(ChangelogError::Checkpoint)?);
             continue;
         }
         let rest = &k[prefix.len()..];
         let Some(slash) = rest.iter().position(|b| *b == b'/') else {
-            return Err(format!(
-                "unreadable changelog key {:?}",
-                String::from_utf8_lossy(&k)
+            return Err(ChangelogError::Key(
+                String::from_utf8_lossy(&k).into_owned(),
             ));
         };
         let store: usize = std::str::from_utf8(&rest[..slash])
             .ok()
             .and_then(|s| s.parse().ok())
-            .ok_or_else(|| format!("unreadable changelog key {:?}", String::from_utf8_lossy(&k)))?;
+            .ok_or_else(|| ChangelogError::Key(String::from_utf8_lossy(&k).into_owned()))?;
         out.stores
             .entry(store)
             .or_default()

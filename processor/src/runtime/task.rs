@@ -9,6 +9,7 @@ use bytes::Bytes;
 
 use crate::batch::{BatchInfo, OffsetRange};
 use crate::context::{BatchInput, DeadLetter, StreamingContext};
+use crate::error::TaskError;
 use crate::output::OutputRecord;
 use crate::runtime::changelog::{self, Checkpoint, Restored};
 
@@ -56,7 +57,7 @@ impl Task {
         restored: Restored,
         committed: &HashMap<String, i64>,
         start: &HashMap<String, i64>,
-    ) -> Result<Task, String> {
+    ) -> Result<Task, TaskError> {
         let stores = ctx.graph().stores();
         let mut entries = restored.stores;
         for (i, store) in stores.iter().enumerate() {
@@ -70,11 +71,14 @@ impl Task {
                         continue;
                     };
                     if mine != group {
-                        return Err(format!(
-                            "task {id}: the checkpoint of batch {} ends {t}/{} at offset {mine} but the group's committed offset is {group}; the offsets were changed outside the job (delete the job's changelog topic and group to start over)",
-                            cp.next_batch.saturating_sub(1),
-                            id.partition
-                        ));
+                        return Err(TaskError::OffsetsChanged {
+                            task: id,
+                            batch: cp.next_batch.saturating_sub(1),
+                            topic: t.clone(),
+                            partition: id.partition,
+                            checkpointed: mine,
+                            committed: group,
+                        });
                     }
                 }
                 offsets = cp.offsets.clone();
@@ -88,8 +92,10 @@ impl Task {
                     .get(t)
                     .or_else(|| start.get(t))
                     .copied()
-                    .ok_or_else(|| {
-                        format!("task {id}: no start offset for {t}/{}", id.partition)
+                    .ok_or_else(|| TaskError::NoStartOffset {
+                        task: id,
+                        topic: t.clone(),
+                        partition: id.partition,
                     })?;
                 offsets.insert(t.clone(), o);
             }
@@ -129,7 +135,7 @@ impl Task {
         ranges: Vec<OffsetRange>,
         time_ms: u64,
         input: Arc<BatchInput>,
-    ) -> Result<TaskBatch, String> {
+    ) -> Result<TaskBatch, TaskError> {
         // Records of the job's sources (a later stage reads back what the job wrote itself).
         let input_records = ranges
             .iter()
@@ -160,7 +166,7 @@ impl Task {
             next_batch: self.next_batch,
             offsets: self.offsets.clone(),
         };
-        let cp = serde_json::to_vec(&cp).map_err(|e| format!("cannot write checkpoint: {e}"))?;
+        let cp = serde_json::to_vec(&cp).map_err(TaskError::Checkpoint)?;
         log.push((changelog::meta_key(self.id.stage), Some(Bytes::from(cp))));
         Ok(TaskBatch {
             info,

@@ -79,6 +79,9 @@ pub struct PartitionLog {
     poisoned: bool,
     /// Set by [`PartitionLog::close`]: nothing may land after the clean-shutdown marker.
     shut: bool,
+    /// (next offset, log start, recovery point) as of the last checkpoint written, so an idle partition's
+    /// checkpoint (every minute, and at shutdown) costs no write and no fsync. None: write the next one.
+    checkpointed: Option<(i64, i64, i64)>,
     /// Closed segments below this offset were compacted in this run (compaction skips them when nothing new closed).
     compacted_up_to: i64,
     txns: TxnState,
@@ -203,21 +206,30 @@ impl PartitionLog {
             recovery_point: meta.recovery_point.min(next_offset),
             poisoned: false,
             shut: false,
+            checkpointed: None,
             compacted_up_to: 0,
             txns: TxnState::open(dir, 0)?,
         };
-        log.rebuild_producer_state()?;
+        let snapshot_at = log.rebuild_producer_state()?;
+        let state = (log.next_offset, log.log_start_offset, log.recovery_point);
+        if snapshot_at == Some(log.next_offset)
+            && (meta.log_start_offset, meta.recovery_point) == (state.1, state.2)
+        {
+            log.checkpointed = Some(state);
+        }
         Ok(log)
     }
 
-    fn rebuild_producer_state(&mut self) -> Result<()> {
+    /// Rebuilds producer and transaction state from the snapshot and the log after it; returns the
+    /// snapshot's offset when one was used.
+    fn rebuild_producer_state(&mut self) -> Result<Option<i64>> {
         let snapshot = producer_state::read_snapshot(&self.dir.join(PRODUCER_SNAPSHOT_FILE))?;
-        let from = match snapshot {
+        let (from, used) = match snapshot {
             Some(s) if s.offset <= self.next_offset && s.offset >= self.log_start_offset => {
                 self.producers = s.state;
-                s.offset
+                (s.offset, Some(s.offset))
             }
-            _ => self.log_start_offset,
+            _ => (self.log_start_offset, None),
         };
         self.txns = TxnState::open(&self.dir, from)?;
         for (pid, e) in self.producers.producers() {
@@ -250,7 +262,8 @@ impl PartitionLog {
         for (h, ctl) in &replay {
             self.observe_batch(h, *ctl)?;
         }
-        self.txns.rewrite(self.log_start_offset)
+        self.txns.rewrite(self.log_start_offset)?;
+        Ok(used)
     }
 
     /// Updates transaction and producer state for one appended (or replayed) batch.
@@ -448,10 +461,17 @@ impl PartitionLog {
         Ok(())
     }
 
-    /// Persists the log start offset, recovery point and producer state.
+    /// Persists the log start offset, recovery point and producer state, unless none changed since the
+    /// last checkpoint.
     pub fn checkpoint(&mut self) -> Result<()> {
+        let state = (self.next_offset, self.log_start_offset, self.recovery_point);
+        if self.checkpointed == Some(state) {
+            return Ok(());
+        }
         self.write_producer_snapshot()?;
-        self.write_meta()
+        self.write_meta()?;
+        self.checkpointed = Some(state);
+        Ok(())
     }
 
     fn write_meta(&self) -> Result<()> {
@@ -765,6 +785,8 @@ impl PartitionLog {
         &self.producers
     }
     pub fn producers_mut(&mut self) -> &mut ProducerState {
+        // Whatever the caller changes must reach the next snapshot.
+        self.checkpointed = None;
         &mut self.producers
     }
     pub fn segment_count(&self) -> usize {
