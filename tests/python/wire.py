@@ -313,20 +313,20 @@ def create_topic_raw(bootstrap: str, name: str, partitions: int, timeout: float 
     """CreateTopics v4 with any partition count (clients refuse large ones locally); (code, message)."""
     body = (i32(1) + string(name) + i32(partitions) + i16(1) + i32(0) + i32(0)
             + i32(int(timeout * 1000)) + i8(0))
-    with connect(bootstrap, timeout) as s:
-        s.sendall(request(API_CREATE_TOPICS, 4, 1, body))
-        data = recv_frame(s, timeout)
-    assert data is not None, "CreateTopics was not answered"
-    (_, code, msg), = _topic_results(data)
-    return code, msg
+    return _one_topic_result(bootstrap, API_CREATE_TOPICS, 4, body, timeout)
 
 
 def create_partitions_raw(bootstrap: str, name: str, count: int, timeout: float = 30.0):
     """CreatePartitions v1 growing a topic to `count` partitions; (code, message)."""
     body = i32(1) + string(name) + i32(count) + i32(-1) + i32(int(timeout * 1000)) + i8(0)
+    return _one_topic_result(bootstrap, API_CREATE_PARTITIONS, 1, body, timeout)
+
+
+def _one_topic_result(bootstrap: str, api: int, version: int, body: bytes, timeout: float):
+    """Sends one single-topic admin request; its (code, message)."""
     with connect(bootstrap, timeout) as s:
-        s.sendall(request(API_CREATE_PARTITIONS, 1, 1, body))
+        s.sendall(request(api, version, 1, body))
         data = recv_frame(s, timeout)
-    assert data is not None, "CreatePartitions was not answered"
+    assert data is not None, f"api {api} was not answered"
     (_, code, msg), = _topic_results(data)
     return code, msg
