@@ -59,6 +59,7 @@ def admin_error(future, timeout=30.0):
 
 # ---------------------------------------------------------------- 1. partition counts
 
+@pytest.mark.runnel_only  # Apache Kafka 4.3.1 (scripts/kafka-ref's heap) dies of OutOfMemoryError on this request
 def test_a_huge_create_partitions_is_refused_up_front_and_the_broker_still_restarts(start_broker):
     from confluent_kafka.admin import NewPartitions
     b = start_broker()
@@ -245,6 +246,8 @@ def test_decompression_bombs_are_refused_with_bounded_memory(start_broker, bombs
                     continue  # Kafka has no decompressed-size cap: it streams past values
                 res = wire.produce(s, t, 0, batch, corr=i + 1)
                 expected = {wire.ERR_CORRUPT_MESSAGE, wire.ERR_INVALID_RECORD}
+                if TARGET == "kafka":
+                    expected.add(-1)  # Kafka refuses some (snappy, lz4) with UNKNOWN_SERVER_ERROR
                 if kind == "huge-value":
                     expected.add(wire.ERR_MESSAGE_TOO_LARGE)
                 assert res[2] in expected, f"{policy} topic, codec {codec}, {kind}: {res}"
