@@ -137,6 +137,22 @@ pub struct Group {
 }
 
 impl Group {
+    /// Every member's id, instance id and metadata for the chosen protocol, as a JoinGroup answer lists
+    /// them for the leader.
+    pub fn member_list(&self) -> Vec<(String, Option<String>, Bytes)> {
+        let protocol = self.protocol.clone().unwrap_or_default();
+        self.members
+            .values()
+            .map(|m| {
+                (
+                    m.id.clone(),
+                    m.instance_id.clone(),
+                    m.metadata_for(&protocol),
+                )
+            })
+            .collect()
+    }
+
     pub fn new(id: &str) -> Self {
         Group {
             id: id.to_string(),
@@ -299,19 +315,8 @@ impl Group {
                 .map(|m| m.id.clone());
         }
         self.set_state(GroupState::CompletingRebalance);
-        let protocol = self.protocol.clone().unwrap_or_default();
         let leader = self.leader.clone().unwrap_or_default();
-        let all: Vec<(String, Option<String>, Bytes)> = self
-            .members
-            .values()
-            .map(|m| {
-                (
-                    m.id.clone(),
-                    m.instance_id.clone(),
-                    m.metadata_for(&protocol),
-                )
-            })
-            .collect();
+        let all = self.member_list();
         for m in self.members.values_mut() {
             m.assignment = Bytes::new();
             if let Some(w) = m.join_waiter.take() {
@@ -319,7 +324,7 @@ impl Group {
                     error: 0,
                     generation: self.generation,
                     protocol_type: self.protocol_type.clone(),
-                    protocol_name: Some(protocol.clone()),
+                    protocol_name: Some(self.protocol.clone().unwrap_or_default()),
                     leader: leader.clone(),
                     member_id: m.id.clone(),
                     members: if m.id == leader {

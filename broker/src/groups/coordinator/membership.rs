@@ -180,7 +180,7 @@ impl GroupCoordinator {
         match state {
             GroupState::CompletingRebalance if !changed => {
                 let members = if is_leader {
-                    Self::member_list(group)
+                    group.member_list()
                 } else {
                     Vec::new()
                 };
@@ -235,7 +235,7 @@ impl GroupCoordinator {
             group.members.insert(new_id.clone(), m);
             // Same subscription, same assignment: no rebalance (KIP-345).
             let members = if is_leader {
-                Self::member_list(group)
+                group.member_list()
             } else {
                 Vec::new()
             };
@@ -258,21 +258,6 @@ impl GroupCoordinator {
         }
         Self::maybe_complete_join(group, now);
         Pending::Wait(rx)
-    }
-
-    fn member_list(group: &Group) -> Vec<(String, Option<String>, Bytes)> {
-        let protocol = group.protocol.clone().unwrap_or_default();
-        group
-            .members
-            .values()
-            .map(|m| {
-                (
-                    m.id.clone(),
-                    m.instance_id.clone(),
-                    m.metadata_for(&protocol),
-                )
-            })
-            .collect()
     }
 
     fn maybe_complete_join(group: &mut Group, now: Instant) {
