@@ -188,19 +188,21 @@ fn decode_records(bytes: &[u8]) {
     let Ok(batches) = runnel_storage::batch::split_validated(bytes) else {
         // Framing refused: still try the record decoders on what looks like a header.
         if let Ok(h) = runnel_storage::batch::BatchHeader::parse(bytes) {
-            let all = Bytes::copy_from_slice(bytes);
-            let _ = runnel_storage::records::check_records(bytes, &h, 1 << 20);
-            let _ = runnel_storage::records::read_records(&all, &h);
+            decode_batch(bytes, &h);
         }
         return;
     };
     for (pos, h) in batches {
-        let Some(one) = bytes.get(pos..pos + h.total_len()) else {
-            continue;
-        };
-        let _ = runnel_storage::records::check_records(one, &h, 1 << 20);
-        let _ = runnel_storage::records::read_records(&Bytes::copy_from_slice(one), &h);
+        if let Some(one) = bytes.get(pos..pos + h.total_len()) {
+            decode_batch(one, &h);
+        }
     }
+}
+
+/// Both record decoders on one batch: the produce path's walk and the consumer's full read.
+fn decode_batch(batch: &[u8], h: &runnel_storage::batch::BatchHeader) {
+    let _ = runnel_storage::records::check_records(batch, h, 1 << 20);
+    let _ = runnel_storage::records::read_records(&Bytes::copy_from_slice(batch), h);
 }
 
 /// Runs `inputs` mutated inputs from `seeds`; saves panicking inputs to `findings` (if given). `progress`

@@ -251,17 +251,13 @@ pub fn check_records(batch: &[u8], header: &BatchHeader, limit: usize) -> Result
 /// Parses every record of one batch (decompressing if needed, at most [`MAX_DECOMPRESSED_BYTES`]).
 pub fn read_records(batch: &Bytes, header: &BatchHeader) -> Result<Vec<RecordView>> {
     let section = records_section(batch, header, MAX_DECOMPRESSED_BYTES)?;
-    let mut cur = Cursor {
+    let mut source = RecordSource::Slice(Cursor {
         buf: &section,
         pos: 0,
-    };
+    });
     let mut out = Vec::new();
     for _ in 0..header.record_count {
-        let len = cur.varlong()?;
-        let (start, end) = cur
-            .range(len)?
-            .ok_or_else(|| corrupt("negative record length"))?;
-        let raw = section.slice(start..end);
+        let raw = section.slice_ref(source.next()?);
         let shape = parse_record(&raw, true)?;
         let part = |r: Option<Range>| r.map(|(a, b)| raw.slice(a..b));
         let timestamp = if header.is_log_append_time() {
@@ -282,11 +278,7 @@ pub fn read_records(batch: &Bytes, header: &BatchHeader) -> Result<Vec<RecordVie
             raw,
         });
     }
-    if cur.pos != section.len() {
-        return Err(StorageError::InvalidRecord(
-            "bytes remain after the batch's last record".into(),
-        ));
-    }
+    source.finish()?;
     Ok(out)
 }
 
