@@ -21,6 +21,10 @@ const CLUSTER_FILE: &str = "cluster.json";
 pub enum BrokerError {
     #[error(transparent)]
     Storage(#[from] StorageError),
+    #[error(transparent)]
+    Acls(#[from] crate::security::acl_store::AclStoreError),
+    #[error(transparent)]
+    Credentials(#[from] crate::security::credentials::CredentialError),
     #[error("cannot use data directory {path}: {source}")]
     DataDir {
         path: String,
@@ -55,6 +59,12 @@ pub struct Broker {
     pub node_id: i32,
     pub advertised_host: String,
     pub advertised_port: i32,
+    /// What in-process callers (co-located jobs) come in on.
+    pub internal_listener: Arc<crate::security::Listener>,
+    /// The principal hosted jobs act as (`jobs.principal`), subject to ACLs like any client.
+    pub job_principal: Arc<crate::security::Principal>,
+    pub credentials: crate::security::credentials::CredentialStore,
+    pub acls: crate::security::acl_store::AclStore,
     pub(crate) catalog: Mutex<Catalog>,
     pub(crate) partitions: RwLock<HashMap<String, Vec<Arc<Partition>>>>,
     /// Woken after every append, so waiting fetches re-check their partitions.
@@ -117,7 +127,24 @@ impl Broker {
         let producer_ids = ProducerIdAllocator::open(&dir)?;
         let groups = GroupCoordinator::open(&dir, clean, config.group_settings())?;
         let txns = TxnCoordinator::open(&dir, clean, config.txn_settings())?;
+        let credentials = crate::security::credentials::CredentialStore::open(&dir)?;
+        let job_principal = Arc::new(config.job_principal());
+        let acls = crate::security::acl_store::AclStore::open(
+            &dir,
+            config.get("authorizer.class.name").unwrap_or_default(),
+            config.get("super.users").unwrap_or_default(),
+            config
+                .get("allow.everyone.if.no.acl.found")
+                .is_some_and(|v| v.eq_ignore_ascii_case("true")),
+        )?;
         Ok(Broker {
+            internal_listener: crate::security::Listener::internal(
+                advertised_host.clone(),
+                advertised_port,
+            ),
+            job_principal,
+            credentials,
+            acls,
             groups,
             txns,
             node_id: config.node_id(),

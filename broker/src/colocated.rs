@@ -15,7 +15,7 @@ use runnel_clients::{ClientConfig, Cluster};
 use runnel_processor::runtime::{run, JobConfig, JobFn, JobMetrics};
 
 use crate::broker::Broker;
-use crate::dispatch::dispatch;
+use crate::dispatch::{dispatch, Caller};
 use crate::request::Reply;
 
 struct Local(Arc<Broker>);
@@ -24,12 +24,16 @@ impl InProcess for Local {
     fn handle(&self, frame: Bytes) -> Pin<Box<dyn Future<Output = Option<Bytes>> + Send>> {
         let broker = Arc::clone(&self.0);
         Box::pin(async move {
-            let peer = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
-            match dispatch(&broker, frame, peer).await {
+            let caller = Caller {
+                peer: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+                listener: Arc::clone(&broker.internal_listener),
+                principal: Arc::clone(&broker.job_principal),
+            };
+            match dispatch(&broker, frame, &caller).await {
                 // The frame carries its size prefix; the in-process client wants the body.
                 Reply::Frame(b) => Some(b.slice(4..)),
                 Reply::Nothing => None,
-                Reply::Close(reason) => {
+                Reply::Close(reason) | Reply::FrameThenClose(_, reason) => {
                     tracing::warn!(%reason, "co-located job request refused");
                     Some(Bytes::new())
                 }

@@ -21,6 +21,8 @@ pub enum ConfigError {
     },
     #[error("'{0}' is not of the form key=value")]
     NotKeyValue(String),
+    #[error("{key} is not accepted: {reason}")]
+    Refused { key: String, reason: &'static str },
     #[error("cannot read config file {path}: {reason}")]
     File { path: String, reason: String },
 }
@@ -161,16 +163,32 @@ const UNIT_ALIASES: &[(&str, &str, i64)] = &[
 ];
 
 fn find_def(key: &str) -> Option<&'static ConfigDef> {
-    BROKER_CONFIGS.iter().find(|d| d.name == key)
+    BROKER_CONFIGS
+        .iter()
+        .find(|d| d.name == key)
+        .or_else(|| crate::security::config::find(key))
+}
+
+/// The definition that validates a key: a broker key, a topic default, or a per-listener override.
+fn def_for(key: &str) -> Option<&'static ConfigDef> {
+    find_def(key)
+        .or_else(|| topic_config_for_broker_key(key))
+        .or_else(|| crate::security::config::listener_override(key).map(|(_, d)| d))
 }
 
 /// Every key a user may set.
 pub fn known_keys() -> impl Iterator<Item = &'static str> {
-    BROKER_CONFIGS.iter().map(|d| d.name).chain(
-        runnel_storage::config::TOPIC_CONFIGS
-            .iter()
-            .filter_map(|d| d.broker_synonym),
-    )
+    use crate::security::config::{LISTENER_CONFIGS, SECURITY_CONFIGS};
+    BROKER_CONFIGS
+        .iter()
+        .chain(SECURITY_CONFIGS)
+        .chain(LISTENER_CONFIGS)
+        .map(|d| d.name)
+        .chain(
+            runnel_storage::config::TOPIC_CONFIGS
+                .iter()
+                .filter_map(|d| d.broker_synonym),
+        )
 }
 
 /// Where a setting came from, for DescribeConfigs' `source`.
@@ -178,6 +196,14 @@ pub fn known_keys() -> impl Iterator<Item = &'static str> {
 pub enum Source {
     Default,
     Static,
+}
+
+/// One broker key as DescribeConfigs reports it; a sensitive value is never sent.
+pub struct DescribedKey {
+    pub name: String,
+    pub value: String,
+    pub source: Source,
+    pub sensitive: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -219,9 +245,13 @@ impl BrokerConfig {
             })?;
             return self.set(ms_key, &n.saturating_mul(*factor).to_string());
         }
-        let def = find_def(key)
-            .or_else(|| topic_config_for_broker_key(key))
-            .ok_or_else(|| ConfigError::UnknownKey(key.to_string()))?;
+        if let Some(reason) = crate::security::config::jaas_refusal(key) {
+            return Err(ConfigError::Refused {
+                key: key.into(),
+                reason,
+            });
+        }
+        let def = def_for(key).ok_or_else(|| ConfigError::UnknownKey(key.to_string()))?;
         validate_value(def, value).map_err(|e| ConfigError::InvalidValue {
             key: key.into(),
             value: value.into(),
@@ -280,6 +310,56 @@ impl BrokerConfig {
         Ok(())
     }
 
+    /// A key as one listener sees it: `listener.name.<listener>.<key>`, else the broker-wide value, else
+    /// the default.
+    pub fn listener_value(&self, listener: &str, key: &str) -> Option<String> {
+        let scoped = format!("listener.name.{}.{key}", listener.to_ascii_lowercase());
+        self.settings
+            .get(&scoped)
+            .cloned()
+            .or_else(|| self.value_of(key).map(|(v, _)| v))
+    }
+
+    /// The listeners to bind: `listeners` when set, else the `--listen` / `--advertised` shorthand.
+    pub fn listener_specs(
+        &self,
+    ) -> Result<Vec<crate::security::listener_config::ListenerSpec>, ConfigError> {
+        use crate::security::listener_config;
+        let invalid = |key: &str, reason: String| ConfigError::InvalidValue {
+            key: key.into(),
+            value: self.get(key).unwrap_or_default().into(),
+            reason,
+        };
+        match self.get("listeners").filter(|l| !l.trim().is_empty()) {
+            Some(listeners) => listener_config::parse(
+                listeners,
+                self.get("advertised.listeners").unwrap_or_default(),
+                &self
+                    .value_of("listener.security.protocol.map")
+                    .map(|(v, _)| v)
+                    .unwrap_or_default(),
+            )
+            .map_err(|e| invalid("listeners", e.to_string())),
+            None => {
+                let advertised = match &self.advertised {
+                    Some(a) => {
+                        let (h, p) = a
+                            .rsplit_once(':')
+                            .and_then(|(h, p)| Some((h.to_string(), p.parse::<i32>().ok()?)))
+                            .ok_or_else(|| ConfigError::InvalidValue {
+                                key: "advertised".into(),
+                                value: a.clone(),
+                                reason: "expected HOST:PORT".into(),
+                            })?;
+                        Some((h, p))
+                    }
+                    None => None,
+                };
+                Ok(vec![listener_config::plaintext(&self.listen, advertised)])
+            }
+        }
+    }
+
     pub fn get(&self, key: &str) -> Option<&str> {
         self.settings.get(key).map(String::as_str)
     }
@@ -289,15 +369,20 @@ impl BrokerConfig {
         if let Some(v) = self.settings.get(key) {
             return Some((v.clone(), Source::Static));
         }
-        find_def(key)
-            .or_else(|| topic_config_for_broker_key(key))
-            .map(|d| (d.default.to_string(), Source::Default))
+        def_for(key).map(|d| (d.default.to_string(), Source::Default))
     }
 
     fn parsed<T: std::str::FromStr>(&self, key: &str, fallback: T) -> T {
         self.value_of(key)
             .and_then(|(v, _)| v.parse().ok())
             .unwrap_or(fallback)
+    }
+
+    /// `jobs.principal`: whom hosted jobs act as. Unparsable values were refused by `set`.
+    pub fn job_principal(&self) -> crate::security::Principal {
+        self.get("jobs.principal")
+            .and_then(crate::security::Principal::parse)
+            .unwrap_or_else(crate::security::Principal::anonymous)
     }
 
     pub fn node_id(&self) -> i32 {
@@ -416,11 +501,32 @@ impl BrokerConfig {
             .collect()
     }
 
-    /// Every broker key with its value and source, for DescribeConfigs on the broker resource.
-    pub fn describe(&self) -> Vec<(&'static str, String, Source)> {
-        known_keys()
-            .filter_map(|k| self.value_of(k).map(|(v, s)| (k, v, s)))
-            .collect()
+    /// Every broker key with its value, source and sensitivity, for DescribeConfigs on the broker resource:
+    /// the known keys, then the per-listener overrides that are set.
+    pub fn describe(&self) -> Vec<DescribedKey> {
+        let known = known_keys().filter_map(|k| {
+            let (value, source) = self.value_of(k)?;
+            Some(DescribedKey {
+                name: k.to_string(),
+                value,
+                source,
+                sensitive: def_for(k).is_some_and(|d| d.sensitive),
+            })
+        });
+        let scoped = self
+            .settings
+            .iter()
+            .filter_map(|(k, v)| {
+                let (_, def) = crate::security::config::listener_override(k)?;
+                Some(DescribedKey {
+                    name: k.clone(),
+                    value: v.clone(),
+                    source: Source::Static,
+                    sensitive: def.sensitive,
+                })
+            })
+            .collect::<Vec<_>>();
+        known.chain(scoped).collect()
     }
 }
 

@@ -1,18 +1,25 @@
-//! One client connection: read size-prefixed frames, handle them one at a time and write each response
-//! before reading the next request's result, so responses leave in request order (as Kafka guarantees).
+//! One client connection: the listener's transport (TLS when it says so), SASL before anything else on SASL
+//! listeners, then size-prefixed frames handled one at a time, each response written before the next
+//! request's, so responses leave in request order (as Kafka guarantees).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader, BufWriter};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader, BufWriter};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
 use crate::broker::Broker;
-use crate::dispatch::dispatch;
+use crate::dispatch::{dispatch, Caller};
 use crate::request::Reply;
+use crate::security::authenticator::{Authenticator, Gate};
+use crate::security::{Listener, Principal};
+
+/// A TLS handshake that has not finished by then is dropped (a peer that connects and stays silent would
+/// otherwise hold a slot until the idle timeout).
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Serves one connection until the peer closes, it sits idle for `connections.max.idle.ms`, a request is
 /// refused, or the broker shuts down (checked between requests, so a request in flight is answered first).
@@ -20,20 +27,84 @@ pub async fn serve(
     stream: TcpStream,
     peer: SocketAddr,
     broker: Arc<Broker>,
-    mut shutdown: watch::Receiver<bool>,
+    listener: Arc<Listener>,
+    shutdown: watch::Receiver<bool>,
 ) {
     let _ = stream.set_nodelay(true);
     broker.metrics.connection_opened();
+    match &listener.tls {
+        None => {
+            let auth = Authenticator::new(Arc::clone(&listener), Principal::anonymous());
+            frames(stream, peer, &broker, auth, shutdown).await;
+        }
+        Some(tls) => {
+            let acceptor = tokio_rustls::TlsAcceptor::from(tls.config());
+            match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                Ok(Ok(stream)) => match tls_principal(&listener, &stream) {
+                    Ok(principal) => {
+                        let auth = Authenticator::new(Arc::clone(&listener), principal);
+                        frames(stream, peer, &broker, auth, shutdown).await;
+                    }
+                    Err(reason) => {
+                        broker.metrics.authentication(&listener.name, "SSL", false);
+                        tracing::info!(%peer, listener = %listener.name, %reason, "closing connection");
+                    }
+                },
+                // Plaintext to a TLS port, an untrusted or missing client certificate, ...: the client's
+                // own TLS error tells it what happened; the broker notes it quietly.
+                Ok(Err(e)) => {
+                    broker.metrics.authentication(&listener.name, "SSL", false);
+                    tracing::info!(%peer, listener = %listener.name, error = %e, "TLS handshake failed");
+                }
+                Err(_) => {
+                    tracing::info!(%peer, listener = %listener.name, "TLS handshake timed out")
+                }
+            }
+        }
+    }
+    broker.metrics.connection_closed();
+}
+
+/// The principal a TLS connection starts with: its client certificate's subject mapped by
+/// `ssl.principal.mapping.rules`, or ANONYMOUS without one.
+fn tls_principal(
+    listener: &Listener,
+    stream: &tokio_rustls::server::TlsStream<TcpStream>,
+) -> Result<Principal, String> {
+    let Some(cert) = stream
+        .get_ref()
+        .1
+        .peer_certificates()
+        .and_then(|c| c.first())
+    else {
+        return Ok(Principal::anonymous());
+    };
+    let subject = crate::security::tls::certificate_subject(cert)
+        .ok_or("cannot read the client certificate's subject")?;
+    listener
+        .principal_mapper
+        .map(&subject)
+        .map(Principal::user)
+        .ok_or_else(|| format!("no ssl.principal.mapping.rules rule matches '{subject}'"))
+}
+
+async fn frames<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: S,
+    peer: SocketAddr,
+    broker: &Broker,
+    mut auth: Authenticator,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let max = broker.config.max_request_bytes();
     let idle = Duration::from_millis(broker.config.connections_max_idle_ms());
-    let (rd, wr) = stream.into_split();
+    let (rd, wr) = tokio::io::split(stream);
     let mut reader = BufReader::with_capacity(64 * 1024, rd);
     let mut writer = BufWriter::with_capacity(64 * 1024, wr);
     loop {
         let frame = tokio::select! {
             biased;
             _ = shutdown.changed() => break,
-            read = tokio::time::timeout(idle, read_frame(&mut reader, max)) => match read {
+            read = tokio::time::timeout(idle, read_frame(&mut reader, auth.frame_limit(max))) => match read {
                 Err(_) => {
                     tracing::info!(%peer, idle_ms = idle.as_millis() as u64, "closing idle connection (connections.max.idle.ms)");
                     break;
@@ -47,7 +118,18 @@ pub async fn serve(
                 }
             },
         };
-        match dispatch(&broker, frame, peer).await {
+        let reply = match auth.on_frame(broker, &frame) {
+            Gate::Answered(reply) => reply,
+            Gate::Dispatch => {
+                let caller = Caller {
+                    peer,
+                    listener: Arc::clone(auth.listener()),
+                    principal: Arc::clone(auth.principal()),
+                };
+                dispatch(broker, frame, &caller).await
+            }
+        };
+        match reply {
             Reply::Frame(bytes) => {
                 if writer.write_all(&bytes).await.is_err() {
                     break;
@@ -58,6 +140,11 @@ pub async fn serve(
                 tracing::warn!(%peer, %reason, "closing connection");
                 break;
             }
+            Reply::FrameThenClose(bytes, reason) => {
+                let _ = writer.write_all(&bytes).await;
+                tracing::info!(%peer, %reason, "closing connection");
+                break;
+            }
         }
         // Responses to pipelined requests already buffered go out together in one write.
         if reader.buffer().is_empty() && writer.flush().await.is_err() {
@@ -65,7 +152,7 @@ pub async fn serve(
         }
     }
     let _ = writer.flush().await;
-    broker.metrics.connection_closed();
+    let _ = writer.shutdown().await;
 }
 
 /// Reads one size-prefixed request frame; `None` when the peer closed before a new one began. The buffer

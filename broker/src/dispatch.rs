@@ -2,6 +2,8 @@
 //! the handler, encoding. Anything a real broker would refuse by closing the connection returns
 //! [`Reply::Close`] with the reason, which the connection logs.
 
+use std::sync::Arc;
+
 use bytes::{Buf, Bytes};
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::Decodable;
@@ -11,6 +13,7 @@ use crate::broker::Broker;
 use crate::handlers;
 use crate::protocol::{encode_response, FixedHeader};
 use crate::request::{Outcome, Reply, RequestContext};
+use crate::security::{Listener, Principal};
 
 macro_rules! route {
     ($broker:expr, $api:expr, $version:expr, $corr:expr, $body:expr, $ctx:expr,
@@ -45,14 +48,21 @@ fn encode<R: kafka_protocol::protocol::Encodable>(
     }
 }
 
-pub async fn dispatch(broker: &Broker, frame: Bytes, peer: std::net::SocketAddr) -> Reply {
+/// Who sent a frame: the connection's peer, listener and authenticated principal.
+pub struct Caller {
+    pub peer: std::net::SocketAddr,
+    pub listener: Arc<Listener>,
+    pub principal: Arc<Principal>,
+}
+
+pub async fn dispatch(broker: &Broker, frame: Bytes, caller: &Caller) -> Reply {
     let started = std::time::Instant::now();
     let api = FixedHeader::peek(&frame).map(|h| h.api_key);
     let size = frame.len();
-    let reply = handle(broker, frame, peer).await;
+    let reply = handle(broker, frame, caller).await;
     if let Some(api) = api {
         let out = match &reply {
-            Reply::Frame(b) => b.len(),
+            Reply::Frame(b) | Reply::FrameThenClose(b, _) => b.len(),
             _ => 0,
         };
         broker.metrics.request(api, size, out, started.elapsed());
@@ -60,7 +70,7 @@ pub async fn dispatch(broker: &Broker, frame: Bytes, peer: std::net::SocketAddr)
     reply
 }
 
-async fn handle(broker: &Broker, frame: Bytes, peer: std::net::SocketAddr) -> Reply {
+async fn handle(broker: &Broker, frame: Bytes, caller: &Caller) -> Reply {
     let Some(fixed) = FixedHeader::peek(&frame) else {
         return Reply::Close(format!(
             "frame of {} bytes is shorter than a request header",
@@ -86,7 +96,12 @@ async fn handle(broker: &Broker, frame: Bytes, peer: std::net::SocketAddr) -> Re
         Err(e) => return Reply::Close(format!("cannot decode request header: {e}")),
     };
     let corr = fixed.correlation_id;
-    let ctx = RequestContext { header, peer };
+    let ctx = RequestContext {
+        header,
+        peer: caller.peer,
+        listener: Arc::clone(&caller.listener),
+        principal: Arc::clone(&caller.principal),
+    };
     let reply = route!(broker, api, version, corr, body, ctx, {
         ApiVersions => ApiVersionsRequest => handlers::api_versions::handle,
         Metadata => MetadataRequest => handlers::metadata::handle,
@@ -121,6 +136,11 @@ async fn handle(broker: &Broker, frame: Bytes, peer: std::net::SocketAddr) -> Re
         DescribeTransactions => DescribeTransactionsRequest => handlers::describe_transactions::handle,
         ListTransactions => ListTransactionsRequest => handlers::list_transactions::handle,
         DescribeProducers => DescribeProducersRequest => handlers::describe_producers::handle,
+        CreateAcls => CreateAclsRequest => handlers::acls::create,
+        DescribeAcls => DescribeAclsRequest => handlers::acls::describe,
+        DeleteAcls => DeleteAclsRequest => handlers::acls::delete,
+        DescribeUserScramCredentials => DescribeUserScramCredentialsRequest => handlers::scram_credentials::describe,
+        AlterUserScramCredentials => AlterUserScramCredentialsRequest => handlers::scram_credentials::alter,
     });
     if body.has_remaining() {
         tracing::debug!(

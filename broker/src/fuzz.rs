@@ -19,7 +19,7 @@ use bytes::Bytes;
 
 use crate::broker::Broker;
 use crate::config::BrokerConfig;
-use crate::dispatch::dispatch;
+use crate::dispatch::{dispatch, Caller};
 use crate::request::Reply;
 
 /// What a run found.
@@ -230,7 +230,11 @@ pub fn run(
     // Panics are expected findings: keep their messages out of the output, count them instead.
     let default_hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(|_| {}));
-    let peer: SocketAddr = SocketAddr::from(([127, 0, 0, 1], 1));
+    let caller = Arc::new(Caller {
+        peer: SocketAddr::from(([127, 0, 0, 1], 1)),
+        listener: Arc::clone(&broker.internal_listener),
+        principal: Arc::new(crate::security::Principal::anonymous()),
+    });
     let mut rng = Rng(seed | 1);
     let mut report = Report::default();
     let started = Instant::now();
@@ -240,8 +244,9 @@ pub fn run(
         let input = mutate(&mut rng, base, other);
         let frame = Bytes::from(input.clone());
         let b = Arc::clone(&broker);
+        let c = Arc::clone(&caller);
         let outcome = runtime.block_on(async move {
-            let task = tokio::spawn(async move { dispatch(&b, frame, peer).await });
+            let task = tokio::spawn(async move { dispatch(&b, frame, &c).await });
             let abort = task.abort_handle();
             match tokio::time::timeout(Duration::from_millis(20), task).await {
                 Ok(Ok(reply)) => Ok(Some(reply)),
@@ -262,7 +267,7 @@ pub fn run(
         report.inputs += 1;
         match outcome {
             Ok(Some(Reply::Frame(_) | Reply::Nothing)) => report.answered += 1,
-            Ok(Some(Reply::Close(_))) => report.closed += 1,
+            Ok(Some(Reply::Close(_) | Reply::FrameThenClose(..))) => report.closed += 1,
             Ok(None) => report.timed_out += 1,
             Err(()) => {}
         }

@@ -17,6 +17,7 @@ pub mod metrics;
 pub mod producer_ids;
 pub mod protocol;
 pub mod request;
+pub mod security;
 pub mod server;
 pub mod topics;
 pub mod transactions;

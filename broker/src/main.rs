@@ -36,6 +36,8 @@ enum Command {
     Bench(cli::bench::BenchArgs),
     /// Run stream-processing jobs against any Kafka-compatible cluster, list them, show their batches.
     Jobs(cli::jobs::JobsArgs),
+    /// Add, list and delete SCRAM users in a data directory, before a secured broker's first start.
+    Users(cli::users::UsersArgs),
 }
 
 #[derive(Args)]
@@ -91,6 +93,10 @@ fn broker_config(args: &ServeArgs) -> anyhow::Result<BrokerConfig> {
             .with_context(|| format!("--set {pair}"))?;
     }
     if let Some(listen) = &args.listen {
+        anyhow::ensure!(
+            config.get("listeners").is_none_or(|l| l.trim().is_empty()),
+            "--listen is the shorthand for one PLAINTEXT listener; with `listeners` set, give every listener there"
+        );
         config.listen = listen.clone();
     }
     if let Some(adv) = &args.advertised {
@@ -141,6 +147,10 @@ fn raise_open_file_limit() {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
+        Command::Users(args) => {
+            init_logging("warn");
+            cli::users::run(args)
+        }
         Command::Serve(args) => {
             init_logging(&args.log);
             let config = broker_config(&args)?;
@@ -167,7 +177,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     Command::Groups(a) => cli::groups::run(a).await,
                     Command::Bench(a) => cli::bench::run(a).await,
                     Command::Jobs(a) => cli::jobs::run(a).await,
-                    Command::Serve(_) => Ok(()),
+                    Command::Serve(_) | Command::Users(_) => Ok(()),
                 }
             })
         }

@@ -2,8 +2,10 @@
 //! dispatcher), connections, and every partition's offsets and size (read when scraped, so they cost nothing
 //! between scrapes).
 
+use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use kafka_protocol::messages::ApiKey;
@@ -20,6 +22,10 @@ pub struct BrokerMetrics {
     request_micros: [AtomicU64; API_SLOTS],
     connections: AtomicI64,
     connections_total: AtomicU64,
+    /// (listener, mechanism, succeeded) → count. Few distinct keys, touched once per login.
+    authentications: Mutex<BTreeMap<(String, String, bool), u64>>,
+    /// (user, client id) quota entity → throttle time handed out, in ms.
+    throttle_ms: Mutex<BTreeMap<(String, String), u64>>,
 }
 
 impl Default for BrokerMetrics {
@@ -31,6 +37,8 @@ impl Default for BrokerMetrics {
             request_micros: std::array::from_fn(|_| AtomicU64::new(0)),
             connections: AtomicI64::new(0),
             connections_total: AtomicU64::new(0),
+            authentications: Mutex::new(BTreeMap::new()),
+            throttle_ms: Mutex::new(BTreeMap::new()),
         }
     }
 }
@@ -49,6 +57,21 @@ impl BrokerMetrics {
     pub fn connection_opened(&self) {
         self.connections.fetch_add(1, Ordering::Relaxed);
         self.connections_total.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn authentication(&self, listener: &str, mechanism: &str, succeeded: bool) {
+        let mut map = self
+            .authentications
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        *map.entry((listener.to_string(), mechanism.to_string(), succeeded))
+            .or_default() += 1;
+    }
+
+    pub fn throttled(&self, user: &str, client_id: &str, ms: u64) {
+        let mut map = self.throttle_ms.lock().unwrap_or_else(|p| p.into_inner());
+        *map.entry((user.to_string(), client_id.to_string()))
+            .or_default() += ms;
     }
 
     pub fn connection_closed(&self) {
@@ -111,6 +134,54 @@ impl BrokerMetrics {
             "Client connections accepted.",
             single(self.connections_total.load(Ordering::Relaxed).to_string()),
         );
+        let (mut ok, mut failed) = (Vec::new(), Vec::new());
+        for ((listener, mechanism, succeeded), n) in self
+            .authentications
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+        {
+            let labels = format!(
+                "{{listener=\"{}\",mechanism=\"{}\"}}",
+                label(listener),
+                label(mechanism)
+            );
+            if *succeeded { &mut ok } else { &mut failed }.push((labels, n.to_string()));
+        }
+        family(
+            "runnel_authentication_success_total",
+            "counter",
+            "Successful authentications, per listener and mechanism.",
+            ok,
+        );
+        family(
+            "runnel_authentication_failure_total",
+            "counter",
+            "Failed authentications (bad credentials, TLS handshake failures), per listener and mechanism.",
+            failed,
+        );
+        let throttles = self
+            .throttle_ms
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|((user, client), ms)| {
+                (
+                    format!(
+                        "{{user=\"{}\",client_id=\"{}\"}}",
+                        label(user),
+                        label(client)
+                    ),
+                    format!("{}", *ms as f64 / 1000.0),
+                )
+            })
+            .collect();
+        family(
+            "runnel_quota_throttle_seconds_total",
+            "counter",
+            "Throttle time handed to clients by quotas, per user and client id.",
+            throttles,
+        );
         let mut end = Vec::new();
         let mut start = Vec::new();
         let mut size = Vec::new();
@@ -143,4 +214,12 @@ impl BrokerMetrics {
         );
         out
     }
+}
+
+/// A label value as Prometheus' text format needs it (user names and client ids come from clients).
+fn label(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }

@@ -2,16 +2,45 @@
 //! decision coming out. A module of its own so that handlers and the dispatcher depend on it, not on each
 //! other.
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 use kafka_protocol::messages::RequestHeader;
+
+use crate::security::acl::{Operation, ResourceType};
+use crate::security::{Listener, Principal};
+
+pub const CLUSTER_RESOURCE: &str = "kafka-cluster";
 
 /// What a handler knows about the request beyond its body.
 pub struct RequestContext {
     pub header: RequestHeader,
     pub peer: std::net::SocketAddr,
+    /// The listener the request came in on: Metadata answers with its addresses.
+    pub listener: Arc<Listener>,
+    pub principal: Arc<Principal>,
 }
 
 impl RequestContext {
+    /// Whether this request's principal, from this host, may do `op` on the resource: the one question
+    /// every handler asks (always yes without an authorizer).
+    pub fn allowed(
+        &self,
+        broker: &crate::broker::Broker,
+        op: Operation,
+        resource_type: ResourceType,
+        name: &str,
+    ) -> bool {
+        broker
+            .acls
+            .authorize(&self.principal, self.peer.ip(), op, resource_type, name)
+    }
+
+    /// [`RequestContext::allowed`] on the cluster resource (Kafka names it `kafka-cluster`).
+    pub fn allowed_on_cluster(&self, broker: &crate::broker::Broker, op: Operation) -> bool {
+        self.allowed(broker, op, ResourceType::Cluster, CLUSTER_RESOURCE)
+    }
+
     pub fn client_id(&self) -> String {
         self.header
             .client_id
@@ -26,6 +55,8 @@ pub enum Reply {
     /// acks=0 produce: the client expects nothing back.
     Nothing,
     Close(String),
+    /// A last response, then the connection closes (a refused login).
+    FrameThenClose(Bytes, String),
 }
 
 /// What a handler decided: a response, silence (acks=0), or closing the connection.

@@ -16,6 +16,7 @@ use runnel_processor::runtime::JobMetrics;
 use crate::broker::Broker;
 use crate::config::BrokerConfig;
 use crate::connection_limits::ConnectionCounter;
+use crate::security::Listener;
 
 /// How long a shutdown waits for connections to finish their requests before closing the logs anyway
 /// (later appends are then refused, never written after the marker).
@@ -29,8 +30,10 @@ pub enum ServeError {
         #[source]
         source: std::io::Error,
     },
-    #[error("invalid advertised address '{0}': expected HOST:PORT")]
-    Advertised(String),
+    #[error("no listeners configured")]
+    NoListeners,
+    #[error(transparent)]
+    Listener(#[from] crate::security::listener::ListenerSetupError),
     #[error(transparent)]
     Broker(#[from] crate::broker::BrokerError),
     #[error("{0}")]
@@ -57,34 +60,40 @@ pub async fn run(config: BrokerConfig) -> Result<(), ServeError> {
         ),
         None => None,
     };
-    let listener = TcpListener::bind(&config.listen)
-        .await
-        .map_err(|source| ServeError::Bind {
-            addr: config.listen.clone(),
+    let specs = config.listener_specs()?;
+    let mut bound = Vec::new();
+    for spec in &specs {
+        let socket = bind(&spec.bind).await?;
+        let local = socket.local_addr().map_err(|source| ServeError::Bind {
+            addr: spec.bind.clone(),
             source,
         })?;
-    let local = listener.local_addr().map_err(|source| ServeError::Bind {
-        addr: config.listen.clone(),
-        source,
-    })?;
-    let (host, port) = match &config.advertised {
-        Some(a) => {
-            let (h, p) = a
-                .rsplit_once(':')
-                .ok_or_else(|| ServeError::Advertised(a.clone()))?;
-            let port: i32 = p.parse().map_err(|_| ServeError::Advertised(a.clone()))?;
-            (h.to_string(), port)
-        }
-        None => (local.ip().to_string(), i32::from(local.port())),
+        let (host, port) = spec
+            .advertised
+            .clone()
+            .unwrap_or_else(|| (local.ip().to_string(), i32::from(local.port())));
+        let listener = crate::security::Listener::new(spec, &config, host, port)?;
+        bound.push((socket, local, listener));
+    }
+    let Some((_, first_local, first)) = bound.first() else {
+        return Err(ServeError::NoListeners);
     };
+    let first_local = *first_local;
+    let (host, port) = (first.advertised_host.clone(), first.advertised_port);
     let broker = Arc::new(tokio::task::block_in_place(|| {
         Broker::open(config, host, port)
     })?);
     broker.recover_transactions();
-    // Tests and scripts read the bound address (the port may have been 0) from this first stdout line.
-    println!("runnel listening on {local}");
+    // Tests and scripts read the bound address (the port may have been 0) from this first stdout line, then
+    // one line per listener; all in one write so a reader never sees half of them.
+    let mut banner = format!("runnel listening on {first_local}\n");
+    for (_, local, l) in &bound {
+        banner.push_str(&format!("runnel listener {} on {local}\n", l.name));
+        tracing::info!(listener = %l.name, protocol = %l.protocol, %local, advertised = %format!("{}:{}", l.advertised_host, l.advertised_port), "listening");
+    }
+    let _ = std::io::stdout().write_all(banner.as_bytes());
     let _ = std::io::stdout().flush();
-    tracing::info!(%local, advertised = %format!("{}:{}", broker.advertised_host, broker.advertised_port), cluster_id = %broker.cluster_id, "runnel broker started");
+    tracing::info!(cluster_id = %broker.cluster_id, "runnel broker started");
 
     spawn_ticker(
         &broker,
@@ -136,39 +145,28 @@ pub async fn run(config: BrokerConfig) -> Result<(), ServeError> {
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
-    let mut refusals = RefusalLog::default();
+    let mut accepts = tokio::task::JoinSet::new();
+    for (socket, _, listener) in bound {
+        spawn_ticker_tls(&listener);
+        accepts.spawn(accept_loop(
+            socket,
+            listener,
+            Arc::clone(&broker),
+            counter.clone(),
+            stop_rx.clone(),
+            done_tx.clone(),
+        ));
+    }
     let accept = async {
-        loop {
-            let (stream, peer) = match listener.accept().await {
-                Ok(s) => s,
-                Err(e) => {
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            };
-            let admitted = match counter.admit(peer.ip()) {
-                Ok(a) => a,
-                Err(why) => {
-                    refusals.note(peer, &why);
-                    continue;
-                }
-            };
-            let broker = Arc::clone(&broker);
-            let stop = stop_rx.clone();
-            let done = done_tx.clone();
-            tokio::spawn(async move {
-                crate::connection::serve(stream, peer, broker, stop).await;
-                drop(admitted);
-                drop(done);
-            });
-        }
+        while accepts.join_next().await.is_some() {}
+        std::future::pending::<()>().await
     };
     tokio::select! {
         _ = accept => {}
         _ = shutdown_signal() => {}
     }
     tracing::info!("shutting down: finishing requests in flight");
+    accepts.abort_all();
     let _ = stop_tx.send(true);
     drop(done_tx);
     if tokio::time::timeout(DRAIN_TIMEOUT, done_rx.recv())
@@ -185,6 +183,79 @@ pub async fn run(config: BrokerConfig) -> Result<(), ServeError> {
         .await
         .map_err(|e| ServeError::Shutdown(e.to_string()))??;
     Ok(())
+}
+
+async fn bind(addr: &str) -> Result<TcpListener, ServeError> {
+    // Kafka's `PLAINTEXT://:9092` means every interface.
+    let addr = match addr.strip_prefix(':') {
+        Some(port) => format!("0.0.0.0:{port}"),
+        None => addr.to_string(),
+    };
+    TcpListener::bind(&addr)
+        .await
+        .map_err(|source| ServeError::Bind { addr, source })
+}
+
+/// Accepts on one listener for as long as the broker runs.
+async fn accept_loop(
+    socket: TcpListener,
+    listener: Arc<Listener>,
+    broker: Arc<Broker>,
+    counter: ConnectionCounter,
+    stop_rx: watch::Receiver<bool>,
+    done_tx: mpsc::Sender<()>,
+) {
+    let mut refusals = RefusalLog::default();
+    loop {
+        let (stream, peer) = match socket.accept().await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(listener = %listener.name, error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let admitted = match counter.admit(peer.ip()) {
+            Ok(a) => a,
+            Err(why) => {
+                refusals.note(peer, &why);
+                continue;
+            }
+        };
+        let broker = Arc::clone(&broker);
+        let listener = Arc::clone(&listener);
+        let stop = stop_rx.clone();
+        let done = done_tx.clone();
+        tokio::spawn(async move {
+            crate::connection::serve(stream, peer, broker, listener, stop).await;
+            drop(admitted);
+            drop(done);
+        });
+    }
+}
+
+/// How often TLS listeners look at their certificate files for changes.
+const TLS_RELOAD_CHECK: Duration = Duration::from_secs(2);
+
+fn spawn_ticker_tls(listener: &Arc<Listener>) {
+    if listener.tls.is_none() {
+        return;
+    }
+    let listener = Arc::clone(listener);
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(TLS_RELOAD_CHECK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let l = Arc::clone(&listener);
+            let _ = tokio::task::spawn_blocking(move || {
+                if let Some(tls) = &l.tls {
+                    tls.reload_if_changed();
+                }
+            })
+            .await;
+        }
+    });
 }
 
 /// Logs refused connections without letting a peer that retries in a loop flood the log: the first

@@ -8,6 +8,7 @@ pub mod jobs;
 pub mod produce;
 pub mod time;
 pub mod topics;
+pub mod users;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -11,7 +11,7 @@ pub async fn handle(
     broker: &Broker,
     _req: DescribeClusterRequest,
     _version: i16,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
 ) -> Option<DescribeClusterResponse> {
     Some(
         DescribeClusterResponse::default()
@@ -20,8 +20,8 @@ pub async fn handle(
             .with_controller_id(BrokerId(broker.node_id))
             .with_brokers(vec![DescribeClusterBroker::default()
                 .with_broker_id(BrokerId(broker.node_id))
-                .with_host(str_bytes(&broker.advertised_host))
-                .with_port(broker.advertised_port)])
+                .with_host(str_bytes(&ctx.listener.advertised_host))
+                .with_port(ctx.listener.advertised_port)])
             .with_cluster_authorized_operations(i32::MIN),
     )
 }

@@ -85,18 +85,25 @@ fn broker_entries(broker: &Broker, keys: Option<&[String]>) -> Vec<DescribeConfi
         .config
         .describe()
         .into_iter()
-        .filter(|(name, _, _)| wanted(keys, name))
-        .map(|(name, value, source)| {
-            let source = match source {
+        .filter(|k| wanted(keys, &k.name))
+        .map(|k| {
+            let source = match k.source {
                 Source::Static => SOURCE_STATIC_BROKER,
                 Source::Default => SOURCE_DEFAULT,
             };
+            // As Kafka: a sensitive key is listed, its value (and its synonyms' values) never is.
+            let value = (!k.sensitive).then(|| str_bytes(&k.value));
+            let syn = DescribeConfigsSynonym::default()
+                .with_name(str_bytes(&k.name))
+                .with_value(value.clone())
+                .with_source(source);
             DescribeConfigsResourceResult::default()
-                .with_name(str_bytes(name))
-                .with_value(Some(str_bytes(&value)))
+                .with_name(str_bytes(&k.name))
+                .with_value(value)
                 .with_read_only(true)
                 .with_config_source(source)
-                .with_synonyms(vec![synonym(name, &value, source)])
+                .with_is_sensitive(k.sensitive)
+                .with_synonyms(vec![syn])
         })
         .collect()
 }

@@ -15,7 +15,7 @@ pub async fn handle(
     broker: &Broker,
     req: FindCoordinatorRequest,
     version: i16,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
 ) -> Option<FindCoordinatorResponse> {
     let valid = matches!(req.key_type, KEY_GROUP | KEY_TRANSACTION);
     let code = if valid {
@@ -24,12 +24,12 @@ pub async fn handle(
         ResponseError::InvalidRequest.code()
     };
     let (node, port) = if valid {
-        (broker.node_id, broker.advertised_port)
+        (broker.node_id, ctx.listener.advertised_port)
     } else {
         (-1, -1)
     };
     let host = if valid {
-        str_bytes(&broker.advertised_host)
+        str_bytes(&ctx.listener.advertised_host)
     } else {
         str_bytes("")
     };

@@ -53,7 +53,7 @@ pub async fn handle(
     broker: &Broker,
     req: MetadataRequest,
     version: i16,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
 ) -> Option<MetadataResponse> {
     // Versions before 4 have no flag and always allowed auto creation.
     let allow_auto = version < 4 || req.allow_auto_topic_creation;
@@ -91,12 +91,12 @@ pub async fn handle(
             })
             .collect(),
     };
-    let host = str_bytes(&broker.advertised_host);
+    let host = str_bytes(&ctx.listener.advertised_host);
     let mut resp = MetadataResponse::default()
         .with_brokers(vec![MetadataResponseBroker::default()
             .with_node_id(BrokerId(broker.node_id))
             .with_host(host)
-            .with_port(broker.advertised_port)])
+            .with_port(ctx.listener.advertised_port)])
         .with_controller_id(BrokerId(broker.node_id))
         .with_topics(topics);
     if version >= 2 {

@@ -1,6 +1,7 @@
 //! One module per Kafka API: decode → act → encode, in the shape of mini-redis's commands.
 //! Kafka error codes are data on the wire: [`error_code`] maps storage errors to what Kafka would send.
 
+pub mod acls;
 pub mod add_offsets_to_txn;
 pub mod add_partitions_to_txn;
 pub mod alter_configs;
@@ -32,6 +33,7 @@ pub mod offset_fetch;
 pub mod offset_for_leader_epoch;
 pub mod produce;
 pub mod produce_legacy;
+pub mod scram_credentials;
 pub mod sync_group;
 pub mod txn_offset_commit;
 
