@@ -98,6 +98,7 @@ impl Cluster {
                     addr,
                     &self.config.client_id,
                     left.min(self.config.request_timeout),
+                    &self.config.security,
                     self.in_process.as_ref(),
                 )
                 .await
@@ -106,6 +107,8 @@ impl Cluster {
                         self.conns.lock().await.insert(addr.clone(), Arc::clone(&c));
                         return Ok(c);
                     }
+                    // Wrong credentials stay wrong: report them now, not after the timeout.
+                    Err(e @ ClientError::Authentication(_)) => return Err(e),
                     Err(e) => last = e.to_string(),
                 }
             }
@@ -131,6 +134,7 @@ impl Cluster {
             addr,
             &self.config.client_id,
             self.config.request_timeout,
+            &self.config.security,
             self.in_process.as_ref(),
         )
         .await?;
@@ -315,6 +319,7 @@ impl Cluster {
             shared.addr(),
             &self.config.client_id,
             self.config.request_timeout,
+            &self.config.security,
             self.in_process.as_ref(),
         )
         .await

@@ -14,6 +14,8 @@ pub struct ClientConfig {
     pub retry_backoff: Duration,
     /// How many times a retriable failure is retried before it is returned.
     pub retries: u32,
+    /// security.protocol with its TLS and SASL settings.
+    pub security: crate::security::Security,
 }
 
 impl ClientConfig {
@@ -24,6 +26,7 @@ impl ClientConfig {
             request_timeout: Duration::from_secs(30),
             retry_backoff: Duration::from_millis(100),
             retries: 10,
+            security: crate::security::Security::default(),
         }
     }
 
@@ -34,6 +37,11 @@ impl ClientConfig {
 
     pub fn with_request_timeout(mut self, t: Duration) -> Self {
         self.request_timeout = t;
+        self
+    }
+
+    pub fn with_security(mut self, security: crate::security::Security) -> Self {
+        self.security = security;
         self
     }
 

@@ -12,13 +12,16 @@ use std::time::Duration;
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{
     ApiKey, ApiVersionsRequest, ApiVersionsResponse, RequestHeader, ResponseHeader,
+    SaslAuthenticateRequest, SaslAuthenticateResponse, SaslHandshakeRequest, SaslHandshakeResponse,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, Request, StrBytes};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::error::{ClientError, Result};
+use crate::sasl::ClientExchange;
+use crate::security::{SaslCredentials, Security};
 
 type Pending = Arc<Mutex<HashMap<i32, oneshot::Sender<Bytes>>>>;
 
@@ -104,6 +107,7 @@ fn spawn_in_process(
 async fn spawn_socket(
     addr: &str,
     timeout: Duration,
+    security: &Security,
     pending: &Pending,
     alive: &Arc<AtomicBool>,
 ) -> Result<mpsc::UnboundedSender<Bytes>> {
@@ -116,7 +120,33 @@ async fn spawn_socket(
         .map_err(|_| conn_err(format!("no answer within {} ms", timeout.as_millis())))?
         .map_err(|e| conn_err(e.to_string()))?;
     let _ = stream.set_nodelay(true);
-    let (mut rd, mut wr) = stream.into_split();
+    match &security.tls {
+        None => Ok(spawn_io(stream, addr, pending, alive)),
+        Some(tls) => {
+            let host = addr.rsplit_once(':').map_or(addr, |(h, _)| h);
+            let host = host.trim_start_matches('[').trim_end_matches(']');
+            let name = rustls::pki_types::ServerName::try_from(host.to_string())
+                .map_err(|e| conn_err(format!("bad TLS server name {host}: {e}")))?;
+            let connector = tokio_rustls::TlsConnector::from(Arc::clone(tls));
+            let stream = tokio::time::timeout(timeout, connector.connect(name, stream))
+                .await
+                .map_err(|_| conn_err("TLS handshake timed out".into()))?
+                .map_err(|e| {
+                    ClientError::Authentication(format!("TLS handshake with {addr} failed: {e}"))
+                })?;
+            Ok(spawn_io(stream, addr, pending, alive))
+        }
+    }
+}
+
+/// The writer and reader tasks of one socket, plain or TLS.
+fn spawn_io<S: AsyncRead + AsyncWrite + Send + 'static>(
+    stream: S,
+    addr: &str,
+    pending: &Pending,
+    alive: &Arc<AtomicBool>,
+) -> mpsc::UnboundedSender<Bytes> {
+    let (mut rd, mut wr) = tokio::io::split(stream);
     let (tx, mut rx) = mpsc::unbounded_channel::<Bytes>();
     let writer_alive = Arc::clone(alive);
     tokio::spawn(async move {
@@ -149,7 +179,7 @@ async fn spawn_socket(
             .unwrap_or_else(|p| p.into_inner())
             .clear();
     });
-    Ok(tx)
+    tx
 }
 
 pub struct Connection {
@@ -169,7 +199,7 @@ impl Connection {
         client_id: &str,
         timeout: Duration,
     ) -> Result<Arc<Connection>> {
-        Self::open(addr, client_id, timeout, None).await
+        Self::open(addr, client_id, timeout, &Security::default(), None).await
     }
 
     /// Connects over TCP, or hands frames to `in_process` when the broker runs in this process.
@@ -177,13 +207,14 @@ impl Connection {
         addr: &str,
         client_id: &str,
         timeout: Duration,
+        security: &Security,
         in_process: Option<&Arc<dyn InProcess>>,
     ) -> Result<Arc<Connection>> {
         let pending: Pending = Arc::new(Mutex::new(HashMap::new()));
         let alive = Arc::new(AtomicBool::new(true));
         let tx = match in_process {
             Some(broker) => spawn_in_process(Arc::clone(broker), &pending, &alive),
-            None => spawn_socket(addr, timeout, &pending, &alive).await?,
+            None => spawn_socket(addr, timeout, security, &pending, &alive).await?,
         };
         let mut conn = Connection {
             addr: addr.to_string(),
@@ -206,7 +237,50 @@ impl Connection {
             .iter()
             .map(|k| (k.api_key, (k.min_version, k.max_version)))
             .collect();
+        if let (None, Some(creds)) = (in_process, &security.sasl) {
+            conn.authenticate(creds).await?;
+        }
         Ok(Arc::new(conn))
+    }
+
+    /// SaslHandshake v1, then SaslAuthenticate until the mechanism's exchange is complete.
+    async fn authenticate(&self, creds: &SaslCredentials) -> Result<()> {
+        let refused = |what: String| ClientError::Authentication(format!("{}: {what}", self.addr));
+        let hs: SaslHandshakeResponse = self
+            .call_version(
+                &SaslHandshakeRequest::default()
+                    .with_mechanism(StrBytes::from_string(creds.mechanism.clone())),
+                1,
+            )
+            .await?;
+        if hs.error_code != 0 {
+            let offered: Vec<String> = hs.mechanisms.iter().map(|m| m.to_string()).collect();
+            return Err(refused(format!(
+                "the broker does not enable {} (it offers {})",
+                creds.mechanism,
+                offered.join(", ")
+            )));
+        }
+        let mut exchange = ClientExchange::new(creds)?;
+        let mut message = exchange.first();
+        loop {
+            let resp: SaslAuthenticateResponse = self
+                .call_version(
+                    &SaslAuthenticateRequest::default().with_auth_bytes(Bytes::from(message)),
+                    1,
+                )
+                .await?;
+            if resp.error_code != 0 {
+                return Err(refused(resp.error_message.map_or_else(
+                    || format!("error {}", resp.error_code),
+                    |m| m.to_string(),
+                )));
+            }
+            match exchange.next(&resp.auth_bytes)? {
+                Some(next) => message = next,
+                None => return Ok(()),
+            }
+        }
     }
 
     pub fn addr(&self) -> &str {

@@ -29,6 +29,9 @@ pub enum ClientError {
     Invalid(String),
     #[error("the producer was fenced by a newer instance with the same transactional.id")]
     Fenced,
+    /// Refused login (bad credentials, no common mechanism) or a TLS handshake failure: not retried.
+    #[error("authentication failed: {0}")]
+    Authentication(String),
     #[error("client is closed")]
     Closed,
 }

@@ -14,6 +14,8 @@ pub mod group;
 pub mod partitioner;
 pub mod producer;
 pub mod records;
+pub mod sasl;
+pub mod security;
 
 pub use admin::Admin;
 pub use cluster::Cluster;

@@ -46,17 +46,59 @@ pub struct Connect {
         value_name = "MS"
     )]
     pub request_timeout_ms: u64,
+    /// Client settings for a secured cluster, as Kafka's tools take them: a properties file with
+    /// security.protocol, ssl.truststore.location, ssl.keystore.location, sasl.mechanism, sasl.jaas.config.
+    #[arg(
+        long = "command-config",
+        global = true,
+        env = "RUNNEL_COMMAND_CONFIG",
+        value_name = "FILE"
+    )]
+    pub command_config: Option<std::path::PathBuf>,
 }
 
 impl Connect {
     pub async fn cluster(&self) -> anyhow::Result<Arc<Cluster>> {
-        let config = ClientConfig::new(&self.bootstrap)
+        let mut config = ClientConfig::new(&self.bootstrap)
             .with_client_id("runnel-cli")
             .with_request_timeout(Duration::from_millis(self.request_timeout_ms));
+        if let Some(path) = &self.command_config {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read --command-config {}", path.display()))?;
+            let props = parse_properties(&text);
+            let security = runnel_clients::security::Security::from_properties(&props)
+                .with_context(|| format!("--command-config {}", path.display()))?;
+            config = config.with_security(security);
+        }
         Cluster::connect(config)
             .await
             .with_context(|| format!("cannot connect to {}", self.bootstrap))
     }
+}
+
+/// A Java properties file as Kafka's tools read one: `key=value` or `key: value` lines, `#` / `!` comments,
+/// a trailing backslash continuing the line.
+pub fn parse_properties(text: &str) -> std::collections::BTreeMap<String, String> {
+    let mut props = std::collections::BTreeMap::new();
+    let mut pending = String::new();
+    for line in text.lines() {
+        let line = line.trim_start();
+        if pending.is_empty() && (line.starts_with('#') || line.starts_with('!') || line.is_empty())
+        {
+            continue;
+        }
+        if let Some(cont) = line.strip_suffix('\\') {
+            pending.push_str(cont);
+            continue;
+        }
+        pending.push_str(line);
+        let entry = std::mem::take(&mut pending);
+        let split = entry.find(['=', ':']).unwrap_or(entry.len());
+        let (k, v) = entry.split_at(split);
+        let v = v.get(1..).unwrap_or_default();
+        props.insert(k.trim().to_string(), v.trim().to_string());
+    }
+    props
 }
 
 /// Parses `key=value`.
