@@ -36,6 +36,8 @@ enum Command {
     Bench(cli::bench::BenchArgs),
     /// Run stream-processing jobs against any Kafka-compatible cluster, list them, show their batches.
     Jobs(cli::jobs::JobsArgs),
+    /// Add, list and remove ACLs (like kafka-acls.sh).
+    Acls(cli::acls::AclsArgs),
     /// Add, list and delete SCRAM users in a data directory, before a secured broker's first start.
     Users(cli::users::UsersArgs),
 }
@@ -177,6 +179,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     Command::Groups(a) => cli::groups::run(a).await,
                     Command::Bench(a) => cli::bench::run(a).await,
                     Command::Jobs(a) => cli::jobs::run(a).await,
+                    Command::Acls(a) => cli::acls::run(a).await,
                     Command::Serve(_) | Command::Users(_) => Ok(()),
                 }
             })

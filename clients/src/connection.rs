@@ -55,6 +55,9 @@ pub fn client_max(key: ApiKey) -> i16 {
         ApiKey::DeleteRecords => 2,
         ApiKey::DescribeCluster => 1,
         ApiKey::OffsetDelete => 0,
+        ApiKey::CreateAcls | ApiKey::DescribeAcls | ApiKey::DeleteAcls => 3,
+        ApiKey::SaslHandshake => 1,
+        ApiKey::SaslAuthenticate => 1,
         _ => 0,
     }
 }

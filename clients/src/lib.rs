@@ -4,6 +4,7 @@
 //! Layers: [`connection`] (one pipelined TCP connection), [`cluster`] (brokers, metadata, coordinators),
 //! then the [`producer`], [`consumer`] and [`admin`] built on them.
 
+pub mod acls;
 pub mod admin;
 pub mod cluster;
 pub mod config;

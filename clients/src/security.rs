@@ -83,9 +83,11 @@ impl Security {
             "SSL" => Protocol::Ssl,
             "SASL_PLAINTEXT" => Protocol::SaslPlaintext,
             "SASL_SSL" => Protocol::SaslSsl,
-            other => return Err(invalid(format!(
+            other => {
+                return Err(invalid(format!(
                 "security.protocol {other} is not one of PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL"
-            ))),
+            )))
+            }
         };
         let tls = if protocol.uses_tls() {
             Some(Arc::new(tls_config(&get)?))

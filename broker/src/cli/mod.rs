@@ -1,6 +1,7 @@
 //! The everyday commands beside `serve`, named after Kafka's tools: topics, produce, consume, groups,
 //! bench. Each talks to any Kafka-compatible cluster through the clients crate.
 
+pub mod acls;
 pub mod bench;
 pub mod consume;
 pub mod groups;
