@@ -22,6 +22,8 @@ pub enum BrokerError {
     #[error(transparent)]
     Storage(#[from] StorageError),
     #[error(transparent)]
+    Quotas(#[from] crate::quotas::store::QuotaStoreError),
+    #[error(transparent)]
     Acls(#[from] crate::security::acl_store::AclStoreError),
     #[error(transparent)]
     Credentials(#[from] crate::security::credentials::CredentialError),
@@ -65,6 +67,7 @@ pub struct Broker {
     pub job_principal: Arc<crate::security::Principal>,
     pub credentials: crate::security::credentials::CredentialStore,
     pub acls: crate::security::acl_store::AclStore,
+    pub quotas: crate::quotas::QuotaManager,
     pub(crate) catalog: Mutex<Catalog>,
     pub(crate) partitions: RwLock<HashMap<String, Vec<Arc<Partition>>>>,
     /// Woken after every append, so waiting fetches re-check their partitions.
@@ -137,7 +140,12 @@ impl Broker {
                 .get("allow.everyone.if.no.acl.found")
                 .is_some_and(|v| v.eq_ignore_ascii_case("true")),
         )?;
+        let quotas = crate::quotas::QuotaManager::new(
+            crate::quotas::store::QuotaStore::open(&dir)?,
+            config.quota_windows(),
+        );
         Ok(Broker {
+            quotas,
             internal_listener: crate::security::Listener::internal(
                 advertised_host.clone(),
                 advertised_port,

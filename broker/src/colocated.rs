@@ -29,7 +29,7 @@ impl InProcess for Local {
                 listener: Arc::clone(&broker.internal_listener),
                 principal: Arc::clone(&broker.job_principal),
             };
-            match dispatch(&broker, frame, &caller).await {
+            match dispatch(&broker, frame, &caller).await.0 {
                 // The frame carries its size prefix; the in-process client wants the body.
                 Reply::Frame(b) => Some(b.slice(4..)),
                 Reply::Nothing => None,

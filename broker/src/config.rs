@@ -385,6 +385,17 @@ impl BrokerConfig {
             .unwrap_or_else(crate::security::Principal::anonymous)
     }
 
+    /// `quota.window.num` samples of `quota.window.size.seconds`, as Kafka measures quotas.
+    pub fn quota_windows(&self) -> crate::quotas::rate::Windows {
+        crate::quotas::rate::Windows {
+            samples: self.parsed::<i64>("quota.window.num", 11).clamp(2, 1000) as usize,
+            sample: std::time::Duration::from_secs(
+                self.parsed::<i64>("quota.window.size.seconds", 1)
+                    .clamp(1, 3600) as u64,
+            ),
+        }
+    }
+
     pub fn node_id(&self) -> i32 {
         self.get("node.id")
             .or_else(|| self.get("broker.id"))

@@ -118,8 +118,8 @@ async fn frames<S: AsyncRead + AsyncWrite + Unpin>(
                 }
             },
         };
-        let reply = match auth.on_frame(broker, &frame) {
-            Gate::Answered(reply) => reply,
+        let (reply, mute) = match auth.on_frame(broker, &frame) {
+            Gate::Answered(reply) => (reply, Duration::ZERO),
             Gate::Dispatch => {
                 let caller = Caller {
                     peer,
@@ -147,8 +147,16 @@ async fn frames<S: AsyncRead + AsyncWrite + Unpin>(
             }
         }
         // Responses to pipelined requests already buffered go out together in one write.
-        if reader.buffer().is_empty() && writer.flush().await.is_err() {
+        if (reader.buffer().is_empty() || !mute.is_zero()) && writer.flush().await.is_err() {
             break;
+        }
+        // Over quota: the response went out (with throttle_time_ms); nothing more is read for that long,
+        // as Kafka mutes the channel. Shutdown still ends the wait.
+        if !mute.is_zero() {
+            tokio::select! {
+                _ = tokio::time::sleep(mute) => {}
+                _ = shutdown.changed() => break,
+            }
         }
     }
     let _ = writer.flush().await;

@@ -3,6 +3,7 @@
 //! [`Reply::Close`] with the reason, which the connection logs.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::{Buf, Bytes};
 use kafka_protocol::messages::*;
@@ -16,18 +17,29 @@ use crate::request::{Outcome, Reply, RequestContext};
 use crate::security::{Listener, Principal};
 
 macro_rules! route {
-    ($broker:expr, $api:expr, $version:expr, $corr:expr, $body:expr, $ctx:expr,
+    ($broker:expr, $api:expr, $version:expr, $corr:expr, $body:expr, $ctx:expr, $size:expr,
      { $($key:ident => $req:ty => $handler:path),* $(,)? }) => {
         match $api {
             $(ApiKey::$key => {
                 let req = match <$req>::decode(&mut $body, $version) {
                     Ok(r) => r,
-                    Err(e) => return Reply::Close(format!("cannot decode {:?} v{}: {e}", $api, $version)),
+                    Err(e) => return (Reply::Close(format!("cannot decode {:?} v{}: {e}", $api, $version)), Duration::ZERO),
                 };
-                let resp = $handler($broker, req, $version, &$ctx).await;
-                encode(ApiKey::$key, $version, $corr, resp.into())
+                let started = std::time::Instant::now();
+                let mut outcome: Outcome<_> = $handler($broker, req, $version, &$ctx).await.into();
+                let response_bytes = match (&outcome, $api) {
+                    (Outcome::Respond(r), ApiKey::Fetch) => {
+                        kafka_protocol::protocol::Encodable::compute_size(r, $version).unwrap_or(0)
+                    }
+                    _ => 0,
+                };
+                let throttle = throttle_for($broker, $api, &$ctx, $size, response_bytes, started.elapsed());
+                if let Outcome::Respond(r) = &mut outcome {
+                    r.throttle_time_ms = i32::try_from(throttle.as_millis()).unwrap_or(i32::MAX);
+                }
+                (encode(ApiKey::$key, $version, $corr, outcome), throttle)
             })*
-            other => Reply::Close(format!("no handler for {other:?}")),
+            other => (Reply::Close(format!("no handler for {other:?}")), Duration::ZERO),
         }
     };
 }
@@ -55,11 +67,16 @@ pub struct Caller {
     pub principal: Arc<Principal>,
 }
 
-pub async fn dispatch(broker: &Broker, frame: Bytes, caller: &Caller) -> Reply {
+/// Handles one frame; besides the reply, how long the connection must stay muted for the client's quotas.
+fn unthrottled(reply: Reply) -> (Reply, Duration) {
+    (reply, Duration::ZERO)
+}
+
+pub async fn dispatch(broker: &Broker, frame: Bytes, caller: &Caller) -> (Reply, Duration) {
     let started = std::time::Instant::now();
     let api = FixedHeader::peek(&frame).map(|h| h.api_key);
     let size = frame.len();
-    let reply = handle(broker, frame, caller).await;
+    let (reply, throttle) = handle(broker, frame, caller).await;
     if let Some(api) = api {
         let out = match &reply {
             Reply::Frame(b) | Reply::FrameThenClose(b, _) => b.len(),
@@ -67,33 +84,78 @@ pub async fn dispatch(broker: &Broker, frame: Bytes, caller: &Caller) -> Reply {
         };
         broker.metrics.request(api, size, out, started.elapsed());
     }
-    reply
+    (reply, throttle)
 }
 
-async fn handle(broker: &Broker, frame: Bytes, caller: &Caller) -> Reply {
+/// The throttle a request earns under the client's quotas: produce bytes in, fetch bytes out, and request
+/// time (APIs that wait by design, long polls and rebalances, are not charged for waiting).
+fn throttle_for(
+    broker: &Broker,
+    api: ApiKey,
+    ctx: &RequestContext,
+    request_bytes: usize,
+    response_bytes: usize,
+    took: Duration,
+) -> Duration {
+    use crate::quotas::QuotaKind;
+    let user = &ctx.principal.name;
+    let client = ctx.header.client_id.as_deref().unwrap_or_default();
+    let bytes = match api {
+        ApiKey::Produce => {
+            broker
+                .quotas
+                .record(QuotaKind::Produce, user, client, request_bytes as f64)
+        }
+        ApiKey::Fetch => {
+            broker
+                .quotas
+                .record(QuotaKind::Fetch, user, client, response_bytes as f64)
+        }
+        _ => Duration::ZERO,
+    };
+    let time = match api {
+        ApiKey::Fetch | ApiKey::JoinGroup | ApiKey::SyncGroup | ApiKey::Produce => Duration::ZERO,
+        _ => broker.quotas.record(
+            QuotaKind::Request,
+            user,
+            client,
+            took.as_secs_f64() * 1000.0,
+        ),
+    };
+    let throttle = bytes.max(time);
+    if !throttle.is_zero() {
+        broker
+            .metrics
+            .throttled(user, client, throttle.as_millis() as u64);
+    }
+    throttle
+}
+
+async fn handle(broker: &Broker, frame: Bytes, caller: &Caller) -> (Reply, Duration) {
+    let size = frame.len();
     let Some(fixed) = FixedHeader::peek(&frame) else {
-        return Reply::Close(format!(
+        return unthrottled(Reply::Close(format!(
             "frame of {} bytes is shorter than a request header",
             frame.len()
-        ));
+        )));
     };
     let Ok(api) = ApiKey::try_from(fixed.api_key) else {
-        return Reply::Close(format!("unknown api key {}", fixed.api_key));
+        return unthrottled(Reply::Close(format!("unknown api key {}", fixed.api_key)));
     };
     let version = fixed.api_version;
     if !api::handles(api, version) {
-        return match api {
+        return unthrottled(match api {
             ApiKey::ApiVersions => handlers::api_versions::unsupported(fixed.correlation_id),
             ApiKey::Produce if (0..=2).contains(&version) => {
                 handlers::produce_legacy::unsupported(frame, version, fixed.correlation_id)
             }
             _ => Reply::Close(format!("unsupported version {version} of {api:?}")),
-        };
+        });
     }
     let mut body = frame;
     let header = match RequestHeader::decode(&mut body, api.request_header_version(version)) {
         Ok(h) => h,
-        Err(e) => return Reply::Close(format!("cannot decode request header: {e}")),
+        Err(e) => return unthrottled(Reply::Close(format!("cannot decode request header: {e}"))),
     };
     let corr = fixed.correlation_id;
     let ctx = RequestContext {
@@ -102,7 +164,7 @@ async fn handle(broker: &Broker, frame: Bytes, caller: &Caller) -> Reply {
         listener: Arc::clone(&caller.listener),
         principal: Arc::clone(&caller.principal),
     };
-    let reply = route!(broker, api, version, corr, body, ctx, {
+    let reply = route!(broker, api, version, corr, body, ctx, size, {
         ApiVersions => ApiVersionsRequest => handlers::api_versions::handle,
         Metadata => MetadataRequest => handlers::metadata::handle,
         Produce => ProduceRequest => handlers::produce::handle,
@@ -141,6 +203,8 @@ async fn handle(broker: &Broker, frame: Bytes, caller: &Caller) -> Reply {
         DeleteAcls => DeleteAclsRequest => handlers::acls::delete,
         DescribeUserScramCredentials => DescribeUserScramCredentialsRequest => handlers::scram_credentials::describe,
         AlterUserScramCredentials => AlterUserScramCredentialsRequest => handlers::scram_credentials::alter,
+        DescribeClientQuotas => DescribeClientQuotasRequest => handlers::client_quotas::describe,
+        AlterClientQuotas => AlterClientQuotasRequest => handlers::client_quotas::alter,
     });
     if body.has_remaining() {
         tracing::debug!(

@@ -246,7 +246,7 @@ pub fn run(
         let b = Arc::clone(&broker);
         let c = Arc::clone(&caller);
         let outcome = runtime.block_on(async move {
-            let task = tokio::spawn(async move { dispatch(&b, frame, &c).await });
+            let task = tokio::spawn(async move { dispatch(&b, frame, &c).await.0 });
             let abort = task.abort_handle();
             match tokio::time::timeout(Duration::from_millis(20), task).await {
                 Ok(Ok(reply)) => Ok(Some(reply)),

@@ -16,6 +16,7 @@ pub mod internal_log;
 pub mod metrics;
 pub mod producer_ids;
 pub mod protocol;
+pub mod quotas;
 pub mod request;
 pub mod security;
 pub mod server;

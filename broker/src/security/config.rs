@@ -96,6 +96,8 @@ pub const SECURITY_CONFIGS: &[ConfigDef] = &[
     def("inter.broker.listener.name", "", ConfigType::String, false),
     def("authorizer.class.name", "", ConfigType::String, false),
     def("super.users", "", ConfigType::String, false),
+    def("quota.window.num", "11", ConfigType::Int, false),
+    def("quota.window.size.seconds", "1", ConfigType::Int, false),
     // Runnel's own: the principal co-located jobs act as when the authorizer is on.
     def(
         "jobs.principal",
