@@ -148,6 +148,7 @@ pub async fn run(config: BrokerConfig) -> Result<(), ServeError> {
     let mut accepts = tokio::task::JoinSet::new();
     for (socket, _, listener) in bound {
         spawn_ticker_tls(&listener);
+        spawn_jwks_refresh(&listener);
         accepts.spawn(accept_loop(
             socket,
             listener,
@@ -236,6 +237,31 @@ async fn accept_loop(
 
 /// How often TLS listeners look at their certificate files for changes.
 const TLS_RELOAD_CHECK: Duration = Duration::from_secs(2);
+
+/// Keeps an OAUTHBEARER listener's JWKS fresh: at start, every refresh interval, and soon after a token
+/// names a key the set does not have.
+fn spawn_jwks_refresh(listener: &Arc<Listener>) {
+    if listener.oauth.is_none() {
+        return;
+    }
+    let listener = Arc::clone(listener);
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let Some(oauth) = &listener.oauth else { return };
+            if oauth.keys.due() {
+                match oauth.keys.refresh_now().await {
+                    Ok(n) => tracing::debug!(listener = %listener.name, keys = n, "JWKS loaded"),
+                    Err(e) => {
+                        tracing::warn!(listener = %listener.name, error = %e, "cannot load the JWKS")
+                    }
+                }
+            }
+        }
+    });
+}
 
 fn spawn_ticker_tls(listener: &Arc<Listener>) {
     if listener.tls.is_none() {

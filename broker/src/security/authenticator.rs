@@ -25,6 +25,8 @@ enum LoginError {
     IllegalState,
     #[error("re-authentication must keep the connection's principal")]
     PrincipalChanged,
+    #[error("Authentication failed: {0}")]
+    Token(String),
 }
 use super::{Listener, Principal};
 use crate::broker::Broker;
@@ -45,6 +47,8 @@ pub enum Gate {
 enum Mechanism {
     Plain,
     Scram(ScramServer),
+    /// After a refused token: the error, given once the client acknowledges the error challenge.
+    OAuth(Option<String>),
 }
 
 enum State {
@@ -65,6 +69,7 @@ pub struct Authenticator {
     principal: Arc<Principal>,
     authenticated_once: bool,
     expires: Option<Instant>,
+    lifetime_ms: i64,
 }
 
 impl Authenticator {
@@ -81,6 +86,7 @@ impl Authenticator {
             principal: Arc::new(principal),
             authenticated_once: false,
             expires: None,
+            lifetime_ms: 0,
         }
     }
 
@@ -160,6 +166,7 @@ impl Authenticator {
         let name = req.mechanism.to_ascii_uppercase();
         let mechanism = match name.as_str() {
             "PLAIN" => Mechanism::Plain,
+            "OAUTHBEARER" => Mechanism::OAuth(None),
             other => match ScramMechanism::from_name(other) {
                 Some(m) => Mechanism::Scram(ScramServer::new(m, super::sasl::process_secret())),
                 None => {
@@ -248,9 +255,32 @@ impl Authenticator {
             return Err(LoginError::IllegalState);
         };
         let name = name.clone();
+        let mut token_expiry_ms = None;
         let outcome = match mechanism {
+            Mechanism::OAuth(Some(refused)) => Err(LoginError::Token(refused.clone())),
+            Mechanism::OAuth(failed @ None) => {
+                let validated = super::oauth::bearer_token(token).and_then(|t| {
+                    self.listener
+                        .oauth
+                        .as_ref()
+                        .ok_or(super::oauth::TokenError::Malformed)?
+                        .validate(&t)
+                });
+                match validated {
+                    Ok(v) => {
+                        token_expiry_ms = Some(v.expires_ms);
+                        Ok((Vec::new(), Some(v.principal)))
+                    }
+                    // RFC 7628: an error challenge first; the client answers it, then the login fails.
+                    Err(e) => {
+                        *failed = Some(e.to_string());
+                        return Ok(Step::Continue(br#"{"status":"invalid_token"}"#.to_vec()));
+                    }
+                }
+            }
             Mechanism::Plain => plain_authenticate(token, &|user| broker.credentials.all_for(user))
-                .map(|user| (Vec::new(), Some(user))),
+                .map(|user| (Vec::new(), Some(user)))
+                .map_err(LoginError::from),
             Mechanism::Scram(server) => {
                 let Some(mech) = ScramMechanism::from_name(&name) else {
                     return Err(LoginError::IllegalState);
@@ -265,12 +295,12 @@ impl Authenticator {
                             ..
                         } => (response, Some(authorization_id)),
                     })
+                    .map_err(LoginError::from)
             }
         };
         let (bytes, user) = match outcome {
             Ok(o) => o,
             Err(e) => {
-                let e = LoginError::from(e);
                 broker
                     .metrics
                     .authentication(&self.listener.name, &name, false);
@@ -295,19 +325,32 @@ impl Authenticator {
         self.principal = Arc::new(principal);
         self.authenticated_once = true;
         self.state = State::Done;
-        self.expires = (self.listener.reauth_ms > 0)
-            .then(|| Instant::now() + Duration::from_millis(self.listener.reauth_ms as u64));
+        // The session lasts connections.max.reauth.ms, and never past the token's expiry (KIP-368).
+        let reauth = (self.listener.reauth_ms > 0).then_some(self.listener.reauth_ms);
+        let token = token_expiry_ms.map(|exp| (exp - now_ms()).max(0));
+        self.lifetime_ms = match (reauth, token) {
+            (Some(a), Some(b)) => a.min(b),
+            (a, b) => a.or(b).unwrap_or(0),
+        };
+        self.expires = (reauth.is_some() || token.is_some())
+            .then(|| Instant::now() + Duration::from_millis(self.lifetime_ms as u64));
         Ok(Step::Done(bytes))
     }
 
     fn session_lifetime_ms(&self) -> i64 {
-        self.listener.reauth_ms
+        self.lifetime_ms
     }
 }
 
 enum Step {
     Continue(Vec<u8>),
     Done(Vec<u8>),
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }
 
 fn decode<T: Decodable>(frame: &Bytes, api: ApiKey, version: i16) -> Option<T> {

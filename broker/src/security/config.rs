@@ -20,7 +20,7 @@ const fn def(
 }
 
 /// Mechanisms Runnel serves (SASL names, compared case-insensitively).
-pub const MECHANISMS: &[&str] = &["plain", "scram-sha-256", "scram-sha-512"];
+pub const MECHANISMS: &[&str] = &["plain", "scram-sha-256", "scram-sha-512", "oauthbearer"];
 
 /// Keys that may also be set per listener.
 pub const LISTENER_CONFIGS: &[ConfigDef] = &[
@@ -81,6 +81,49 @@ pub const LISTENER_CONFIGS: &[ConfigDef] = &[
         false,
     ),
     def("connections.max.reauth.ms", "0", ConfigType::Long, false),
+    // KIP-768: how OAUTHBEARER tokens are validated.
+    def(
+        "sasl.oauthbearer.jwks.endpoint.url",
+        "",
+        ConfigType::String,
+        false,
+    ),
+    def(
+        "sasl.oauthbearer.jwks.endpoint.refresh.ms",
+        "3600000",
+        ConfigType::Long,
+        false,
+    ),
+    def(
+        "sasl.oauthbearer.expected.audience",
+        "",
+        ConfigType::String,
+        false,
+    ),
+    def(
+        "sasl.oauthbearer.expected.issuer",
+        "",
+        ConfigType::String,
+        false,
+    ),
+    def(
+        "sasl.oauthbearer.sub.claim.name",
+        "sub",
+        ConfigType::String,
+        false,
+    ),
+    def(
+        "sasl.oauthbearer.scope.claim.name",
+        "scope",
+        ConfigType::String,
+        false,
+    ),
+    def(
+        "sasl.oauthbearer.clock.skew.seconds",
+        "30",
+        ConfigType::Long,
+        false,
+    ),
 ];
 
 /// Broker-wide security keys.

@@ -28,6 +28,8 @@ pub struct Listener {
     /// `connections.max.reauth.ms`; 0 means sessions never expire.
     pub reauth_ms: i64,
     pub principal_mapper: PrincipalMapper,
+    /// JWT validation for OAUTHBEARER, when the listener enables it.
+    pub oauth: Option<super::oauth::OAuthValidator>,
 }
 
 impl Listener {
@@ -66,6 +68,18 @@ impl Listener {
                 return Err(invalid(format!("unsupported SASL mechanism {m}")));
             }
         }
+        let oauth =
+            if mechanisms.iter().any(|m| m == "OAUTHBEARER") {
+                match super::oauth::OAuthValidator::from_config(&get) {
+                    Some(v) => Some(v),
+                    None => return Err(invalid(
+                        "OAUTHBEARER needs sasl.oauthbearer.jwks.endpoint.url (file:// or http://)"
+                            .into(),
+                    )),
+                }
+            } else {
+                None
+            };
         let rules = get("ssl.principal.mapping.rules").unwrap_or_else(|| "DEFAULT".into());
         let principal_mapper =
             PrincipalMapper::parse(&rules).map_err(|e| invalid(e.to_string()))?;
@@ -81,6 +95,7 @@ impl Listener {
                 .unwrap_or(0)
                 .max(0),
             principal_mapper,
+            oauth,
         }))
     }
 
@@ -95,6 +110,7 @@ impl Listener {
             mechanisms: Vec::new(),
             reauth_ms: 0,
             principal_mapper: PrincipalMapper::default_rules(),
+            oauth: None,
         })
     }
 }

@@ -9,6 +9,7 @@ pub mod config;
 pub mod credentials;
 pub mod listener;
 pub mod listener_config;
+pub mod oauth;
 pub mod principal_mapping;
 pub mod sasl;
 pub mod tls;
