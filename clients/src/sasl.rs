@@ -66,7 +66,7 @@ fn escape(name: &str) -> String {
     name.replace('=', "=3D").replace(',', "=2C")
 }
 
-fn attr<'a>(msg: &'a str, key: char) -> Option<&'a str> {
+fn attr(msg: &str, key: char) -> Option<&str> {
     msg.split(',').find_map(|p| {
         let mut chars = p.chars();
         (chars.next() == Some(key) && chars.next() == Some('=')).then(|| &p[2..])

@@ -22,6 +22,10 @@ use crate::security::acl::{
     Permission, ResourceType,
 };
 
+/// A binding CreateAcls refuses: code, message (None for -1, as Kafka sends it), whether the whole request
+/// fails with it.
+type Refused = (i16, Option<String>, bool);
+
 const NO_AUTHORIZER: &str = "No Authorizer is configured.";
 
 /// The error every entry of a refused request carries, if it is refused as a whole.
@@ -88,7 +92,7 @@ pub async fn create(
     }) {
         return Outcome::Close(UNKNOWN_CODE.into());
     }
-    let mut outcome: Vec<Result<AclBinding, (i16, Option<String>, bool)>> = req
+    let mut outcome: Vec<Result<AclBinding, Refused>> = req
         .creations
         .into_iter()
         .map(|c| {

@@ -1,5 +1,9 @@
 //! AddPartitionsToTxn: the partitions a transaction will write to (v0-3 from clients; v4 batches several
 //! transactions and may only verify). Unknown partitions fail the whole request, as in Kafka.
+//! Authorization as in Kafka's `handleAddPartitionsToTxnRequest`: v4+ comes from brokers and needs
+//! CLUSTER_ACTION; below v4 the transactional id needs WRITE (else every partition fails) and each topic
+//! WRITE, an internal topic never being writable (TOPIC_AUTHORIZATION_FAILED for those, the rest of the
+//! transaction OPERATION_NOT_ATTEMPTED).
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::add_partitions_to_txn_request::AddPartitionsToTxnTopic;
@@ -8,37 +12,97 @@ use kafka_protocol::messages::add_partitions_to_txn_response::{
 };
 use kafka_protocol::messages::{AddPartitionsToTxnRequest, AddPartitionsToTxnResponse};
 
+use super::authz::{allowed_names, is_internal_topic};
 use super::fenced_code;
 use crate::broker::Broker;
 use crate::request::RequestContext;
+use crate::security::acl::{Operation, ResourceType};
 
-/// Results per topic for one transaction.
-fn add_one(
+/// Every partition of the topics answered with one code.
+fn all_failed(topics: &[AddPartitionsToTxnTopic], code: i16) -> Vec<AddPartitionsToTxnTopicResult> {
+    topics
+        .iter()
+        .map(|t| {
+            AddPartitionsToTxnTopicResult::default()
+                .with_name(t.name.clone())
+                .with_results_by_partition(
+                    t.partitions
+                        .iter()
+                        .map(|p| {
+                            AddPartitionsToTxnPartitionResult::default()
+                                .with_partition_index(*p)
+                                .with_partition_error_code(code)
+                        })
+                        .collect(),
+                )
+        })
+        .collect()
+}
+
+/// The topics a client's transaction may add: WRITE on each, internal topics excluded before asking.
+fn writable_topics(
     broker: &Broker,
-    txn_id: &str,
+    ctx: &RequestContext,
+    topics: &[AddPartitionsToTxnTopic],
+) -> std::collections::HashSet<String> {
+    allowed_names(
+        broker,
+        ctx,
+        Operation::Write,
+        ResourceType::Topic,
+        topics
+            .iter()
+            .map(|t| &**t.name)
+            .filter(|t| !is_internal_topic(t)),
+    )
+}
+
+/// One transaction of the request.
+struct Txn<'a> {
+    id: &'a str,
     pid: i64,
     epoch: i16,
-    topics: &[AddPartitionsToTxnTopic],
+    topics: &'a [AddPartitionsToTxnTopic],
     verify_only: bool,
+}
+
+/// Results per topic for one transaction. `writable` is None for brokers' requests (v4+), which are not
+/// checked per topic.
+fn add_one(
+    broker: &Broker,
+    txn: Txn<'_>,
     version: i16,
+    writable: Option<&std::collections::HashSet<String>>,
 ) -> Vec<AddPartitionsToTxnTopicResult> {
+    let Txn {
+        id: txn_id,
+        pid,
+        epoch,
+        topics,
+        verify_only,
+    } = txn;
     let wanted: Vec<(String, i32)> = topics
         .iter()
         .flat_map(|t| t.partitions.iter().map(move |p| (t.name.to_string(), *p)))
         .collect();
-    let unknown: Vec<bool> = wanted
+    let checked: Vec<i16> = wanted
         .iter()
-        .map(|(t, p)| broker.partition(t, *p).is_none())
+        .map(|(t, p)| {
+            if writable.is_some_and(|w| !w.contains(t)) {
+                ResponseError::TopicAuthorizationFailed.code()
+            } else if broker.partition(t, *p).is_none() {
+                ResponseError::UnknownTopicOrPartition.code()
+            } else {
+                0
+            }
+        })
         .collect();
-    let codes: Vec<i16> = if unknown.iter().any(|u| *u) {
-        unknown
+    let codes: Vec<i16> = if checked.iter().any(|c| *c != 0) {
+        checked
             .iter()
-            .map(|u| {
-                if *u {
-                    ResponseError::UnknownTopicOrPartition.code()
-                } else {
-                    ResponseError::OperationNotAttempted.code()
-                }
+            .map(|c| match c {
+                0 => ResponseError::OperationNotAttempted.code(),
+                c => *c,
             })
             .collect()
     } else if verify_only {
@@ -84,20 +148,40 @@ pub async fn handle(
     broker: &Broker,
     req: AddPartitionsToTxnRequest,
     version: i16,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
 ) -> Option<AddPartitionsToTxnResponse> {
     if version <= 3 {
-        let results = add_one(
+        let txn_id = &req.v3_and_below_transactional_id;
+        let topics = &req.v3_and_below_topics;
+        let results = if ctx.allowed(
             broker,
-            &req.v3_and_below_transactional_id,
-            req.v3_and_below_producer_id.0,
-            req.v3_and_below_producer_epoch,
-            &req.v3_and_below_topics,
-            false,
-            version,
-        );
+            Operation::Write,
+            ResourceType::TransactionalId,
+            txn_id,
+        ) {
+            let writable = writable_topics(broker, ctx, topics);
+            let txn = Txn {
+                id: txn_id,
+                pid: req.v3_and_below_producer_id.0,
+                epoch: req.v3_and_below_producer_epoch,
+                topics,
+                verify_only: false,
+            };
+            add_one(broker, txn, version, Some(&writable))
+        } else {
+            all_failed(
+                topics,
+                ResponseError::TransactionalIdAuthorizationFailed.code(),
+            )
+        };
         return Some(
             AddPartitionsToTxnResponse::default().with_results_by_topic_v3_and_below(results),
+        );
+    }
+    if !ctx.allowed_on_cluster(broker, Operation::ClusterAction) {
+        return Some(
+            AddPartitionsToTxnResponse::default()
+                .with_error_code(ResponseError::ClusterAuthorizationFailed.code()),
         );
     }
     let results = req
@@ -108,12 +192,15 @@ pub async fn handle(
                 .with_transactional_id(t.transactional_id.clone())
                 .with_topic_results(add_one(
                     broker,
-                    &t.transactional_id,
-                    t.producer_id.0,
-                    t.producer_epoch,
-                    &t.topics,
-                    t.verify_only,
+                    Txn {
+                        id: &t.transactional_id,
+                        pid: t.producer_id.0,
+                        epoch: t.producer_epoch,
+                        topics: &t.topics,
+                        verify_only: t.verify_only,
+                    },
                     version,
+                    None,
                 ))
         })
         .collect();

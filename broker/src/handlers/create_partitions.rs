@@ -1,25 +1,38 @@
-//! CreatePartitions: grows a topic; explicit assignments must name this node only.
+//! CreatePartitions: grows a topic; explicit assignments must name this node only. Each topic needs
+//! ALTER, checked before anything else about it, as Kafka's controller does.
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
 use kafka_protocol::messages::{CreatePartitionsRequest, CreatePartitionsResponse};
 
+use super::authz::allowed_names;
 use super::{str_bytes, ErrorCode};
 use crate::broker::Broker;
 use crate::error_code::code_and_message;
 use crate::request::RequestContext;
+use crate::security::acl::{Operation, ResourceType};
 
 pub async fn handle(
     broker: &Broker,
     req: CreatePartitionsRequest,
     _version: i16,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
 ) -> Option<CreatePartitionsResponse> {
+    let alterable = allowed_names(
+        broker,
+        ctx,
+        Operation::Alter,
+        ResourceType::Topic,
+        req.topics.iter().map(|t| &**t.name),
+    );
     let results = req
         .topics
         .into_iter()
         .map(|t| {
             let r = CreatePartitionsTopicResult::default().with_name(t.name.clone());
+            if !alterable.contains(&**t.name) {
+                return r.with_error_code(ResponseError::TopicAuthorizationFailed.code());
+            }
             let bad_assignment = t.assignments.as_ref().is_some_and(|a| {
                 a.iter()
                     .any(|x| x.broker_ids.iter().any(|b| b.0 != broker.node_id))

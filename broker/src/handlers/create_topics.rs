@@ -1,5 +1,8 @@
 //! CreateTopics: validated against the catalog's rules; `validate_only` checks without creating.
 //! Replica assignments other than this node and replication factors above one are refused.
+//! Authorization as in Kafka's controller (`ControllerApis.createTopics`): CREATE on the cluster or on the
+//! topic, else TOPIC_AUTHORIZATION_FAILED; a created topic's configs are returned only with
+//! DESCRIBE_CONFIGS on it (`topic_config_error_code` otherwise).
 
 use std::collections::BTreeMap;
 
@@ -9,22 +12,39 @@ use kafka_protocol::messages::create_topics_response::{
 };
 use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
 
+use super::authz::allowed_names;
 use super::{str_bytes, ErrorCode};
 use crate::broker::Broker;
 use crate::handlers::describe_configs::topic_entries;
 use crate::request::RequestContext;
+use crate::security::acl::{Operation, ResourceType};
 
 pub async fn handle(
     broker: &Broker,
     req: CreateTopicsRequest,
     version: i16,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
 ) -> Option<CreateTopicsResponse> {
+    let names = || req.topics.iter().map(|t| &**t.name);
+    let creatable = (!ctx.allowed_on_cluster(broker, Operation::Create))
+        .then(|| allowed_names(broker, ctx, Operation::Create, ResourceType::Topic, names()));
+    let describable = allowed_names(
+        broker,
+        ctx,
+        Operation::DescribeConfigs,
+        ResourceType::Topic,
+        names(),
+    );
     let topics = req
         .topics
         .into_iter()
         .map(|t| {
             let mut result = CreatableTopicResult::default().with_name(t.name.clone());
+            if creatable.as_ref().is_some_and(|c| !c.contains(&**t.name)) {
+                result.error_code = ResponseError::TopicAuthorizationFailed.code();
+                result.error_message = Some(str_bytes("Authorization failed."));
+                return result;
+            }
             let fail = |mut r: CreatableTopicResult, code: i16, msg: String| {
                 r.error_code = code;
                 r.error_message = Some(str_bytes(&msg));
@@ -87,7 +107,10 @@ pub async fn handle(
                     if version >= 7 {
                         result.topic_id = meta.id;
                     }
-                    if version >= 5 {
+                    if version >= 5 && !describable.contains(&**t.name) {
+                        result.topic_config_error_code =
+                            ResponseError::TopicAuthorizationFailed.code();
+                    } else if version >= 5 {
                         result.num_partitions = meta.partitions;
                         result.replication_factor = 1;
                         result.configs = Some(

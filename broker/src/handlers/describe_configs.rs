@@ -1,5 +1,7 @@
 //! DescribeConfigs: every topic config with its effective value and where it came from (topic override,
 //! broker setting, Kafka default), with synonyms when asked; broker resources list the broker's keys.
+//! Each resource needs DESCRIBE_CONFIGS on it (on the cluster for broker-wide ones), as in Kafka's
+//! `ConfigHelper.handleDescribeConfigsRequest`.
 
 use std::collections::BTreeMap;
 
@@ -8,15 +10,50 @@ use kafka_protocol::messages::describe_configs_response::{
     DescribeConfigsResourceResult, DescribeConfigsResult, DescribeConfigsSynonym,
 };
 use kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse};
+use kafka_protocol::protocol::StrBytes;
 use runnel_storage::config::{ConfigType, TOPIC_CONFIGS};
 
 use super::{str_bytes, ErrorCode};
 use crate::broker::Broker;
 use crate::config::Source;
 use crate::request::RequestContext;
+use crate::security::acl::{Operation, ResourceType};
 
 pub const RESOURCE_TOPIC: i8 = 2;
 pub const RESOURCE_BROKER: i8 = 4;
+pub const RESOURCE_BROKER_LOGGER: i8 = 8;
+pub const RESOURCE_CLIENT_METRICS: i8 = 16;
+pub const RESOURCE_GROUP: i8 = 32;
+
+/// The error for a config resource the principal may not do `op` on (DESCRIBE_CONFIGS or ALTER_CONFIGS),
+/// with Kafka's message; None when allowed, or when the type is one Kafka refuses for another reason.
+pub fn config_refusal(
+    broker: &Broker,
+    ctx: &RequestContext,
+    op: Operation,
+    resource_type: i8,
+    name: &str,
+) -> Option<(i16, StrBytes)> {
+    let (allowed, error, message) = match resource_type {
+        RESOURCE_BROKER | RESOURCE_BROKER_LOGGER | RESOURCE_CLIENT_METRICS => (
+            ctx.allowed_on_cluster(broker, op),
+            ResponseError::ClusterAuthorizationFailed,
+            "Cluster authorization failed.",
+        ),
+        RESOURCE_TOPIC => (
+            ctx.allowed(broker, op, ResourceType::Topic, name),
+            ResponseError::TopicAuthorizationFailed,
+            "Topic authorization failed.",
+        ),
+        RESOURCE_GROUP => (
+            ctx.allowed(broker, op, ResourceType::Group, name),
+            ResponseError::GroupAuthorizationFailed,
+            "Group authorization failed.",
+        ),
+        _ => return None,
+    };
+    (!allowed).then(|| (error.code(), str_bytes(message)))
+}
 
 const SOURCE_DYNAMIC_TOPIC: i8 = 1;
 const SOURCE_STATIC_BROKER: i8 = 4;
@@ -112,7 +149,7 @@ pub async fn handle(
     broker: &Broker,
     req: DescribeConfigsRequest,
     version: i16,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
 ) -> Option<DescribeConfigsResponse> {
     let results = req
         .resources
@@ -125,6 +162,16 @@ pub async fn handle(
             let base = DescribeConfigsResult::default()
                 .with_resource_type(r.resource_type)
                 .with_resource_name(r.resource_name.clone());
+            let refused = config_refusal(
+                broker,
+                ctx,
+                Operation::DescribeConfigs,
+                r.resource_type,
+                &r.resource_name,
+            );
+            if let Some((code, message)) = refused {
+                return base.with_error_code(code).with_error_message(Some(message));
+            }
             let mut entries = match r.resource_type {
                 RESOURCE_TOPIC => match broker.topic_meta(&r.resource_name) {
                     Some(meta) => topic_entries(broker, &meta.configs, keys.as_deref()),

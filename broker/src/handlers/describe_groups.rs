@@ -1,31 +1,44 @@
 //! DescribeGroups: state, protocol, members with their subscriptions and assignments. An unknown group is
-//! described as Dead, as Kafka does for these versions.
+//! described as Dead, as Kafka does for these versions. Each group needs DESCRIBE (else
+//! GROUP_AUTHORIZATION_FAILED for it alone); its authorized operations are filled in when asked for (v3+).
 
+use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
 use kafka_protocol::messages::{DescribeGroupsRequest, DescribeGroupsResponse};
 
+use super::authz::{authorized_operations, OPS_NOT_REQUESTED};
 use super::{opt_str, str_bytes, ErrorCode};
 use crate::broker::Broker;
 use crate::request::RequestContext;
+use crate::security::acl::{Operation, ResourceType};
 
 pub async fn handle(
     broker: &Broker,
     req: DescribeGroupsRequest,
     version: i16,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
 ) -> Option<DescribeGroupsResponse> {
+    let want_ops = version >= 3 && req.include_authorized_operations;
     let groups = req
         .groups
         .into_iter()
         .map(|id| {
             let g = DescribedGroup::default()
                 .with_group_id(id.clone())
-                .with_error_code(ErrorCode::NONE.code());
-            let g = if version >= 3 {
-                g.with_authorized_operations(i32::MIN)
-            } else {
-                g
-            };
+                .with_authorized_operations(OPS_NOT_REQUESTED);
+            if !ctx.allowed(broker, Operation::Describe, ResourceType::Group, &id) {
+                // DescribeGroupsResponse.groupError: empty state and protocol, no members.
+                return g
+                    .with_error_code(ResponseError::GroupAuthorizationFailed.code())
+                    .with_group_state(str_bytes(""))
+                    .with_protocol_type(str_bytes(""))
+                    .with_protocol_data(str_bytes(""));
+            }
+            let mut g = g.with_error_code(ErrorCode::NONE.code());
+            if want_ops {
+                g.authorized_operations =
+                    authorized_operations(broker, ctx, ResourceType::Group, &id);
+            }
             match broker.groups.describe(&id) {
                 None => g
                     .with_group_state(str_bytes("Dead"))

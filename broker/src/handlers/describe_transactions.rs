@@ -1,4 +1,6 @@
-//! DescribeTransactions: state, timeout, producer and partitions of each transactional id.
+//! DescribeTransactions: state, timeout, producer and partitions of each transactional id. Each id needs
+//! DESCRIBE (else TRANSACTIONAL_ID_AUTHORIZATION_FAILED for it), and only the topics the principal may
+//! DESCRIBE are listed, as in Kafka's `handleDescribeTransactionsRequest`.
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::describe_transactions_response::{TopicData, TransactionState};
@@ -9,18 +11,28 @@ use kafka_protocol::messages::{
 use super::{str_bytes, topic_name, ErrorCode};
 use crate::broker::Broker;
 use crate::request::RequestContext;
+use crate::security::acl::{Operation, ResourceType};
 
 pub async fn handle(
     broker: &Broker,
     req: DescribeTransactionsRequest,
     _version: i16,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
 ) -> Option<DescribeTransactionsResponse> {
     let states = req
         .transactional_ids
         .into_iter()
         .map(|id| {
             let base = TransactionState::default().with_transactional_id(id.clone());
+            if !ctx.allowed(
+                broker,
+                Operation::Describe,
+                ResourceType::TransactionalId,
+                &id,
+            ) {
+                return base
+                    .with_error_code(ResponseError::TransactionalIdAuthorizationFailed.code());
+            }
             match broker.txns.describe(&id) {
                 None => base
                     .with_error_code(ResponseError::TransactionalIdNotFound.code())
@@ -29,7 +41,14 @@ pub async fn handle(
                     .with_producer_epoch(-1),
                 Some(m) => {
                     let mut topics: Vec<TopicData> = Vec::new();
+                    let mut describable = std::collections::HashMap::new();
                     for (t, p) in &m.partitions {
+                        let shown = *describable.entry(t.as_str()).or_insert_with(|| {
+                            ctx.allowed(broker, Operation::Describe, ResourceType::Topic, t)
+                        });
+                        if !shown {
+                            continue;
+                        }
                         match topics.last_mut() {
                             Some(last) if *last.topic == **t => last.partitions.push(*p),
                             _ => topics.push(

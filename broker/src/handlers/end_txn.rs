@@ -1,18 +1,33 @@
 //! EndTxn: commit or abort. Markers go to every partition of the transaction and its group offsets are
 //! settled before the answer, so a read_committed consumer sees the outcome once the producer does.
+//! WRITE on the transactional id is needed, as in Kafka's `handleEndTxnRequest`.
 
+use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{EndTxnRequest, EndTxnResponse};
 
 use super::{fenced_code, ErrorCode};
 use crate::broker::Broker;
 use crate::request::RequestContext;
+use crate::security::acl::{Operation, ResourceType};
 
 pub async fn handle(
     broker: &Broker,
     req: EndTxnRequest,
     version: i16,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
 ) -> Option<EndTxnResponse> {
+    let txn_id = &req.transactional_id;
+    if !ctx.allowed(
+        broker,
+        Operation::Write,
+        ResourceType::TransactionalId,
+        txn_id,
+    ) {
+        return Some(
+            EndTxnResponse::default()
+                .with_error_code(ResponseError::TransactionalIdAuthorizationFailed.code()),
+        );
+    }
     let code = tokio::task::block_in_place(|| {
         match broker.txns.prepare_end(
             &req.transactional_id,

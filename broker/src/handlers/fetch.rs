@@ -1,6 +1,9 @@
 //! Fetch: byte ranges of segment files as they are, with a real long poll. The handler waits on the broker's
 //! append signal (never sleep-and-retry) until `min_bytes` are available or `max_wait_ms` has passed.
+//! Authorization as in Kafka's `handleFetchRequest`: a consumer needs READ on each topic, a follower
+//! (replica id set) CLUSTER_ACTION on the cluster; an unknown topic id is UNKNOWN_TOPIC_ID before either.
 
+use std::collections::HashSet;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -12,9 +15,75 @@ use kafka_protocol::messages::{FetchRequest, FetchResponse, ProducerId};
 use runnel_storage::StorageError;
 use tokio::time::Instant;
 
+use super::authz::allowed_names;
 use super::{topic_name, ErrorCode};
 use crate::broker::Broker;
 use crate::request::RequestContext;
+use crate::security::acl::{Operation, ResourceType};
+
+/// The topics a request may read, decided once per request (not on every pass of the long poll).
+enum Readable {
+    /// A follower with CLUSTER_ACTION.
+    Everything,
+    /// A follower without it: every partition fails, known or not.
+    Nothing,
+    /// A consumer: the topics it has READ on.
+    Topics(HashSet<String>),
+}
+
+impl Readable {
+    fn decide(broker: &Broker, req: &FetchRequest, version: i16, ctx: &RequestContext) -> Self {
+        let replica_id = if version >= 15 {
+            req.replica_state.replica_id.0
+        } else {
+            req.replica_id.0
+        };
+        if replica_id >= 0 {
+            return if ctx.allowed_on_cluster(broker, Operation::ClusterAction) {
+                Readable::Everything
+            } else {
+                Readable::Nothing
+            };
+        }
+        let names: Vec<String> = req
+            .topics
+            .iter()
+            .filter_map(|t| topic_name_of(broker, t, version))
+            .collect();
+        Readable::Topics(allowed_names(
+            broker,
+            ctx,
+            Operation::Read,
+            ResourceType::Topic,
+            names.iter().map(String::as_str),
+        ))
+    }
+}
+
+/// The topic's name: as sent before v13, resolved from its id from v13 on (None when unknown).
+fn topic_name_of(
+    broker: &Broker,
+    t: &kafka_protocol::messages::fetch_request::FetchTopic,
+    version: i16,
+) -> Option<String> {
+    if version >= 13 {
+        broker.topic_by_id(t.topic_id).map(|m| m.name)
+    } else {
+        Some(t.topic.to_string())
+    }
+}
+
+/// The code every partition of the topic gets before its data is looked at, if any.
+fn topic_error(readable: &Readable, name: Option<&str>) -> Option<ResponseError> {
+    match (readable, name) {
+        (Readable::Nothing, _) => Some(ResponseError::TopicAuthorizationFailed),
+        (_, None) => Some(ResponseError::UnknownTopicId),
+        (Readable::Topics(allowed), Some(n)) if !allowed.contains(n) => {
+            Some(ResponseError::TopicAuthorizationFailed)
+        }
+        _ => None,
+    }
+}
 
 /// Longest wait honoured, whatever the client asks (Kafka caps it by the request timeout the same way).
 const MAX_WAIT_CAP: Duration = Duration::from_secs(30);
@@ -33,31 +102,29 @@ fn partition_error(index: i32, code: i16) -> PartitionData {
         .with_records(Some(Bytes::new()))
 }
 
-fn collect(broker: &Broker, req: &FetchRequest, version: i16) -> Collected {
+fn collect(broker: &Broker, req: &FetchRequest, version: i16, readable: &Readable) -> Collected {
     let read_committed = req.isolation_level == 1;
     let mut remaining = req.max_bytes.max(0) as usize;
     let mut total = 0usize;
     let mut errors = false;
     let mut topics = Vec::with_capacity(req.topics.len());
     for t in &req.topics {
-        let meta = if version >= 13 {
-            broker.topic_by_id(t.topic_id)
-        } else {
-            broker.topic_meta(&t.topic)
-        };
-        let missing_code = if version >= 13 {
-            ResponseError::UnknownTopicId.code()
-        } else {
-            ResponseError::UnknownTopicOrPartition.code()
-        };
+        let name = topic_name_of(broker, t, version);
+        let refused = topic_error(readable, name.as_deref());
         let mut partitions = Vec::with_capacity(t.partitions.len());
         for p in &t.partitions {
-            let partition = meta
-                .as_ref()
-                .and_then(|m| broker.partition(&m.name, p.partition));
+            if let Some(e) = refused {
+                errors = true;
+                partitions.push(partition_error(p.partition, e.code()));
+                continue;
+            }
+            let partition = name.as_ref().and_then(|n| broker.partition(n, p.partition));
             let Some(partition) = partition else {
                 errors = true;
-                partitions.push(partition_error(p.partition, missing_code));
+                partitions.push(partition_error(
+                    p.partition,
+                    ResponseError::UnknownTopicOrPartition.code(),
+                ));
                 continue;
             };
             if p.current_leader_epoch > 0 {
@@ -146,8 +213,9 @@ pub async fn handle(
     broker: &Broker,
     req: FetchRequest,
     version: i16,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
 ) -> Option<FetchResponse> {
+    let readable = Readable::decide(broker, &req, version, ctx);
     let wait = Duration::from_millis(req.max_wait_ms.max(0) as u64).min(MAX_WAIT_CAP);
     let deadline = Instant::now() + wait;
     let min_bytes = req.min_bytes.max(0) as usize;
@@ -156,7 +224,7 @@ pub async fn handle(
         let notified = broker.appended.notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
-        let c = collect(broker, &req, version);
+        let c = collect(broker, &req, version, &readable);
         let enough = if min_bytes == 0 {
             true
         } else {
@@ -166,7 +234,7 @@ pub async fn handle(
             return Some(c.response);
         }
         if tokio::time::timeout_at(deadline, notified).await.is_err() {
-            return Some(collect(broker, &req, version).response);
+            return Some(collect(broker, &req, version, &readable).response);
         }
     }
 }

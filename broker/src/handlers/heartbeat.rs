@@ -1,16 +1,25 @@
-//! Heartbeat: keeps a member's session alive and tells it when a rebalance started.
+//! Heartbeat: keeps a member's session alive and tells it when a rebalance started. READ on the group is
+//! needed, as in Kafka's `handleHeartbeatRequest`.
 
+use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{HeartbeatRequest, HeartbeatResponse};
 
 use crate::broker::Broker;
 use crate::request::RequestContext;
+use crate::security::acl::{Operation, ResourceType};
 
 pub async fn handle(
     broker: &Broker,
     req: HeartbeatRequest,
     _version: i16,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
 ) -> Option<HeartbeatResponse> {
+    if !ctx.allowed(broker, Operation::Read, ResourceType::Group, &req.group_id) {
+        return Some(
+            HeartbeatResponse::default()
+                .with_error_code(ResponseError::GroupAuthorizationFailed.code()),
+        );
+    }
     let code = broker.groups.heartbeat(
         &req.group_id,
         req.generation_id,

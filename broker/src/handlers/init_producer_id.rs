@@ -1,13 +1,17 @@
 //! InitProducerId. Without a transactional id: a fresh producer id, epoch 0, as Kafka does for idempotent
 //! producers. With one: the transaction coordinator's id and a bumped epoch, which fences older instances of
-//! the producer (aborting the transaction one of them left open first).
+//! the producer (aborting the transaction one of them left open first). Authorization as in Kafka's
+//! `handleInitProducerIdRequest`, before anything else: WRITE on the transactional id, or, without one,
+//! IDEMPOTENT_WRITE on the cluster or WRITE on some topic (CLUSTER_AUTHORIZATION_FAILED otherwise).
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
 
+use super::authz::allowed_on_any;
 use super::ErrorCode;
 use crate::broker::Broker;
 use crate::request::RequestContext;
+use crate::security::acl::{Operation, ResourceType};
 use crate::transactions::InitOutcome;
 
 fn failed(code: i16) -> InitProducerIdResponse {
@@ -28,8 +32,18 @@ pub async fn handle(
     broker: &Broker,
     req: InitProducerIdRequest,
     version: i16,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
 ) -> Option<InitProducerIdResponse> {
+    let refused = match req.transactional_id.as_deref() {
+        Some(id) => (!ctx.allowed(broker, Operation::Write, ResourceType::TransactionalId, id))
+            .then_some(ResponseError::TransactionalIdAuthorizationFailed),
+        None => (!ctx.allowed_on_cluster(broker, Operation::IdempotentWrite)
+            && !allowed_on_any(broker, ctx, Operation::Write, ResourceType::Topic))
+        .then_some(ResponseError::ClusterAuthorizationFailed),
+    };
+    if let Some(e) = refused {
+        return Some(failed(e.code()));
+    }
     // An empty transactional id is refused, as Kafka's coordinator does (null means "idempotent only").
     if req.transactional_id.as_ref().is_some_and(|t| t.is_empty()) {
         return Some(failed(ResponseError::InvalidRequest.code()));

@@ -1,5 +1,5 @@
 //! JoinGroup: answered once the group's rebalance completes (or at once for MEMBER_ID_REQUIRED, errors and
-//! static members rejoining unchanged).
+//! static members rejoining unchanged). READ on the group is needed, as in Kafka's `handleJoinGroupRequest`.
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::join_group_response::JoinGroupResponseMember;
@@ -10,6 +10,7 @@ use crate::broker::Broker;
 use crate::groups::group::JoinOutcome;
 use crate::groups::{JoinParams, Pending};
 use crate::request::RequestContext;
+use crate::security::acl::{Operation, ResourceType};
 
 pub async fn handle(
     broker: &Broker,
@@ -17,6 +18,14 @@ pub async fn handle(
     version: i16,
     ctx: &RequestContext,
 ) -> Option<JoinGroupResponse> {
+    if !ctx.allowed(broker, Operation::Read, ResourceType::Group, &req.group_id) {
+        // JoinGroupRequest.getErrorResponse: no generation, no member, an empty (v7+: null) protocol.
+        return Some(
+            JoinGroupResponse::default()
+                .with_error_code(ResponseError::GroupAuthorizationFailed.code())
+                .with_protocol_name((version < 7).then(|| str_bytes(""))),
+        );
+    }
     let params = JoinParams {
         group_id: req.group_id.to_string(),
         session_timeout_ms: req.session_timeout_ms,

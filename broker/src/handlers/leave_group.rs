@@ -1,18 +1,27 @@
-//! LeaveGroup: one member (v0-2) or a batch of members by id or group.instance.id (v3+).
+//! LeaveGroup: one member (v0-2) or a batch of members by id or group.instance.id (v3+). READ on the group
+//! is needed; a refusal is one top-level code with no member answers, as Kafka sends it.
 
+use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::leave_group_response::MemberResponse;
 use kafka_protocol::messages::{LeaveGroupRequest, LeaveGroupResponse};
 
 use super::opt_str;
 use crate::broker::Broker;
 use crate::request::RequestContext;
+use crate::security::acl::{Operation, ResourceType};
 
 pub async fn handle(
     broker: &Broker,
     req: LeaveGroupRequest,
     version: i16,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
 ) -> Option<LeaveGroupResponse> {
+    if !ctx.allowed(broker, Operation::Read, ResourceType::Group, &req.group_id) {
+        return Some(
+            LeaveGroupResponse::default()
+                .with_error_code(ResponseError::GroupAuthorizationFailed.code()),
+        );
+    }
     if version < 3 {
         let codes = broker
             .groups

@@ -1,4 +1,6 @@
-//! ListGroups: every group, optionally filtered by state (v4+) and type (v5+: all are "classic").
+//! ListGroups: every group, optionally filtered by state (v4+) and type (v5+: all are "classic"). With
+//! DESCRIBE on the cluster every group is listed, otherwise only those the principal may DESCRIBE, as in
+//! Kafka's `handleListGroupsRequest`.
 
 use kafka_protocol::messages::list_groups_response::ListedGroup;
 use kafka_protocol::messages::{GroupId, ListGroupsRequest, ListGroupsResponse};
@@ -6,13 +8,15 @@ use kafka_protocol::messages::{GroupId, ListGroupsRequest, ListGroupsResponse};
 use super::{str_bytes, ErrorCode};
 use crate::broker::Broker;
 use crate::request::RequestContext;
+use crate::security::acl::{Operation, ResourceType};
 
 pub async fn handle(
     broker: &Broker,
     req: ListGroupsRequest,
     version: i16,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
 ) -> Option<ListGroupsResponse> {
+    let all_visible = ctx.allowed_on_cluster(broker, Operation::Describe);
     let states: Vec<String> = req.states_filter.iter().map(|s| s.to_string()).collect();
     let classic_wanted = req.types_filter.is_empty()
         || req
@@ -26,6 +30,9 @@ pub async fn handle(
     };
     let groups = groups
         .into_iter()
+        .filter(|(id, _, _)| {
+            all_visible || ctx.allowed(broker, Operation::Describe, ResourceType::Group, id)
+        })
         .map(|(id, protocol_type, state)| {
             let mut g = ListedGroup::default()
                 .with_group_id(GroupId(str_bytes(&id)))

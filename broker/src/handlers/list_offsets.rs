@@ -1,4 +1,5 @@
 //! ListOffsets: earliest, latest, by timestamp (first record at or after it) and the max-timestamp record.
+//! Each topic needs DESCRIBE, as in Kafka's `handleListOffsetRequestV1AndAbove`.
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::list_offsets_response::{
@@ -6,9 +7,11 @@ use kafka_protocol::messages::list_offsets_response::{
 };
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 
+use super::authz::allowed_names;
 use super::{partition_or_unknown, ErrorCode};
 use crate::broker::Broker;
 use crate::request::RequestContext;
+use crate::security::acl::{Operation, ResourceType};
 
 const LATEST: i64 = -1;
 const EARLIEST: i64 = -2;
@@ -20,18 +23,32 @@ pub async fn handle(
     broker: &Broker,
     req: ListOffsetsRequest,
     version: i16,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
 ) -> Option<ListOffsetsResponse> {
+    let describable = allowed_names(
+        broker,
+        ctx,
+        Operation::Describe,
+        ResourceType::Topic,
+        req.topics.iter().map(|t| &**t.name),
+    );
     let topics = req
         .topics
         .into_iter()
         .map(|t| {
+            let authorized = describable.contains(&**t.name);
             let partitions = t
                 .partitions
                 .iter()
                 .map(|p| {
                     let base = ListOffsetsPartitionResponse::default()
                         .with_partition_index(p.partition_index);
+                    if !authorized {
+                        return base
+                            .with_error_code(ResponseError::TopicAuthorizationFailed.code())
+                            .with_timestamp(-1)
+                            .with_offset(-1);
+                    }
                     let partition = match partition_or_unknown(broker, &t.name, p.partition_index) {
                         Ok(partition) => partition,
                         Err(code) => {

@@ -1,4 +1,5 @@
 //! ListTransactions: transactional ids, optionally filtered by state, producer id and (v1+) minimum age.
+//! Only the ids the principal may DESCRIBE are listed, as in Kafka's `handleListTransactionsRequest`.
 
 use kafka_protocol::messages::list_transactions_response::TransactionState;
 use kafka_protocol::messages::{
@@ -8,6 +9,7 @@ use kafka_protocol::messages::{
 use super::{str_bytes, ErrorCode};
 use crate::broker::Broker;
 use crate::request::RequestContext;
+use crate::security::acl::{Operation, ResourceType};
 use crate::transactions::TxnStatus;
 
 const STATES: &[TxnStatus] = &[
@@ -23,7 +25,7 @@ pub async fn handle(
     broker: &Broker,
     req: ListTransactionsRequest,
     version: i16,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
 ) -> Option<ListTransactionsResponse> {
     let filters: Vec<String> = req.state_filters.iter().map(|s| s.to_string()).collect();
     let unknown: Vec<_> = filters
@@ -45,6 +47,14 @@ pub async fn handle(
             version < 1
                 || req.duration_filter < 0
                 || (m.start_ms >= 0 && now - m.start_ms >= req.duration_filter)
+        })
+        .filter(|(id, _)| {
+            ctx.allowed(
+                broker,
+                Operation::Describe,
+                ResourceType::TransactionalId,
+                id,
+            )
         })
         .map(|(id, m)| {
             TransactionState::default()

@@ -1,33 +1,58 @@
 //! OffsetCommit: group-managed (generation and member checked) or simple (generation -1, no member).
+//! Authorization as in Kafka's `handleOffsetCommitRequest`: READ on the group or every partition fails
+//! with GROUP_AUTHORIZATION_FAILED; READ on each topic, or its partitions alone fail.
 
+use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::offset_commit_response::{
     OffsetCommitResponsePartition, OffsetCommitResponseTopic,
 };
 use kafka_protocol::messages::{OffsetCommitRequest, OffsetCommitResponse};
 
+use super::authz::split_readable;
 use super::topic_name;
 use crate::broker::Broker;
-use crate::groups::CommitParams;
+use crate::groups::{CommitParams, PartitionCodes};
 use crate::request::RequestContext;
+use crate::security::acl::{Operation, ResourceType};
 
 pub async fn handle(
     broker: &Broker,
     req: OffsetCommitRequest,
     _version: i16,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
 ) -> Option<OffsetCommitResponse> {
-    let params = CommitParams {
-        group_id: req.group_id.to_string(),
-        generation: req.generation_id_or_member_epoch,
-        member_id: req.member_id.to_string(),
-        instance_id: req.group_instance_id.as_ref().map(|s| s.to_string()),
-        topics: super::commit_topics!(req.topics),
-    };
-    let result = tokio::task::block_in_place(|| {
-        broker.groups.commit(params, |topic, partition| {
-            broker.partition(topic, partition).is_some()
-        })
-    });
+    let topics: Vec<(String, Vec<crate::groups::CommitEntry>)> = super::commit_topics!(req.topics);
+    let result: PartitionCodes =
+        if !ctx.allowed(broker, Operation::Read, ResourceType::Group, &req.group_id) {
+            let code = ResponseError::GroupAuthorizationFailed.code();
+            topics
+                .iter()
+                .map(|(t, parts)| {
+                    (
+                        t.clone(),
+                        parts.iter().map(|e| (e.partition, code)).collect(),
+                    )
+                })
+                .collect()
+        } else {
+            let (allowed, mut result) = split_readable(broker, ctx, topics);
+            // Nothing left to commit: Kafka answers without asking the coordinator.
+            if !allowed.is_empty() {
+                let params = CommitParams {
+                    group_id: req.group_id.to_string(),
+                    generation: req.generation_id_or_member_epoch,
+                    member_id: req.member_id.to_string(),
+                    instance_id: req.group_instance_id.as_ref().map(|s| s.to_string()),
+                    topics: allowed,
+                };
+                result.extend(tokio::task::block_in_place(|| {
+                    broker.groups.commit(params, |topic, partition| {
+                        broker.partition(topic, partition).is_some()
+                    })
+                }));
+            }
+            result
+        };
     let topics = result
         .into_iter()
         .map(|(t, parts)| {

@@ -1,21 +1,45 @@
 //! OffsetDelete: removes committed offsets of topics the group's members do not subscribe to.
+//! Authorization as in Kafka's `handleOffsetDeleteRequest`: DELETE on the group (else a top-level
+//! GROUP_AUTHORIZATION_FAILED), READ on each topic (else its partitions answer TOPIC_AUTHORIZATION_FAILED,
+//! ahead of the coordinator's answers; a group-level error from the coordinator replaces them all).
 
+use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::offset_delete_response::{
     OffsetDeleteResponsePartition, OffsetDeleteResponseTopic,
 };
 use kafka_protocol::messages::{OffsetDeleteRequest, OffsetDeleteResponse};
 
+use super::authz::allowed_names;
 use super::{topic_name, ErrorCode};
 use crate::broker::Broker;
 use crate::request::RequestContext;
+use crate::security::acl::{Operation, ResourceType};
 
 pub async fn handle(
     broker: &Broker,
     req: OffsetDeleteRequest,
     _version: i16,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
 ) -> Option<OffsetDeleteResponse> {
-    let topics: Vec<(String, Vec<i32>)> = req
+    if !ctx.allowed(
+        broker,
+        Operation::Delete,
+        ResourceType::Group,
+        &req.group_id,
+    ) {
+        return Some(
+            OffsetDeleteResponse::default()
+                .with_error_code(ResponseError::GroupAuthorizationFailed.code()),
+        );
+    }
+    let readable = allowed_names(
+        broker,
+        ctx,
+        Operation::Read,
+        ResourceType::Topic,
+        req.topics.iter().map(|t| &**t.name),
+    );
+    let (allowed, refused): (Vec<(String, Vec<i32>)>, Vec<_>) = req
         .topics
         .iter()
         .map(|t| {
@@ -24,37 +48,47 @@ pub async fn handle(
                 t.partitions.iter().map(|p| p.partition_index).collect(),
             )
         })
-        .collect();
-    match tokio::task::block_in_place(|| {
+        .partition(|(t, _)| readable.contains(t));
+    let deleted = tokio::task::block_in_place(|| {
         broker
             .groups
-            .delete_offsets(&req.group_id, &topics, |t, p| {
+            .delete_offsets(&req.group_id, &allowed, |t, p| {
                 broker.partition(t, p).is_some()
             })
-    }) {
-        Err(code) => Some(OffsetDeleteResponse::default().with_error_code(code)),
-        Ok(result) => Some(
-            OffsetDeleteResponse::default()
-                .with_error_code(ErrorCode::NONE.code())
-                .with_topics(
-                    result
-                        .into_iter()
-                        .map(|(t, parts)| {
-                            OffsetDeleteResponseTopic::default()
-                                .with_name(topic_name(&t))
-                                .with_partitions(
-                                    parts
-                                        .into_iter()
-                                        .map(|(p, c)| {
-                                            OffsetDeleteResponsePartition::default()
-                                                .with_partition_index(p)
-                                                .with_error_code(c)
-                                        })
-                                        .collect(),
-                                )
-                        })
-                        .collect(),
-                ),
-        ),
-    }
+    });
+    let result = match deleted {
+        Err(code) => return Some(OffsetDeleteResponse::default().with_error_code(code)),
+        Ok(result) => {
+            let code = ResponseError::TopicAuthorizationFailed.code();
+            let refused = refused
+                .into_iter()
+                .map(|(t, parts)| (t, parts.into_iter().map(|p| (p, code)).collect()));
+            refused
+                .chain(result)
+                .collect::<Vec<(String, Vec<(i32, i16)>)>>()
+        }
+    };
+    Some(
+        OffsetDeleteResponse::default()
+            .with_error_code(ErrorCode::NONE.code())
+            .with_topics(
+                result
+                    .into_iter()
+                    .map(|(t, parts)| {
+                        OffsetDeleteResponseTopic::default()
+                            .with_name(topic_name(&t))
+                            .with_partitions(
+                                parts
+                                    .into_iter()
+                                    .map(|(p, c)| {
+                                        OffsetDeleteResponsePartition::default()
+                                            .with_partition_index(p)
+                                            .with_error_code(c)
+                                    })
+                                    .collect(),
+                            )
+                    })
+                    .collect(),
+            ),
+    )
 }

@@ -1,5 +1,6 @@
 //! OffsetForLeaderEpoch: a single node has had one leader epoch (0) for every partition, so the end offset
-//! of epoch 0 is the log end; a later epoch is unknown.
+//! of epoch 0 is the log end; a later epoch is unknown. CLUSTER_ACTION on the cluster (a follower) or
+//! DESCRIBE on the topic (a consumer checking for truncation, KIP-320) is needed, as in Kafka.
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::offset_for_leader_epoch_response::{
@@ -7,25 +8,40 @@ use kafka_protocol::messages::offset_for_leader_epoch_response::{
 };
 use kafka_protocol::messages::{OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse};
 
+use super::authz::allowed_names;
 use super::{partition_or_unknown, ErrorCode};
 use crate::broker::Broker;
 use crate::request::RequestContext;
+use crate::security::acl::{Operation, ResourceType};
 
 pub async fn handle(
     broker: &Broker,
     req: OffsetForLeaderEpochRequest,
     _version: i16,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
 ) -> Option<OffsetForLeaderEpochResponse> {
+    let describable = (!ctx.allowed_on_cluster(broker, Operation::ClusterAction)).then(|| {
+        allowed_names(
+            broker,
+            ctx,
+            Operation::Describe,
+            ResourceType::Topic,
+            req.topics.iter().map(|t| &**t.topic),
+        )
+    });
     let topics = req
         .topics
         .into_iter()
         .map(|t| {
+            let authorized = describable.as_ref().is_none_or(|d| d.contains(&**t.topic));
             let partitions = t
                 .partitions
                 .iter()
                 .map(|p| {
                     let r = EpochEndOffset::default().with_partition(p.partition);
+                    if !authorized {
+                        return r.with_error_code(ResponseError::TopicAuthorizationFailed.code());
+                    }
                     let partition = match partition_or_unknown(broker, &t.topic, p.partition) {
                         Ok(partition) => partition,
                         Err(code) => {

@@ -1,5 +1,7 @@
 //! Produce: validate each partition's batches, assign offsets in place and append them as received.
 //! Responses carry the first offset; retried idempotent batches get their original offsets back.
+//! Authorization as in Kafka's `handleProduceRequest`: transactional records need WRITE on the
+//! transactional id (or the whole request fails), and each topic needs WRITE (its partitions fail alone).
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::produce_response::{
@@ -8,10 +10,52 @@ use kafka_protocol::messages::produce_response::{
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 use runnel_storage::StorageError;
 
+use super::authz::allowed_names;
 use super::{str_bytes, ErrorCode};
 use crate::broker::Broker;
 use crate::request::Outcome;
 use crate::request::RequestContext;
+use crate::security::acl::{Operation, ResourceType};
+
+/// Kafka's `RequestUtils.hasTransactionalRecords`: only the first batch of each partition is looked at.
+fn has_transactional_records(req: &ProduceRequest) -> bool {
+    req.topic_data
+        .iter()
+        .flat_map(|t| t.partition_data.iter())
+        .filter_map(|p| p.records.as_deref())
+        .filter_map(|r| runnel_storage::batch::BatchHeader::parse(r).ok())
+        .any(|h| h.magic >= 2 && h.is_transactional())
+}
+
+/// The answer when the transactional id is refused: every partition fails, nothing is written.
+fn refuse_transactional(req: &ProduceRequest, version: i16) -> Outcome<ProduceResponse> {
+    let error = ResponseError::TransactionalIdAuthorizationFailed;
+    if req.acks == 0 {
+        return Outcome::Close(format!("acks=0 produce failed with error {}", error.code()));
+    }
+    let responses = req
+        .topic_data
+        .iter()
+        .map(|t| {
+            let partitions = t
+                .partition_data
+                .iter()
+                .map(|p| {
+                    partition_error(
+                        p.index,
+                        error.code(),
+                        Some("Transactional Id authorization failed.".into()),
+                        version,
+                    )
+                })
+                .collect();
+            TopicProduceResponse::default()
+                .with_name(t.name.clone())
+                .with_partition_responses(partitions)
+        })
+        .collect();
+    Outcome::Respond(ProduceResponse::default().with_responses(responses))
+}
 
 fn partition_error(
     index: i32,
@@ -33,18 +77,43 @@ pub async fn handle(
     broker: &Broker,
     req: ProduceRequest,
     version: i16,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
 ) -> Outcome<ProduceResponse> {
+    if has_transactional_records(&req) {
+        let authorized = req.transactional_id.as_deref().is_some_and(|id| {
+            ctx.allowed(broker, Operation::Write, ResourceType::TransactionalId, id)
+        });
+        if !authorized {
+            return refuse_transactional(&req, version);
+        }
+    }
+    let writable = allowed_names(
+        broker,
+        ctx,
+        Operation::Write,
+        ResourceType::Topic,
+        req.topic_data.iter().map(|t| &**t.name),
+    );
     let acks = req.acks;
     let valid_acks = (-1..=1).contains(&acks);
     let mut appended = false;
     let mut responses = Vec::with_capacity(req.topic_data.len());
     for topic in req.topic_data {
         let name = topic.name.to_string();
-        let known = broker.topic_meta(&name).is_some();
+        let authorized = writable.contains(&name);
+        let known = authorized && broker.topic_meta(&name).is_some();
         let mut partitions = Vec::with_capacity(topic.partition_data.len());
         for pd in topic.partition_data {
             let index = pd.index;
+            if !authorized {
+                partitions.push(partition_error(
+                    index,
+                    ResponseError::TopicAuthorizationFailed.code(),
+                    None,
+                    version,
+                ));
+                continue;
+            }
             if !valid_acks {
                 partitions.push(partition_error(
                     index,

@@ -1,5 +1,7 @@
-//! SyncGroup: the leader hands in the assignment; every member gets its own part once it has.
+//! SyncGroup: the leader hands in the assignment; every member gets its own part once it has. READ on the
+//! group is needed, checked after the v5+ protocol fields as in Kafka's `handleSyncGroupRequest`.
 
+use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{SyncGroupRequest, SyncGroupResponse};
 
 use super::opt_str;
@@ -7,13 +9,24 @@ use crate::broker::Broker;
 use crate::groups::group::SyncOutcome;
 use crate::groups::{Pending, SyncParams};
 use crate::request::RequestContext;
+use crate::security::acl::{Operation, ResourceType};
 
 pub async fn handle(
     broker: &Broker,
     req: SyncGroupRequest,
     version: i16,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
 ) -> Option<SyncGroupResponse> {
+    let refused = if version >= 5 && (req.protocol_type.is_none() || req.protocol_name.is_none()) {
+        Some(ResponseError::InconsistentGroupProtocol)
+    } else if !ctx.allowed(broker, Operation::Read, ResourceType::Group, &req.group_id) {
+        Some(ResponseError::GroupAuthorizationFailed)
+    } else {
+        None
+    };
+    if let Some(e) = refused {
+        return Some(SyncGroupResponse::default().with_error_code(e.code()));
+    }
     let params = SyncParams {
         group_id: req.group_id.to_string(),
         generation: req.generation_id,
@@ -30,7 +43,7 @@ pub async fn handle(
     let outcome = match broker.groups.sync(params) {
         Pending::Ready(o) => o,
         Pending::Wait(rx) => rx.await.unwrap_or_else(|_| SyncOutcome {
-            error: kafka_protocol::error::ResponseError::RebalanceInProgress.code(),
+            error: ResponseError::RebalanceInProgress.code(),
             ..Default::default()
         }),
     };

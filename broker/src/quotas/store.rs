@@ -32,15 +32,21 @@ pub enum QuotaStoreError {
     Write { path: String, reason: String },
 }
 
+/// An entity's (type, name) pairs; a `None` name is the default entity.
+pub type Components = Vec<(String, Option<String>)>;
+
+/// A batch of quota changes: per entity, keys set (`Some`) or removed (`None`).
+pub type QuotaChanges = Vec<(Entity, Vec<(String, Option<f64>)>)>;
+
 /// On disk an entity is its components as Kafka lists them, `[["user", null], ["client-id", "app"]]`
 /// (null: the default), since `Option<Option<_>>` would not survive JSON.
 #[derive(Default, Serialize, Deserialize, Clone)]
 struct QuotaFile {
-    entries: Vec<(Vec<(String, Option<String>)>, BTreeMap<String, f64>)>,
+    entries: Vec<(Components, BTreeMap<String, f64>)>,
 }
 
 impl Entity {
-    pub fn components(&self) -> Vec<(String, Option<String>)> {
+    pub fn components(&self) -> Components {
         let mut out = Vec::new();
         if let Some(u) = &self.user {
             out.push(("user".to_string(), u.clone()));
@@ -51,7 +57,7 @@ impl Entity {
         out
     }
 
-    fn from_components(parts: Vec<(String, Option<String>)>) -> Self {
+    fn from_components(parts: Components) -> Self {
         let mut e = Entity {
             user: None,
             client_id: None,
@@ -117,7 +123,7 @@ impl QuotaStore {
     /// Sets (`Some`) or removes (`None`) keys per entity, written once.
     pub fn alter(
         &self,
-        changes: Vec<(Entity, Vec<(String, Option<f64>)>)>,
+        changes: QuotaChanges,
     ) -> Result<(), QuotaStoreError> {
         let mut entries = self.entries.write().unwrap_or_else(|p| p.into_inner());
         let mut next = entries.clone();
