@@ -9,6 +9,11 @@ Fixtures:
   start_broker  factory for a test's own broker: start_broker({"auto.create.topics.enable": "false"}).
   topic         a unique topic name for the test.
 The broker's stderr goes to a log file whose tail is attached to the report of a failing test.
+
+Brokers started with a `listeners` set (e.g. {"listeners": "ADMIN://127.0.0.1:0,SSL://127.0.0.1:0", ...}) get no
+--listen (Runnel) / --port (kafka-ref); they print line 1 `<name> listening on HOST:PORT` (the first listener)
+and, in the same write, `<name> listener NAME on HOST:PORT` per listener: Broker.listeners maps NAME to
+(host, port) and Broker.address(NAME) gives "host:port".
 """
 
 from __future__ import annotations
@@ -30,6 +35,9 @@ REPO = Path(__file__).resolve().parents[2]
 RUNNEL_BIN = Path(os.environ.get("RUNNEL_BIN", REPO / "target" / "release" / "runnel"))
 KAFKA_REF = REPO / "scripts" / "kafka-ref"
 LISTEN_RE = re.compile(r"^\S+ listening on (\S+):(\d+)\s*$")
+LISTENER_RE = re.compile(r"^\S+ listener (\S+) on (\S+):(\d+)\s*$")
+# values of these --set keys are not copied into the broker log's command line (JAAS configs, passwords, keys)
+SECRET_KEY_RE = re.compile(r"(sasl\.jaas\.config|password|ssl\.keystore\.key)$")
 START_TIMEOUT = 90.0 if TARGET == "kafka" else 20.0
 
 _started: list["Broker"] = []  # every broker of the current test module, for failure reports
@@ -53,6 +61,7 @@ class Broker:
         self.port = 0
         self.starts = 0
         self.exit_codes: list[int] = []
+        self.listeners: dict[str, tuple[str, int]] = {}
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -60,22 +69,55 @@ class Broker:
     def bootstrap(self) -> str:
         return f"{self.host}:{self.port}"
 
-    def _command(self, port: int) -> list[str]:
+    def address(self, name: str) -> str:
+        """host:port of the listener NAME (as printed at startup)."""
+        assert name in self.listeners, f"no listener {name!r}; the broker printed {sorted(self.listeners)}"
+        host, port = self.listeners[name]
+        return f"{host}:{port}"
+
+    def _expected_listeners(self) -> list[str] | None:
+        """The listener names the `listeners` set declares (None without one)."""
+        spec = self.sets.get("listeners")
+        if spec is None:
+            return None
+        return [e.strip().split("://", 1)[0] for e in spec.split(",") if e.strip()]
+
+    def _command(self, port: int, redact: bool = False) -> list[str]:
         sets: list[str] = []
         for k, v in self.sets.items():
+            if redact and SECRET_KEY_RE.search(k):
+                v = "[redacted]"
             sets += ["--set", f"{k}={v}"]
+        with_listeners = "listeners" in self.sets
         if TARGET == "kafka":
-            return [str(KAFKA_REF), "--port", str(port), "--data-dir", str(self.data_dir), *sets]
+            port_args = [] if with_listeners else ["--port", str(port)]
+            return [str(KAFKA_REF), *port_args, "--data-dir", str(self.data_dir), *sets]
         if not RUNNEL_BIN.exists():
             raise BrokerStartError(f"runnel binary not found at {RUNNEL_BIN} (cargo build --release, or set RUNNEL_BIN)")
-        return [str(RUNNEL_BIN), "serve", "--listen", f"127.0.0.1:{port}", "--data-dir", str(self.data_dir), *sets]
+        listen = [] if with_listeners else ["--listen", f"127.0.0.1:{port}"]
+        return [str(RUNNEL_BIN), "serve", *listen, "--data-dir", str(self.data_dir), *sets]
+
+    def _parse_listeners(self, rest: str) -> dict[str, tuple[str, int]] | None:
+        """The listener lines after line 1, or None while more are expected (all declared listeners, or a
+        line still being written)."""
+        lines = rest.split("\n")
+        complete, partial = lines[:-1], lines[-1]
+        found: dict[str, tuple[str, int]] = {}
+        for line in complete:
+            m = LISTENER_RE.match(line)
+            if m:
+                found[m.group(1)] = (m.group(2), int(m.group(3)))
+        expected = self._expected_listeners()
+        if expected is None:
+            return None if partial else found
+        return found if all(n in found for n in expected) else None
 
     def start(self, port: int = 0) -> "Broker":
         assert self.proc is None or self.proc.poll() is not None, "broker already running"
         self.starts += 1
         out_path = self.workdir / f"stdout.{self.starts}"
         with open(self.log_path, "ab") as log:
-            log.write(f"\n===== start #{self.starts}: {' '.join(self._command(port))}\n".encode())
+            log.write(f"\n===== start #{self.starts}: {' '.join(self._command(port, redact=True))}\n".encode())
         stdout = open(out_path, "wb")
         stderr = open(self.log_path, "ab")
         try:
@@ -87,21 +129,25 @@ class Broker:
         deadline = time.monotonic() + START_TIMEOUT
         while True:
             text = out_path.read_text(errors="replace")
-            first = text.split("\n", 1)[0] if "\n" in text else None
+            first, rest = text.split("\n", 1) if "\n" in text else (None, "")
             if first is not None:
                 m = LISTEN_RE.match(first)
                 if not m:
                     self._abort()
                     raise BrokerStartError(f"unexpected first stdout line {first!r}\n{self.log_tail()}")
-                self.host, self.port = m.group(1), int(m.group(2))
-                return self
+                listeners = self._parse_listeners(rest)
+                if listeners is not None:
+                    self.host, self.port = m.group(1), int(m.group(2))
+                    self.listeners = listeners
+                    return self
             rc = self.proc.poll()
             if rc is not None:
                 raise BrokerStartError(f"broker exited with code {rc} before printing its address\n"
                                        f"stdout: {text!r}\n{self.log_tail()}")
             if time.monotonic() > deadline:
                 self._abort()
-                raise BrokerStartError(f"broker printed no address line within {START_TIMEOUT}s\n{self.log_tail()}")
+                raise BrokerStartError(f"broker printed no address line (or not every listener line) within "
+                                       f"{START_TIMEOUT}s\nstdout: {text!r}\n{self.log_tail()}")
             time.sleep(0.02)
 
     def _abort(self):
@@ -138,6 +184,8 @@ class Broker:
         """Stop (SIGTERM if clean and still running) and start again on the same data dir.
         The port changes unless same_port; read .bootstrap again afterwards."""
         port = self.port if same_port else 0
+        if same_port and self.listeners and "listeners" in self.sets:
+            self.sets["listeners"] = ",".join(f"{n}://{h}:{p}" for n, (h, p) in self.listeners.items())
         if self.alive():
             if clean:
                 self.stop()
@@ -208,9 +256,20 @@ def start_broker(tmp_path_factory):
 def _module_broker_survives(request):
     """A test that crashes the shared broker fails itself, not only the tests after it."""
     yield
-    if "broker" in request.fixturenames:
-        b = request.getfixturevalue("broker")
-        assert b.alive(), f"the broker died during this test (exit code {b.proc.returncode})\n{b.log_tail()}"
+    for name in request.fixturenames:  # `broker` and the modules' own shared brokers (tls_broker, ...)
+        if name == "broker" or (name.endswith("_broker") and name != "start_broker"):
+            b = request.getfixturevalue(name)
+            if isinstance(b, Broker):
+                assert b.alive(), f"the broker died during this test (exit code {b.proc.returncode})\n{b.log_tail()}"
+
+
+@pytest.fixture(scope="session")
+def certs(tmp_path_factory):
+    """TLS material for the security tests, made with the openssl CLI (security_helpers.make_certs): a CA, a
+    server keystore (SAN IP:127.0.0.1, DNS:localhost), a client CN=alice,O=runnel, an expired server
+    certificate, and a server and a client certificate from a second CA nobody trusts."""
+    from security_helpers import make_certs
+    return make_certs(tmp_path_factory.mktemp("certs"))
 
 
 @pytest.fixture
