@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from helpers import create_topic, unique_topic, wait_until
+from conftest import Broker
 from job_helpers import HostingBroker, free_port, own_broker, scrape
 
 
@@ -62,3 +63,51 @@ def test_broker_and_hosted_job_metrics_can_be_scraped(tmp_path_factory):
         m = scrape(port)
         assert m[f'runnel_job_batches_total{{job="{job}"}}'] >= 1
         assert m[f'runnel_job_dead_letters_total{{job="{job}"}}'] == 0
+
+
+class SecuredMetricsBroker(Broker):
+    """A broker with listeners of its own and --metrics-listen."""
+
+    def __init__(self, workdir, sets, port):
+        super().__init__(workdir, sets)
+        self.metrics_port = port
+
+    def _command(self, port):
+        return super()._command(port) + ["--metrics-listen", f"127.0.0.1:{self.metrics_port}"]
+
+
+@pytest.mark.runnel_only
+@pytest.mark.timeout(120)
+def test_authentication_and_quota_throttle_metrics(tmp_path_factory):
+    import subprocess
+
+    from confluent_kafka import Producer
+
+    import security_helpers as sh
+    from conftest import RUNNEL_BIN
+    port = free_port()
+    b = SecuredMetricsBroker(tmp_path_factory.mktemp("sec-metrics"), sh.listener_sets(
+        {"ADMIN": "PLAINTEXT", "SASL_PLAINTEXT": "SASL_PLAINTEXT"}, sasl=True), port)
+    r = subprocess.run([str(RUNNEL_BIN), "users", "set", "alice", "--mechanism", "SCRAM-SHA-256", "--password-stdin",
+                        "--data-dir", str(b.data_dir)], input=sh.USERS["alice"].encode(), capture_output=True)
+    assert r.returncode == 0, r.stderr
+    with own_broker(b):
+        rc, out, err = sh.kafka_tool(sh.CONFIG_TOOL, "--bootstrap-server", b.address("ADMIN"), "--alter",
+                                     "--entity-type", "users", "--entity-name", "alice", "--entity-type", "clients",
+                                     "--entity-name", "metrics-q", "--add-config", "producer_byte_rate=2048")
+        assert rc == 0, out + err[-2000:]
+        sasl = b.address("SASL_PLAINTEXT")
+        assert not sh.rd_can_login(sasl, "SCRAM-SHA-256", "alice", sh.WRONG_PASSWORD, {})
+        p = Producer({"bootstrap.servers": sasl, "security.protocol": "SASL_PLAINTEXT",
+                      "sasl.mechanism": "SCRAM-SHA-256", "sasl.username": "alice",
+                      "sasl.password": sh.USERS["alice"], "client.id": "metrics-q", "linger.ms": 0})
+        topic = unique_topic("m-quota")
+        create_topic(b.address("ADMIN"), topic, 1)
+        for _ in range(10):
+            p.produce(topic, b"x" * 4096)
+        assert p.flush(60) == 0
+        m = scrape(port)
+        labels = '{listener="SASL_PLAINTEXT",mechanism="SCRAM-SHA-256"}'
+        assert m[f"runnel_authentication_success_total{labels}"] >= 1
+        assert m[f"runnel_authentication_failure_total{labels}"] >= 1
+        assert m['runnel_quota_throttle_seconds_total{user="alice",client_id="metrics-q"}'] > 0
