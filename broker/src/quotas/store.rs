@@ -121,10 +121,7 @@ impl QuotaStore {
     }
 
     /// Sets (`Some`) or removes (`None`) keys per entity, written once.
-    pub fn alter(
-        &self,
-        changes: QuotaChanges,
-    ) -> Result<(), QuotaStoreError> {
+    pub fn alter(&self, changes: QuotaChanges) -> Result<(), QuotaStoreError> {
         let mut entries = self.entries.write().unwrap_or_else(|p| p.into_inner());
         let mut next = entries.clone();
         for (entity, ops) in changes {
