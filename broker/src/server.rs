@@ -61,6 +61,10 @@ pub async fn run(config: BrokerConfig) -> Result<(), ServeError> {
         None => None,
     };
     let specs = config.listener_specs()?;
+    // The `--listen` shorthand keeps its one-line banner; named listeners each get a line.
+    let named = config
+        .get("listeners")
+        .is_some_and(|l| !l.trim().is_empty());
     let mut bound = Vec::new();
     for spec in &specs {
         let socket = bind(&spec.bind).await?;
@@ -88,7 +92,9 @@ pub async fn run(config: BrokerConfig) -> Result<(), ServeError> {
     // one line per listener; all in one write so a reader never sees half of them.
     let mut banner = format!("runnel listening on {first_local}\n");
     for (_, local, l) in &bound {
-        banner.push_str(&format!("runnel listener {} on {local}\n", l.name));
+        if named {
+            banner.push_str(&format!("runnel listener {} on {local}\n", l.name));
+        }
         tracing::info!(listener = %l.name, protocol = %l.protocol, %local, advertised = %format!("{}:{}", l.advertised_host, l.advertised_port), "listening");
     }
     let _ = std::io::stdout().write_all(banner.as_bytes());

@@ -43,6 +43,16 @@ START_TIMEOUT = 90.0 if TARGET == "kafka" else 20.0
 _started: list["Broker"] = []  # every broker of the current test module, for failure reports
 
 
+def _redacted(cmd: list[str]) -> list[str]:
+    """The command line with the values of secret --set keys replaced, for the broker log (subclasses build
+    their own command lines, so redaction works on the arguments)."""
+    out = []
+    for arg in cmd:
+        key, sep, _ = arg.partition("=")
+        out.append(f"{key}=[redacted]" if sep and SECRET_KEY_RE.search(key) else arg)
+    return out
+
+
 class BrokerStartError(Exception):
     pass
 
@@ -82,11 +92,9 @@ class Broker:
             return None
         return [e.strip().split("://", 1)[0] for e in spec.split(",") if e.strip()]
 
-    def _command(self, port: int, redact: bool = False) -> list[str]:
+    def _command(self, port: int) -> list[str]:
         sets: list[str] = []
         for k, v in self.sets.items():
-            if redact and SECRET_KEY_RE.search(k):
-                v = "[redacted]"
             sets += ["--set", f"{k}={v}"]
         with_listeners = "listeners" in self.sets
         if TARGET == "kafka":
@@ -117,7 +125,7 @@ class Broker:
         self.starts += 1
         out_path = self.workdir / f"stdout.{self.starts}"
         with open(self.log_path, "ab") as log:
-            log.write(f"\n===== start #{self.starts}: {' '.join(self._command(port, redact=True))}\n".encode())
+            log.write(f"\n===== start #{self.starts}: {' '.join(_redacted(self._command(port)))}\n".encode())
         stdout = open(out_path, "wb")
         stderr = open(self.log_path, "ab")
         try:
