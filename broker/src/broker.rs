@@ -22,11 +22,9 @@ pub enum BrokerError {
     #[error(transparent)]
     Storage(#[from] StorageError),
     #[error(transparent)]
-    Quotas(#[from] crate::quotas::store::QuotaStoreError),
-    #[error(transparent)]
     Acls(#[from] crate::security::acl_store::AclStoreError),
     #[error(transparent)]
-    Credentials(#[from] crate::security::credentials::CredentialError),
+    MetadataFile(#[from] crate::metadata_file::MetadataFileError),
     #[error("cannot use data directory {path}: {source}")]
     DataDir {
         path: String,

@@ -13,6 +13,7 @@ pub mod fuzz;
 pub mod groups;
 pub mod handlers;
 pub mod internal_log;
+pub mod metadata_file;
 pub mod metrics;
 pub mod producer_ids;
 pub mod protocol;

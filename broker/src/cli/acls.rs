@@ -93,6 +93,29 @@ fn resource(r: &Resource) -> anyhow::Result<(ResourceType, Option<String>)> {
     }
 }
 
+/// The ACLs on a resource (any, when none is named), of a principal and operation when given.
+fn filter(r: &Resource, principal: Option<String>, operation: Option<&str>) -> anyhow::Result<Acl> {
+    let (rt, name) = resource(r)?;
+    let pattern = if name.is_some() {
+        parse("pattern type", &r.pattern, PatternType::from_name)?
+    } else {
+        PatternType::Any
+    };
+    let operation = match operation {
+        Some(op) => parse("operation", op, Operation::from_name)?,
+        None => Operation::Any,
+    };
+    Ok(Acl {
+        resource_type: rt.code(),
+        resource_name: name,
+        pattern_type: pattern.code(),
+        principal,
+        host: None,
+        operation: operation.code(),
+        permission: Permission::Any.code(),
+    })
+}
+
 fn show(a: &Acl) -> String {
     format!(
         "{}\t{}:{}\t{}\t{}\t{}\thost={}",
@@ -148,22 +171,7 @@ pub async fn run(args: AclsArgs) -> anyhow::Result<()> {
             principal,
             resource: r,
         } => {
-            let (rt, name) = resource(&r)?;
-            let pattern = if name.is_some() {
-                parse("pattern type", &r.pattern, PatternType::from_name)?
-            } else {
-                PatternType::Any
-            };
-            let filter = Acl {
-                resource_type: rt.code(),
-                resource_name: name,
-                pattern_type: pattern.code(),
-                principal,
-                host: None,
-                operation: Operation::Any.code(),
-                permission: Permission::Any.code(),
-            };
-            for a in admin.describe_acls(&filter).await? {
+            for a in admin.describe_acls(&filter(&r, principal, None)?).await? {
                 outln!("{}", show(&a))?;
             }
         }
@@ -172,25 +180,7 @@ pub async fn run(args: AclsArgs) -> anyhow::Result<()> {
             operation,
             resource: r,
         } => {
-            let (rt, name) = resource(&r)?;
-            let pattern = if name.is_some() {
-                parse("pattern type", &r.pattern, PatternType::from_name)?
-            } else {
-                PatternType::Any
-            };
-            let operation = match operation {
-                Some(op) => parse("operation", &op, Operation::from_name)?,
-                None => Operation::Any,
-            };
-            let filter = Acl {
-                resource_type: rt.code(),
-                resource_name: name,
-                pattern_type: pattern.code(),
-                principal,
-                host: None,
-                operation: operation.code(),
-                permission: Permission::Any.code(),
-            };
+            let filter = filter(&r, principal, operation.as_deref())?;
             for a in admin.delete_acls(&filter).await? {
                 outln!("removed\t{}", show(&a))?;
             }

@@ -118,71 +118,67 @@ pub async fn alter(
             .collect();
         return Some(AlterUserScramCredentialsResponse::default().with_results(results));
     }
-    let mut fail = |user: &str, code: ResponseError, msg: String| {
-        errors.entry(user.to_string()).or_insert((code.code(), msg));
+    let mut fail = |user: &str, code: ResponseError, msg: &str| {
+        errors
+            .entry(user.to_string())
+            .or_insert((code.code(), msg.to_string()));
     };
+    // What Kafka refuses in deletions and upsertions alike: an unknown mechanism, the same credential twice,
+    // an empty name.
     let mut seen = HashSet::new();
+    let mut checked =
+        |user: &str, mechanism: i8| -> Result<ScramMechanism, (ResponseError, &'static str)> {
+            let m = ScramMechanism::from_code(mechanism).ok_or((
+                ResponseError::UnsupportedSaslMechanism,
+                "Unknown SCRAM mechanism",
+            ))?;
+            if !seen.insert((user.to_string(), m.code())) {
+                return Err((
+                    ResponseError::DuplicateResource,
+                    "A user credential cannot be altered twice in the same request",
+                ));
+            }
+            if user.is_empty() {
+                return Err((
+                    ResponseError::UnacceptableCredential,
+                    "Username must not be empty",
+                ));
+            }
+            Ok(m)
+        };
     let mut changes = Vec::new();
     for d in &req.deletions {
         let user = d.name.to_string();
-        match ScramMechanism::from_code(d.mechanism) {
-            None => fail(
-                &user,
-                ResponseError::UnsupportedSaslMechanism,
-                "Unknown SCRAM mechanism".into(),
-            ),
-            Some(m) if !seen.insert((user.clone(), m.code())) => fail(
-                &user,
-                ResponseError::DuplicateResource,
-                "A user credential cannot be altered twice in the same request".into(),
-            ),
-            Some(_) if user.is_empty() => fail(
-                &user,
-                ResponseError::UnacceptableCredential,
-                "Username must not be empty".into(),
-            ),
-            Some(m) if broker.credentials.get(&user, m).is_none() => fail(
+        match checked(&user, d.mechanism) {
+            Err((code, msg)) => fail(&user, code, msg),
+            Ok(m) if broker.credentials.get(&user, m).is_none() => fail(
                 &user,
                 ResponseError::ResourceNotFound,
-                "Attempt to delete a user credential that does not exist".into(),
+                "Attempt to delete a user credential that does not exist",
             ),
-            Some(m) => changes.push((user, m, None)),
+            Ok(m) => changes.push((user, m, None)),
         }
     }
     for u in &req.upsertions {
         let user = u.name.to_string();
-        match ScramMechanism::from_code(u.mechanism) {
-            None => fail(
-                &user,
-                ResponseError::UnsupportedSaslMechanism,
-                "Unknown SCRAM mechanism".into(),
-            ),
-            Some(m) if !seen.insert((user.clone(), m.code())) => fail(
-                &user,
-                ResponseError::DuplicateResource,
-                "A user credential cannot be altered twice in the same request".into(),
-            ),
-            Some(_) if user.is_empty() => fail(
+        match checked(&user, u.mechanism) {
+            Err((code, msg)) => fail(&user, code, msg),
+            Ok(m) if u.iterations < m.min_iterations() as i32 => fail(
                 &user,
                 ResponseError::UnacceptableCredential,
-                "Username must not be empty".into(),
+                "Too few iterations",
             ),
-            Some(m) if u.iterations < m.min_iterations() as i32 => fail(
+            Ok(_) if u.iterations > MAX_ITERATIONS => fail(
                 &user,
                 ResponseError::UnacceptableCredential,
-                "Too few iterations".into(),
+                "Too many iterations",
             ),
-            Some(_) if u.iterations > MAX_ITERATIONS => fail(
+            Ok(_) if u.salt.is_empty() || u.salted_password.is_empty() => fail(
                 &user,
                 ResponseError::UnacceptableCredential,
-                "Too many iterations".into(),
+                "Credential must have a salt and a salted password",
             ),
-            Some(_) if u.salt.is_empty() || u.salted_password.is_empty() => fail(
-                &user,
-                ResponseError::UnacceptableCredential,
-                "Credential must have a salt and a salted password".into(),
-            ),
-            Some(m) => {
+            Ok(m) => {
                 let cred = ScramCredential::from_salted_password(
                     m,
                     &u.salted_password,

@@ -24,13 +24,7 @@ pub struct Entity {
     pub client_id: Option<Option<String>>,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum QuotaStoreError {
-    #[error("cannot read {path}: {reason}")]
-    Read { path: String, reason: String },
-    #[error("cannot write {path}: {reason}")]
-    Write { path: String, reason: String },
-}
+pub use crate::metadata_file::MetadataFileError as QuotaStoreError;
 
 /// An entity's (type, name) pairs; a `None` name is the default entity.
 pub type Components = Vec<(String, Option<String>)>;
@@ -80,19 +74,7 @@ pub struct QuotaStore {
 impl QuotaStore {
     pub fn open(data_dir: &Path) -> Result<Self, QuotaStoreError> {
         let path = data_dir.join(QUOTA_FILE);
-        let file: QuotaFile = match std::fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| QuotaStoreError::Read {
-                path: path.display().to_string(),
-                reason: e.to_string(),
-            })?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => QuotaFile::default(),
-            Err(e) => {
-                return Err(QuotaStoreError::Read {
-                    path: path.display().to_string(),
-                    reason: e.to_string(),
-                })
-            }
-        };
+        let file: QuotaFile = crate::metadata_file::load(&path)?;
         Ok(QuotaStore {
             path,
             entries: RwLock::new(
@@ -136,18 +118,13 @@ impl QuotaStore {
                 next.remove(&entity);
             }
         }
-        let err = |reason: String| QuotaStoreError::Write {
-            path: self.path.display().to_string(),
-            reason,
-        };
         let file = QuotaFile {
             entries: next
                 .iter()
                 .map(|(e, v)| (e.components(), v.clone()))
                 .collect(),
         };
-        let bytes = serde_json::to_vec_pretty(&file).map_err(|e| err(e.to_string()))?;
-        runnel_storage::atomic_file::write(&self.path, &bytes).map_err(|e| err(e.to_string()))?;
+        crate::metadata_file::save(&self.path, &file, false)?;
         *entries = next;
         Ok(())
     }

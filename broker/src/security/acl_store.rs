@@ -21,10 +21,8 @@ const AUTHORIZER_NAMES: &[&str] = &[
 
 #[derive(Debug, thiserror::Error)]
 pub enum AclStoreError {
-    #[error("cannot read {path}: {reason}")]
-    Read { path: String, reason: String },
-    #[error("cannot write {path}: {reason}")]
-    Write { path: String, reason: String },
+    #[error(transparent)]
+    File(#[from] crate::metadata_file::MetadataFileError),
     #[error("authorizer.class.name = '{0}' is not an authorizer Runnel has (use org.apache.kafka.metadata.authorizer.StandardAuthorizer)")]
     UnknownAuthorizer(String),
 }
@@ -55,19 +53,7 @@ impl AclStore {
             return Err(AclStoreError::UnknownAuthorizer(class.to_string()));
         };
         let path = data_dir.join(ACL_FILE);
-        let acls = match std::fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| AclStoreError::Read {
-                path: path.display().to_string(),
-                reason: e.to_string(),
-            })?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => AclSet::default(),
-            Err(e) => {
-                return Err(AclStoreError::Read {
-                    path: path.display().to_string(),
-                    reason: e.to_string(),
-                })
-            }
-        };
+        let acls = crate::metadata_file::load(&path)?;
         Ok(AclStore {
             path,
             acls: RwLock::new(acls),
@@ -131,11 +117,6 @@ impl AclStore {
     }
 
     fn save(&self, acls: &AclSet) -> Result<(), AclStoreError> {
-        let err = |reason: String| AclStoreError::Write {
-            path: self.path.display().to_string(),
-            reason,
-        };
-        let bytes = serde_json::to_vec_pretty(acls).map_err(|e| err(e.to_string()))?;
-        runnel_storage::atomic_file::write(&self.path, &bytes).map_err(|e| err(e.to_string()))
+        Ok(crate::metadata_file::save(&self.path, acls, false)?)
     }
 }

@@ -12,13 +12,7 @@ use super::sasl::{ScramCredential, ScramMechanism};
 
 pub const CREDENTIALS_FILE: &str = "scram-credentials.json";
 
-#[derive(Debug, thiserror::Error)]
-pub enum CredentialError {
-    #[error("cannot read {path}: {reason}")]
-    Read { path: String, reason: String },
-    #[error("cannot write {path}: {reason}")]
-    Write { path: String, reason: String },
-}
+pub use crate::metadata_file::MetadataFileError as CredentialError;
 
 #[derive(Default, Serialize, Deserialize)]
 struct CredentialFile {
@@ -34,19 +28,7 @@ pub struct CredentialStore {
 impl CredentialStore {
     pub fn open(data_dir: &Path) -> Result<Self, CredentialError> {
         let path = data_dir.join(CREDENTIALS_FILE);
-        let file = match std::fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| CredentialError::Read {
-                path: path.display().to_string(),
-                reason: e.to_string(),
-            })?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => CredentialFile::default(),
-            Err(e) => {
-                return Err(CredentialError::Read {
-                    path: path.display().to_string(),
-                    reason: e.to_string(),
-                })
-            }
-        };
+        let file = crate::metadata_file::load(&path)?;
         Ok(CredentialStore {
             path,
             file: RwLock::new(file),
@@ -112,14 +94,6 @@ impl CredentialStore {
     }
 
     fn save(&self, file: &CredentialFile) -> Result<(), CredentialError> {
-        use std::os::unix::fs::PermissionsExt;
-        let err = |reason: String| CredentialError::Write {
-            path: self.path.display().to_string(),
-            reason,
-        };
-        let bytes = serde_json::to_vec_pretty(file).map_err(|e| err(e.to_string()))?;
-        runnel_storage::atomic_file::write(&self.path, &bytes).map_err(|e| err(e.to_string()))?;
-        std::fs::set_permissions(&self.path, std::fs::Permissions::from_mode(0o600))
-            .map_err(|e| err(e.to_string()))
+        crate::metadata_file::save(&self.path, file, true)
     }
 }
