@@ -27,8 +27,9 @@ macro_rules! route {
                 };
                 let started = std::time::Instant::now();
                 let mut outcome: Outcome<_> = $handler($broker, req, $version, &$ctx).await.into();
+                // Sizing a fetch response walks it: only when some quota could apply.
                 let response_bytes = match (&outcome, $api) {
-                    (Outcome::Respond(r), ApiKey::Fetch) => {
+                    (Outcome::Respond(r), ApiKey::Fetch) if $broker.quotas.any() => {
                         kafka_protocol::protocol::Encodable::compute_size(r, $version).unwrap_or(0)
                     }
                     _ => 0,

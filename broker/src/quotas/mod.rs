@@ -48,10 +48,15 @@ impl QuotaManager {
         }
     }
 
+    /// Whether any quota is configured (without one, nothing is measured).
+    pub fn any(&self) -> bool {
+        !self.store.is_empty()
+    }
+
     /// Records `amount` (bytes, or request time in ms for [`QuotaKind::Request`]) against the entity whose
     /// quota applies, and returns how long the client must be throttled (zero without a quota).
     pub fn record(&self, kind: QuotaKind, user: &str, client_id: &str, amount: f64) -> Duration {
-        if self.store.is_empty() {
+        if !self.any() {
             return Duration::ZERO;
         }
         let Some((entity, quota)) = self.store.resolve(user, client_id, kind.key()) else {
