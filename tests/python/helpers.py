@@ -128,3 +128,17 @@ def java_command(program: str, *args: str) -> list[str]:
         f"dependency:copy-dependencies -DoutputDirectory=target/lib)"
     return [java, "-Xmx256m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-cp", f"{lib}/*",
             str(repo / "tests" / "java" / "src" / f"{program}.java"), *args]
+
+
+def run_java(tmp_path, program: str, *args: str, timeout=240) -> tuple[int, str, str]:
+    """Runs a tests/java/src program; (exit code, stdout, stderr), its stderr kept in a file of tmp_path."""
+    import subprocess
+    log = tmp_path / f"{program}.{time.monotonic_ns()}.stderr"
+    with open(log, "wb") as err:
+        try:
+            proc = subprocess.run(java_command(program, *args), stdout=subprocess.PIPE, stderr=err,
+                                  stdin=subprocess.DEVNULL, timeout=timeout)
+        except subprocess.TimeoutExpired as e:
+            out = (e.stdout or b"").decode(errors="replace")
+            raise AssertionError(f"{program} ran over {timeout}s\nstdout:\n{out}\nstderr:\n{log.read_text()[-5000:]}")
+    return proc.returncode, proc.stdout.decode(errors="replace"), log.read_text(errors="replace")

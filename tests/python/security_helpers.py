@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from helpers import TARGET, java_command, wait_until
+from helpers import TARGET, run_java, wait_until  # noqa: F401  (run_java re-exported)
 
 REPO = Path(__file__).resolve().parents[2]
 KAFKA_LIB = REPO / "tests" / "kafka" / "target" / "lib"
@@ -333,18 +333,6 @@ def roundtrip_kcat(ep: Endpoint, topic: str, n: int = 10):
 
 
 # ---------------------------------------------------------------- Java programs and Kafka tools
-
-def run_java(tmp_path: Path, program: str, *args: str, timeout=240) -> tuple[int, str, str]:
-    log = tmp_path / f"{program}.{time.monotonic_ns()}.stderr"
-    with open(log, "wb") as err:
-        try:
-            proc = subprocess.run(java_command(program, *args), stdout=subprocess.PIPE, stderr=err,
-                                  stdin=subprocess.DEVNULL, timeout=timeout)
-        except subprocess.TimeoutExpired as e:
-            out = (e.stdout or b"").decode(errors="replace")
-            raise AssertionError(f"{program} ran over {timeout}s\nstdout:\n{out}\nstderr:\n{log.read_text()[-5000:]}")
-    return proc.returncode, proc.stdout.decode(errors="replace"), log.read_text(errors="replace")
-
 
 def java_cases(tmp_path: Path, cases: dict[str, tuple], timeout=300) -> dict[str, str]:
     """Runs tests/java/src/SecureRoundTrip.java once for many cases {name: (endpoint, topic, records[, extra

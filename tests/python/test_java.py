@@ -3,25 +3,11 @@ through the single-file programs in tests/java/src."""
 
 from __future__ import annotations
 
-import subprocess
-
 import pytest
 
-from helpers import consume_all, create_topic, java_command, watermarks
+from helpers import consume_all, create_topic, run_java, watermarks
 
 pytestmark = pytest.mark.java
-
-
-def run_java(tmp_path, program, *args, timeout=240):
-    log = tmp_path / f"{program}.stderr"
-    with open(log, "wb") as err:
-        try:
-            proc = subprocess.run(java_command(program, *args), stdout=subprocess.PIPE, stderr=err,
-                                  stdin=subprocess.DEVNULL, timeout=timeout)
-        except subprocess.TimeoutExpired as e:
-            out = (e.stdout or b"").decode(errors="replace")
-            raise AssertionError(f"{program} ran over {timeout}s\nstdout:\n{out}\nstderr:\n{log.read_text()[-5000:]}")
-    return proc.returncode, proc.stdout.decode(errors="replace"), log.read_text(errors="replace")
 
 
 def test_java_roundtrip_default_producer(broker, tmp_path):
