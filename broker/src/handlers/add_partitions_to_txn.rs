@@ -18,8 +18,11 @@ use crate::broker::Broker;
 use crate::request::RequestContext;
 use crate::security::acl::{Operation, ResourceType};
 
-/// Every partition of the topics answered with one code.
-fn all_failed(topics: &[AddPartitionsToTxnTopic], code: i16) -> Vec<AddPartitionsToTxnTopicResult> {
+/// Every partition of the topics answered, in request order, with the codes `code` hands out.
+fn per_partition(
+    topics: &[AddPartitionsToTxnTopic],
+    mut code: impl FnMut() -> i16,
+) -> Vec<AddPartitionsToTxnTopicResult> {
     topics
         .iter()
         .map(|t| {
@@ -31,12 +34,17 @@ fn all_failed(topics: &[AddPartitionsToTxnTopic], code: i16) -> Vec<AddPartition
                         .map(|p| {
                             AddPartitionsToTxnPartitionResult::default()
                                 .with_partition_index(*p)
-                                .with_partition_error_code(code)
+                                .with_partition_error_code(code())
                         })
                         .collect(),
                 )
         })
         .collect()
+}
+
+/// Every partition of the topics answered with one code.
+fn all_failed(topics: &[AddPartitionsToTxnTopic], code: i16) -> Vec<AddPartitionsToTxnTopicResult> {
+    per_partition(topics, || code)
 }
 
 /// The topics a client's transaction may add: WRITE on each, internal topics excluded before asking.
@@ -125,23 +133,7 @@ fn add_one(
         vec![code; wanted.len()]
     };
     let mut codes = codes.into_iter();
-    topics
-        .iter()
-        .map(|t| {
-            AddPartitionsToTxnTopicResult::default()
-                .with_name(t.name.clone())
-                .with_results_by_partition(
-                    t.partitions
-                        .iter()
-                        .map(|p| {
-                            AddPartitionsToTxnPartitionResult::default()
-                                .with_partition_index(*p)
-                                .with_partition_error_code(codes.next().unwrap_or(0))
-                        })
-                        .collect(),
-                )
-        })
-        .collect()
+    per_partition(topics, || codes.next().unwrap_or(0))
 }
 
 pub async fn handle(
