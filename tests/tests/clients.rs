@@ -128,20 +128,31 @@ async fn admin_topics(bootstrap: &str) -> Result<()> {
     admin
         .alter_topic_configs(&t, &[("retention.ms".into(), "654321".into())], &[])
         .await?;
-    let cfg = admin.describe_topic_configs(&t).await?;
-    ensure!(
-        cfg.iter()
-            .any(|c| c.name == "retention.ms" && c.value.as_deref() == Some("654321")),
-        "altered"
-    );
+    // Apache Kafka applies config changes and new partitions through its metadata log, so a describe
+    // right after the change may still show the old state: wait for it, bounded.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let cfg = admin.describe_topic_configs(&t).await?;
+        if cfg
+            .iter()
+            .any(|c| c.name == "retention.ms" && c.value.as_deref() == Some("654321"))
+        {
+            break;
+        }
+        ensure!(Instant::now() < deadline, "altered: {cfg:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     admin.create_partitions(&t, 5).await?;
-    ensure!(
-        admin.describe_topics(std::slice::from_ref(&t)).await?[0]
+    loop {
+        let partitions = admin.describe_topics(std::slice::from_ref(&t)).await?[0]
             .partitions
-            .len()
-            == 5,
-        "grown to 5"
-    );
+            .len();
+        if partitions == 5 {
+            break;
+        }
+        ensure!(Instant::now() < deadline, "grown to 5 ({partitions})");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let bad = admin
         .create_topics(
             &[NewTopic {
