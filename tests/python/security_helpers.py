@@ -55,7 +55,8 @@ def listener_sets(listeners: dict[str, str], certs: Certs | None = None, sasl: b
     """--set options for a broker with the given listeners {NAME: security protocol}, in that order (the first
     is the one on line 1 of the startup output, and Kafka's inter-broker listener: make it ADMIN). TLS
     listeners get the server keystore and the CA truststore; with sasl, PLAIN and both SCRAM mechanisms are
-    enabled and, on Kafka only, each SASL listener gets its JAAS config (PLAIN: the users of USERS)."""
+    enabled and, on Kafka only, each SASL listener gets its JAAS config (PLAIN: the users of USERS). An extra
+    sasl.enabled.mechanisms naming OAUTHBEARER gets, on Kafka only, its validating server setup too."""
     sets = {
         "listeners": ",".join(f"{name}://127.0.0.1:0" for name in listeners),
         "listener.security.protocol.map": ",".join(f"{n}:{p}" for n, p in listeners.items()),
@@ -70,8 +71,11 @@ def listener_sets(listeners: dict[str, str], certs: Certs | None = None, sasl: b
     if sasl:
         sets["sasl.enabled.mechanisms"] = ",".join(MECHANISMS)
     sets.update(extra or {})
+    sasl_listeners = [n for n, p in listeners.items() if p.startswith("SASL_")]
     if TARGET == "kafka" and sasl:
-        sets.update(kafka_jaas_sets([n for n, p in listeners.items() if p.startswith("SASL_")]))
+        sets.update(kafka_jaas_sets(sasl_listeners))
+    if TARGET == "kafka" and "OAUTHBEARER" in sets.get("sasl.enabled.mechanisms", "").split(","):
+        sets.update(kafka_oauthbearer_sets(sasl_listeners))
     return sets
 
 
@@ -87,6 +91,21 @@ def kafka_jaas_sets(listener_names) -> dict:
         for m in SCRAM_MECHANISMS:
             sets[f"listener.name.{ln}.{m.lower()}.sasl.jaas.config"] = \
                 "org.apache.kafka.common.security.scram.ScramLoginModule required;"
+    return sets
+
+
+def kafka_oauthbearer_sets(listener_names) -> dict:
+    """Keys only Kafka needs to accept OAUTHBEARER: its default server callback is the one for unsecured
+    (unsigned, development) tokens; the validator checks signed ones against sasl.oauthbearer.jwks.endpoint.url,
+    .expected.audience and .expected.issuer (the keys Runnel reads too). The server's login module takes no
+    options."""
+    sets = {}
+    for name in listener_names:
+        prefix = f"listener.name.{name.lower()}.oauthbearer"
+        sets[f"{prefix}.sasl.server.callback.handler.class"] = \
+            "org.apache.kafka.common.security.oauthbearer.OAuthBearerValidatorCallbackHandler"
+        sets[f"{prefix}.sasl.jaas.config"] = \
+            "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required ;"
     return sets
 
 
