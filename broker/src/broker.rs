@@ -54,7 +54,9 @@ struct ClusterFile {
 }
 
 pub struct Broker {
+    /// The static config (flags, file, environment); [`Broker::effective_config`] adds the dynamic layers.
     pub config: BrokerConfig,
+    pub dynamic: crate::dynamic_config::DynamicConfigs,
     pub cluster_id: String,
     pub node_id: i32,
     pub advertised_host: String,
@@ -90,6 +92,17 @@ impl Broker {
         advertised_host: String,
         advertised_port: i32,
     ) -> Result<Self, BrokerError> {
+        let dynamic = crate::dynamic_config::DynamicConfigs::open(&config.data_dir)?;
+        Self::open_with(config, dynamic, advertised_host, advertised_port)
+    }
+
+    /// [`Broker::open`] with the dynamic configs already read (the listeners are made from them first).
+    pub fn open_with(
+        config: BrokerConfig,
+        dynamic: crate::dynamic_config::DynamicConfigs,
+        advertised_host: String,
+        advertised_port: i32,
+    ) -> Result<Self, BrokerError> {
         let dir = config.data_dir.clone();
         let io_err = |source| BrokerError::DataDir {
             path: dir.display().to_string(),
@@ -104,7 +117,7 @@ impl Broker {
         let cluster_id = load_cluster_id(&dir)?;
         let catalog = Catalog::open(&dir)?;
         let now = runnel_storage::now_ms();
-        let defaults = config.topic_defaults();
+        let defaults = dynamic.overlay(&config).topic_defaults();
         let mut partitions = HashMap::new();
         for topic in catalog.topics() {
             let cfg = LogConfig::resolve(&topic.configs, &defaults);
@@ -143,6 +156,7 @@ impl Broker {
             config.quota_windows(),
         );
         Ok(Broker {
+            dynamic,
             quotas,
             internal_listener: crate::security::Listener::internal(
                 advertised_host.clone(),
@@ -199,9 +213,9 @@ impl Broker {
         map.values().flatten().cloned().collect()
     }
 
-    /// The effective log config of a topic given its overrides.
+    /// The effective log config of a topic given its overrides (over the dynamic and static defaults).
     pub fn log_config(&self, overrides: &std::collections::BTreeMap<String, String>) -> LogConfig {
-        LogConfig::resolve(overrides, &self.config.topic_defaults())
+        LogConfig::resolve(overrides, &self.effective_config().topic_defaults())
     }
 
     /// Runs `work` on the coordinators' own logs (groups, transactions); false when either failed.

@@ -162,7 +162,8 @@ const UNIT_ALIASES: &[(&str, &str, i64)] = &[
     ("log.roll.hours", "log.roll.ms", 3_600_000),
 ];
 
-fn find_def(key: &str) -> Option<&'static ConfigDef> {
+/// A broker-wide key's definition (not a topic default, not a per-listener override).
+pub fn find_def(key: &str) -> Option<&'static ConfigDef> {
     BROKER_CONFIGS
         .iter()
         .find(|d| d.name == key)
@@ -176,13 +177,24 @@ fn def_for(key: &str) -> Option<&'static ConfigDef> {
         .or_else(|| crate::security::config::listener_override(key).map(|(_, d)| d))
 }
 
+/// A key's default, for keys with a definition (broker keys, topic defaults, per-listener overrides).
+pub fn default_value(key: &str) -> Option<&'static str> {
+    def_for(key).map(|d| d.default)
+}
+
+/// Whether a key's value is never reported (key material, passwords).
+pub fn is_sensitive(key: &str) -> bool {
+    def_for(key).is_some_and(|d| d.sensitive)
+}
+
 /// Every key a user may set.
 pub fn known_keys() -> impl Iterator<Item = &'static str> {
-    use crate::security::config::{LISTENER_CONFIGS, SECURITY_CONFIGS};
+    use crate::security::config::{GSSAPI_CONFIGS, LISTENER_CONFIGS, SECURITY_CONFIGS};
     BROKER_CONFIGS
         .iter()
         .chain(SECURITY_CONFIGS)
         .chain(LISTENER_CONFIGS)
+        .chain(GSSAPI_CONFIGS)
         .map(|d| d.name)
         .chain(
             runnel_storage::config::TOPIC_CONFIGS
@@ -191,7 +203,7 @@ pub fn known_keys() -> impl Iterator<Item = &'static str> {
         )
 }
 
-/// Where a setting came from, for DescribeConfigs' `source`.
+/// Where a static setting came from (the dynamic layers are `crate::dynamic_config`'s).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Source {
     Default,
@@ -364,6 +376,17 @@ impl BrokerConfig {
         self.settings.get(key).map(String::as_str)
     }
 
+    /// This config with `entries` set over it; they were checked when they were accepted (dynamic configs).
+    pub fn overlaid<'a>(
+        &self,
+        entries: impl IntoIterator<Item = (&'a String, &'a String)>,
+    ) -> Self {
+        let mut out = self.clone();
+        out.settings
+            .extend(entries.into_iter().map(|(k, v)| (k.clone(), v.clone())));
+        out
+    }
+
     /// The value and source of a broker key, falling back to its default.
     pub fn value_of(&self, key: &str) -> Option<(String, Source)> {
         if let Some(v) = self.settings.get(key) {
@@ -521,7 +544,7 @@ impl BrokerConfig {
                 name: k.to_string(),
                 value,
                 source,
-                sensitive: def_for(k).is_some_and(|d| d.sensitive),
+                sensitive: is_sensitive(k),
             })
         });
         let scoped = self

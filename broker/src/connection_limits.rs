@@ -69,7 +69,8 @@ struct Counts {
 /// Live connection counts; [`ConnectionCounter::admit`] hands out a guard that gives the slot back.
 #[derive(Clone)]
 pub struct ConnectionCounter {
-    limits: Arc<Limits>,
+    /// Replaced whole when the limits change (dynamic configs); connections already admitted stay.
+    limits: Arc<std::sync::RwLock<Arc<Limits>>>,
     counts: Arc<Mutex<Counts>>,
 }
 
@@ -82,21 +83,26 @@ pub struct Admitted {
 impl ConnectionCounter {
     pub fn new(limits: Limits) -> Self {
         ConnectionCounter {
-            limits: Arc::new(limits),
+            limits: Arc::new(std::sync::RwLock::new(Arc::new(limits))),
             counts: Arc::default(),
         }
     }
 
+    pub fn set_limits(&self, limits: Limits) {
+        *self.limits.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(limits);
+    }
+
     /// Takes a slot for a connection from `ip`, or says which limit refuses it.
     pub fn admit(&self, ip: IpAddr) -> Result<Admitted, Refusal> {
+        let limits = Arc::clone(&self.limits.read().unwrap_or_else(|p| p.into_inner()));
         let mut counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
-        let ip_limit = self.limits.for_ip(ip);
+        let ip_limit = limits.for_ip(ip);
         let from_ip = counts.by_ip.get(&ip).copied().unwrap_or(0);
         if from_ip >= ip_limit {
             return Err(Refusal::PerIp(ip_limit));
         }
-        if counts.total >= self.limits.total {
-            return Err(Refusal::Total(self.limits.total));
+        if counts.total >= limits.total {
+            return Err(Refusal::Total(limits.total));
         }
         counts.total += 1;
         *counts.by_ip.entry(ip).or_default() += 1;

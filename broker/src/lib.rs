@@ -8,6 +8,7 @@ pub mod config;
 pub mod connection;
 pub mod connection_limits;
 pub mod dispatch;
+pub mod dynamic_config;
 pub mod error_code;
 pub mod fuzz;
 pub mod groups;

@@ -46,7 +46,11 @@ pub enum ServeError {
 
 /// Runs the broker until SIGTERM / Ctrl-C, then shuts down cleanly.
 pub async fn run(config: BrokerConfig) -> Result<(), ServeError> {
-    let counter = ConnectionCounter::new(config.connection_limits()?);
+    // Dynamic configs (AlterConfigs on the broker) stored by an earlier run shape the listeners too.
+    let dynamic = crate::dynamic_config::DynamicConfigs::open(&config.data_dir)
+        .map_err(crate::broker::BrokerError::from)?;
+    let effective = dynamic.overlay(&config);
+    let counter = ConnectionCounter::new(effective.connection_limits()?);
     runnel_storage::open_files::set_limit(config.max_open_files());
     let hosted = crate::colocated::prepare(&config.jobs).map_err(ServeError::Job)?;
     let metrics_listener = match &config.metrics_listen {
@@ -76,7 +80,7 @@ pub async fn run(config: BrokerConfig) -> Result<(), ServeError> {
             .advertised
             .clone()
             .unwrap_or_else(|| (local.ip().to_string(), i32::from(local.port())));
-        let listener = crate::security::Listener::new(spec, &config, host, port)?;
+        let listener = crate::security::Listener::new(spec, &effective, host, port)?;
         bound.push((socket, local, listener));
     }
     let Some((_, first_local, first)) = bound.first() else {
@@ -85,7 +89,7 @@ pub async fn run(config: BrokerConfig) -> Result<(), ServeError> {
     let first_local = *first_local;
     let (host, port) = (first.advertised_host.clone(), first.advertised_port);
     let broker = Arc::new(tokio::task::block_in_place(|| {
-        Broker::open(config, host, port)
+        Broker::open_with(config, dynamic, host, port)
     })?);
     broker.recover_transactions();
     // Tests and scripts read the bound address (the port may have been 0) from this first stdout line, then
@@ -149,6 +153,11 @@ pub async fn run(config: BrokerConfig) -> Result<(), ServeError> {
         crate::colocated::spawn(&broker, h);
     }
 
+    spawn_dynamic_config_follower(
+        &broker,
+        bound.iter().map(|(_, _, l)| Arc::clone(l)).collect(),
+        counter.clone(),
+    );
     let (stop_tx, stop_rx) = watch::channel(false);
     let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
     let mut accepts = tokio::task::JoinSet::new();
@@ -263,6 +272,36 @@ fn spawn_jwks_refresh(listener: &Arc<Listener>) {
                     Err(e) => {
                         tracing::warn!(listener = %listener.name, error = %e, "cannot load the JWKS")
                     }
+                }
+            }
+        }
+    });
+}
+
+/// Brings the listeners' TLS and the connection limits along when dynamic broker configs change.
+fn spawn_dynamic_config_follower(
+    broker: &Arc<Broker>,
+    listeners: Vec<Arc<Listener>>,
+    counter: ConnectionCounter,
+) {
+    let mut changed = broker.dynamic.subscribe();
+    let broker = Arc::clone(broker);
+    tokio::spawn(async move {
+        while changed.changed().await.is_ok() {
+            let effective = broker.effective_config();
+            match effective.connection_limits() {
+                Ok(limits) => counter.set_limits(limits),
+                Err(e) => tracing::error!(error = %e, "keeping the previous connection limits"),
+            }
+            for l in &listeners {
+                let Some(tls) = &l.tls else { continue };
+                let settings = crate::security::tls::TlsSettings::from_config(&l.name, |k| {
+                    effective.listener_value(&l.name, k)
+                });
+                let result =
+                    tokio::task::block_in_place(|| settings.and_then(|s| tls.use_settings(s)));
+                if let Err(e) = result {
+                    tracing::error!(listener = %l.name, error = %e, "keeping the previous TLS certificate");
                 }
             }
         }

@@ -112,3 +112,10 @@ def make_certs(d: Path) -> Certs:
                  client_cert=client_chain, expired_server=expired, rogue_ca=d / "rogue-ca.pem",
                  rogue_server=rogue_server, rogue_client=rogue_client, rogue_client_key=rogue_key,
                  rogue_client_cert=rogue_chain)
+
+
+def renewed_server(certs: Certs, name: str = "renewed-server") -> tuple[Path, Path]:
+    """A new key and certificate for the server: same CA, subject and SANs (what a renewal gives; Kafka
+    refuses a replacement keystore whose DN or SANs differ). Returns (keystore PEM, certificate chain)."""
+    keystore, _, chain = _issue(certs.dir, certs.dir / "ca", name, "/O=runnel/CN=localhost", "server_ext")
+    return keystore, chain

@@ -291,8 +291,9 @@ impl Group {
         self.initial_delay_until = None;
         self.generation += 1;
         if self.members.is_empty() {
+            // The protocol type stays, as in Kafka's GroupMetadata: an emptied consumer group still lists as
+            // "consumer" (only a group that never had members, one made by offset commits, lists as "").
             self.protocol = None;
-            self.protocol_type = None;
             self.leader = None;
             self.set_state(GroupState::Empty);
             return gone;

@@ -1,5 +1,6 @@
 //! AlterConfigs (replace a topic's overrides wholesale) and IncrementalAlterConfigs (SET, DELETE, APPEND,
-//! SUBTRACT per key). Values are validated with the same table as topic creation. Broker configs are static.
+//! SUBTRACT per key). Topic values are validated with the same table as topic creation; broker resources
+//! change the dynamic layers (`crate::dynamic_config`): "" for every broker, the node id for this one.
 //! Each resource needs ALTER_CONFIGS on it (on the cluster for broker-wide ones) before anything else is
 //! checked, as Kafka's controller does (`ControllerApis.authorizeAlterResource`); broker loggers need
 //! CLUSTER_ACTION (`RuntimeLoggerManager`).
@@ -8,8 +9,9 @@ use std::collections::BTreeMap;
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{
-    alter_configs_response, incremental_alter_configs_response, AlterConfigsRequest,
-    AlterConfigsResponse, IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse,
+    alter_configs_response, incremental_alter_configs_request, incremental_alter_configs_response,
+    AlterConfigsRequest, AlterConfigsResponse, IncrementalAlterConfigsRequest,
+    IncrementalAlterConfigsResponse,
 };
 use kafka_protocol::protocol::StrBytes;
 
@@ -27,45 +29,136 @@ const OP_DELETE: i8 = 1;
 const OP_APPEND: i8 = 2;
 const OP_SUBTRACT: i8 = 3;
 
-/// Applies a change to a topic's overrides; returns the error code and message for the resource.
+/// A change to a resource's key/value map. The second argument gives a key's current effective value
+/// when the map does not hold it (what APPEND extends).
+type Change<'a> =
+    Box<dyn FnOnce(&mut Config, &dyn Fn(&str) -> Option<String>) -> Result<(), String> + 'a>;
+type Config = BTreeMap<String, String>;
+
+fn invalid_request(msg: &str) -> (i16, Option<StrBytes>) {
+    (ResponseError::InvalidRequest.code(), Some(str_bytes(msg)))
+}
+
+/// Applies a change to a resource; returns the error code and message for it.
 fn apply(
     broker: &Broker,
     resource_type: i8,
     name: &StrBytes,
     validate_only: bool,
-    change: impl FnOnce(&mut BTreeMap<String, String>) -> Result<(), String>,
+    change: Change<'_>,
 ) -> (i16, Option<StrBytes>) {
     match resource_type {
-        RESOURCE_TOPIC => {}
-        RESOURCE_BROKER => {
-            return (
-                ResponseError::InvalidRequest.code(),
-                Some(str_bytes(
-                    "Runnel's broker configs are static: set them with --set or the config file",
-                )),
-            )
-        }
-        _ => {
-            return (
-                ResponseError::InvalidRequest.code(),
-                Some(str_bytes("Unsupported resource type")),
-            )
-        }
+        RESOURCE_TOPIC => apply_to_topic(broker, name, validate_only, change),
+        RESOURCE_BROKER => apply_to_broker(broker, name, validate_only, change),
+        _ => invalid_request("Unsupported resource type"),
     }
+}
+
+fn apply_to_topic(
+    broker: &Broker,
+    name: &str,
+    validate_only: bool,
+    change: Change<'_>,
+) -> (i16, Option<StrBytes>) {
     let Some(meta) = broker.topic_meta(name) else {
         return (
             ResponseError::UnknownTopicOrPartition.code(),
-            Some(str_bytes(&format!("Topic {} does not exist.", &**name))),
+            Some(str_bytes(&format!("Topic {name} does not exist."))),
         );
     };
     let mut configs = meta.configs.clone();
-    if let Err(msg) = change(&mut configs) {
+    let default =
+        |k: &str| runnel_storage::config::topic_config_def(k).map(|d| d.default.to_string());
+    if let Err(msg) = change(&mut configs, &default) {
         return (ResponseError::InvalidConfig.code(), Some(str_bytes(&msg)));
     }
     match broker.set_topic_configs(name, configs, validate_only) {
         Ok(_) => (ErrorCode::NONE.code(), None),
         Err(e) => code_and_message(&e),
     }
+}
+
+fn apply_to_broker(
+    broker: &Broker,
+    name: &str,
+    validate_only: bool,
+    change: Change<'_>,
+) -> (i16, Option<StrBytes>) {
+    use crate::dynamic_config::DynamicConfigError;
+    let scope = match broker.config_scope(name) {
+        Ok(scope) => scope,
+        Err(e) => return invalid_request(&e.to_string()),
+    };
+    let mut values = broker.dynamic.layers().get(scope).clone();
+    let effective = broker.effective_config();
+    let current = |k: &str| effective.value_of(k).map(|(v, _)| v);
+    if let Err(msg) = change(&mut values, &current) {
+        return invalid_request(&msg);
+    }
+    match broker.set_dynamic_configs(scope, values, validate_only) {
+        Ok(()) => (ErrorCode::NONE.code(), None),
+        Err(DynamicConfigError::Refused(msg)) => invalid_request(&msg),
+        Err(e @ DynamicConfigError::Store(_)) => {
+            tracing::error!(error = %e, "cannot store dynamic broker configs");
+            (
+                ResponseError::UnknownServerError.code(),
+                Some(str_bytes(&e.to_string())),
+            )
+        }
+    }
+}
+
+/// IncrementalAlterConfigs' operations, applied in order.
+fn incremental(
+    ops: &[incremental_alter_configs_request::AlterableConfig],
+    configs: &mut Config,
+    current: &dyn Fn(&str) -> Option<String>,
+) -> Result<(), String> {
+    for c in ops {
+        let name = c.name.to_string();
+        let value = c.value.as_ref().map(|v| v.to_string());
+        match (c.config_operation, value) {
+            (OP_SET, Some(v)) => {
+                configs.insert(name, v);
+            }
+            (OP_DELETE, _) => {
+                configs.remove(&name);
+            }
+            (OP_APPEND, Some(v)) => {
+                let existing = configs.get(&name).cloned().or_else(|| current(&name));
+                let mut items = list_items(existing.as_deref().unwrap_or(""));
+                for item in list_items(&v) {
+                    if !items.contains(&item) {
+                        items.push(item);
+                    }
+                }
+                configs.insert(name, items.join(","));
+            }
+            (OP_SUBTRACT, Some(v)) => {
+                let remove = list_items(&v);
+                let existing = configs.get(&name).cloned().or_else(|| current(&name));
+                let kept: Vec<String> = list_items(existing.as_deref().unwrap_or(""))
+                    .into_iter()
+                    .filter(|i| !remove.contains(i))
+                    .collect();
+                configs.insert(name, kept.join(","));
+            }
+            (op, _) => {
+                return Err(format!(
+                    "Invalid config operation {op} or missing value for {name}"
+                ))
+            }
+        }
+    }
+    Ok(())
+}
+
+fn list_items(list: &str) -> Vec<String> {
+    list.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect()
 }
 
 pub async fn handle(
@@ -94,7 +187,7 @@ pub async fn handle(
                     r.resource_type,
                     &r.resource_name,
                     req.validate_only,
-                    |configs| {
+                    Box::new(|configs, _| {
                         configs.clear();
                         for c in &r.configs {
                             let v = c
@@ -104,7 +197,7 @@ pub async fn handle(
                             configs.insert(c.name.to_string(), v.to_string());
                         }
                         Ok(())
-                    },
+                    }),
                 ),
             };
             alter_configs_response::AlterConfigsResourceResponse::default()
@@ -140,54 +233,7 @@ pub async fn handle_incremental(
                     r.resource_type,
                     &r.resource_name,
                     req.validate_only,
-                    |configs| {
-                        for c in &r.configs {
-                            let name = c.name.to_string();
-                            let value = c.value.as_ref().map(|v| v.to_string());
-                            match (c.config_operation, value) {
-                                (OP_SET, Some(v)) => {
-                                    configs.insert(name, v);
-                                }
-                                (OP_DELETE, _) => {
-                                    configs.remove(&name);
-                                }
-                                (OP_APPEND, Some(v)) => {
-                                    let current = configs.get(&name).cloned().or_else(|| {
-                                        runnel_storage::config::topic_config_def(&name)
-                                            .map(|d| d.default.to_string())
-                                    });
-                                    let mut items: Vec<String> = current
-                                        .iter()
-                                        .flat_map(|c| c.split(','))
-                                        .map(|s| s.trim().to_string())
-                                        .filter(|s| !s.is_empty())
-                                        .collect();
-                                    for item in v.split(',').map(str::trim) {
-                                        if !items.iter().any(|i| i == item) {
-                                            items.push(item.to_string());
-                                        }
-                                    }
-                                    configs.insert(name, items.join(","));
-                                }
-                                (OP_SUBTRACT, Some(v)) => {
-                                    let remove: Vec<&str> = v.split(',').map(str::trim).collect();
-                                    let current = configs.get(&name).cloned().unwrap_or_default();
-                                    let kept: Vec<&str> = current
-                                        .split(',')
-                                        .map(str::trim)
-                                        .filter(|i| !i.is_empty() && !remove.contains(i))
-                                        .collect();
-                                    configs.insert(name, kept.join(","));
-                                }
-                                (op, _) => {
-                                    return Err(format!(
-                                        "Invalid config operation {op} or missing value for {name}"
-                                    ))
-                                }
-                            }
-                        }
-                        Ok(())
-                    },
+                    Box::new(|configs, current| incremental(&r.configs, configs, current)),
                 ),
             };
             incremental_alter_configs_response::AlterConfigsResourceResponse::default()

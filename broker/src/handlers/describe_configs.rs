@@ -15,7 +15,7 @@ use runnel_storage::config::{ConfigType, TOPIC_CONFIGS};
 
 use super::{str_bytes, ErrorCode};
 use crate::broker::Broker;
-use crate::config::Source;
+use crate::dynamic_config::{Layers, Scope};
 use crate::request::RequestContext;
 use crate::security::acl::{Operation, ResourceType};
 
@@ -56,6 +56,8 @@ pub fn config_refusal(
 }
 
 const SOURCE_DYNAMIC_TOPIC: i8 = 1;
+const SOURCE_DYNAMIC_BROKER: i8 = 2;
+const SOURCE_DYNAMIC_DEFAULT_BROKER: i8 = 3;
 const SOURCE_STATIC_BROKER: i8 = 4;
 const SOURCE_DEFAULT: i8 = 5;
 
@@ -87,6 +89,7 @@ pub fn topic_entries(
     overrides: &BTreeMap<String, String>,
     keys: Option<&[String]>,
 ) -> Vec<DescribeConfigsResourceResult> {
+    let layers = broker.dynamic.layers();
     TOPIC_CONFIGS
         .iter()
         .filter(|d| wanted(keys, d.name))
@@ -96,10 +99,7 @@ pub fn topic_entries(
                 synonyms.push(synonym(d.name, v, SOURCE_DYNAMIC_TOPIC));
             }
             if let Some(b) = d.broker_synonym {
-                if let Some(v) = broker.config.get(b) {
-                    synonyms.push(synonym(b, v, SOURCE_STATIC_BROKER));
-                }
-                synonyms.push(synonym(b, d.default, SOURCE_DEFAULT));
+                synonyms.extend(broker_synonyms(broker, &layers, b, d.default));
             }
             let (value, source) = match synonyms.first() {
                 Some(s) => (s.value.clone(), s.source),
@@ -117,30 +117,96 @@ pub fn topic_entries(
         .collect()
 }
 
+/// A broker key's values from highest precedence down: this broker's dynamic value, the cluster-wide
+/// dynamic default, the static config, the built-in default (Kafka lists synonyms in that order).
+fn broker_synonyms(
+    broker: &Broker,
+    layers: &Layers,
+    key: &str,
+    default: &str,
+) -> Vec<DescribeConfigsSynonym> {
+    let mut out = Vec::new();
+    if let Some(v) = layers.broker.get(key) {
+        out.push(synonym(key, v, SOURCE_DYNAMIC_BROKER));
+    }
+    if let Some(v) = layers.cluster_default.get(key) {
+        out.push(synonym(key, v, SOURCE_DYNAMIC_DEFAULT_BROKER));
+    }
+    if let Some(v) = broker.config.get(key) {
+        out.push(synonym(key, v, SOURCE_STATIC_BROKER));
+    }
+    out.push(synonym(key, default, SOURCE_DEFAULT));
+    out
+}
+
+fn broker_entry(
+    name: &str,
+    synonyms: Vec<DescribeConfigsSynonym>,
+    sensitive: bool,
+) -> DescribeConfigsResourceResult {
+    // As Kafka: a sensitive key is listed, its value (and its synonyms' values) never is.
+    let synonyms: Vec<_> = synonyms
+        .into_iter()
+        .map(|s| if sensitive { s.with_value(None) } else { s })
+        .collect();
+    let (value, source) = synonyms
+        .first()
+        .map(|s| (s.value.clone(), s.source))
+        .unwrap_or((None, SOURCE_DEFAULT));
+    DescribeConfigsResourceResult::default()
+        .with_name(str_bytes(name))
+        .with_value(value)
+        .with_read_only(!crate::dynamic_config::keys::is_dynamic(name))
+        .with_config_source(source)
+        .with_is_sensitive(sensitive)
+        .with_synonyms(synonyms)
+}
+
+/// This broker's keys: every known one, plus the per-listener overrides set statically or dynamically.
 fn broker_entries(broker: &Broker, keys: Option<&[String]>) -> Vec<DescribeConfigsResourceResult> {
-    broker
+    let layers = broker.dynamic.layers();
+    let mut names: Vec<String> = broker
         .config
         .describe()
         .into_iter()
-        .filter(|k| wanted(keys, &k.name))
+        .map(|k| k.name)
+        .collect();
+    for k in layers.broker.keys().chain(layers.cluster_default.keys()) {
+        if !names.contains(k) {
+            names.push(k.clone());
+        }
+    }
+    names
+        .iter()
+        .filter(|k| wanted(keys, k))
         .map(|k| {
-            let source = match k.source {
-                Source::Static => SOURCE_STATIC_BROKER,
-                Source::Default => SOURCE_DEFAULT,
-            };
-            // As Kafka: a sensitive key is listed, its value (and its synonyms' values) never is.
-            let value = (!k.sensitive).then(|| str_bytes(&k.value));
-            let syn = DescribeConfigsSynonym::default()
-                .with_name(str_bytes(&k.name))
-                .with_value(value.clone())
-                .with_source(source);
-            DescribeConfigsResourceResult::default()
-                .with_name(str_bytes(&k.name))
-                .with_value(value)
-                .with_read_only(true)
-                .with_config_source(source)
-                .with_is_sensitive(k.sensitive)
-                .with_synonyms(vec![syn])
+            let default = crate::config::default_value(k).unwrap_or_default();
+            let mut synonyms = broker_synonyms(broker, &layers, k, default);
+            if crate::config::default_value(k).is_none() {
+                synonyms.pop();
+            }
+            broker_entry(k, synonyms, crate::config::is_sensitive(k))
+        })
+        .collect()
+}
+
+/// The cluster-wide dynamic defaults (resource name ""): only what was set, as Kafka lists them.
+fn cluster_default_entries(
+    broker: &Broker,
+    keys: Option<&[String]>,
+) -> Vec<DescribeConfigsResourceResult> {
+    broker
+        .dynamic
+        .layers()
+        .cluster_default
+        .iter()
+        .filter(|(k, _)| wanted(keys, k))
+        .map(|(k, v)| {
+            broker_entry(
+                k,
+                vec![synonym(k, v, SOURCE_DYNAMIC_DEFAULT_BROKER)],
+                crate::config::is_sensitive(k),
+            )
         })
         .collect()
 }
@@ -184,17 +250,15 @@ pub async fn handle(
                             ))))
                     }
                 },
-                RESOURCE_BROKER
-                    if r.resource_name.is_empty()
-                        || *r.resource_name == *broker.node_id.to_string() =>
-                {
-                    broker_entries(broker, keys.as_deref())
-                }
-                RESOURCE_BROKER => {
-                    return base
-                        .with_error_code(ResponseError::InvalidRequest.code())
-                        .with_error_message(Some(str_bytes("Unexpected broker id")))
-                }
+                RESOURCE_BROKER => match broker.config_scope(&r.resource_name) {
+                    Ok(Scope::Broker) => broker_entries(broker, keys.as_deref()),
+                    Ok(Scope::ClusterDefault) => cluster_default_entries(broker, keys.as_deref()),
+                    Err(e) => {
+                        return base
+                            .with_error_code(ResponseError::InvalidRequest.code())
+                            .with_error_message(Some(str_bytes(&e.to_string())))
+                    }
+                },
                 _ => {
                     return base
                         .with_error_code(ResponseError::InvalidRequest.code())

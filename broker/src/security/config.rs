@@ -156,6 +156,46 @@ pub const SECURITY_CONFIGS: &[ConfigDef] = &[
     ),
 ];
 
+/// Kafka's Kerberos keys. Runnel has no GSSAPI, so they change nothing; they are accepted (statically, and
+/// dynamically per broker as Kafka allows) because configs and admin tools written for Kafka set them.
+pub const GSSAPI_CONFIGS: &[ConfigDef] = &[
+    def("sasl.kerberos.service.name", "", ConfigType::String, false),
+    def(
+        "sasl.kerberos.kinit.cmd",
+        "/usr/bin/kinit",
+        ConfigType::String,
+        false,
+    ),
+    def(
+        "sasl.kerberos.ticket.renew.window.factor",
+        "0.8",
+        ConfigType::Double,
+        false,
+    ),
+    def(
+        "sasl.kerberos.ticket.renew.jitter",
+        "0.05",
+        ConfigType::Double,
+        false,
+    ),
+    def(
+        "sasl.kerberos.min.time.before.relogin",
+        "60000",
+        ConfigType::Long,
+        false,
+    ),
+    def(
+        "sasl.kerberos.principal.to.local.rules",
+        "DEFAULT",
+        ConfigType::String,
+        false,
+    ),
+];
+
+pub fn gssapi_def(key: &str) -> Option<&'static ConfigDef> {
+    GSSAPI_CONFIGS.iter().find(|d| d.name == key)
+}
+
 pub const DEFAULT_PROTOCOL_MAP: &str =
     "PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL";
 
@@ -163,6 +203,7 @@ pub fn find(key: &str) -> Option<&'static ConfigDef> {
     SECURITY_CONFIGS
         .iter()
         .chain(LISTENER_CONFIGS)
+        .chain(GSSAPI_CONFIGS)
         .find(|d| d.name == key)
 }
 

@@ -36,7 +36,7 @@ impl ClientAuth {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum Pem {
     File(PathBuf),
     Inline(String),
@@ -59,7 +59,7 @@ impl Pem {
 }
 
 /// What a listener's TLS is made from, read from its (possibly listener-prefixed) keys.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TlsSettings {
     pub listener: String,
     chain: Pem,
@@ -217,10 +217,16 @@ impl TlsSettings {
     }
 }
 
-/// A listener's TLS configuration, rebuilt when its files change.
+/// A listener's TLS configuration, rebuilt when its files change or its settings are replaced (a dynamic
+/// keystore change).
 pub struct TlsAcceptor {
+    current: RwLock<Current>,
+}
+
+struct Current {
     settings: TlsSettings,
-    current: RwLock<(Arc<ServerConfig>, Vec<Option<SystemTime>>)>,
+    config: Arc<ServerConfig>,
+    stamp: Vec<Option<SystemTime>>,
 }
 
 impl TlsAcceptor {
@@ -228,40 +234,69 @@ impl TlsAcceptor {
         let stamp = settings.stamp();
         let config = settings.build()?;
         Ok(TlsAcceptor {
-            settings,
-            current: RwLock::new((config, stamp)),
+            current: RwLock::new(Current {
+                settings,
+                config,
+                stamp,
+            }),
         })
     }
 
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Current> {
+        self.current.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Current> {
+        self.current.write().unwrap_or_else(|p| p.into_inner())
+    }
+
     pub fn config(&self) -> Arc<ServerConfig> {
-        let current = self.current.read().unwrap_or_else(|p| p.into_inner());
-        Arc::clone(&current.0)
+        Arc::clone(&self.read().config)
     }
 
     /// Rebuilds when a file changed; a broken new file keeps the old certificate in use (and says so).
     pub fn reload_if_changed(&self) {
-        let stamp = self.settings.stamp();
-        {
-            let current = self.current.read().unwrap_or_else(|p| p.into_inner());
-            if current.1 == stamp {
+        let (settings, stamp) = {
+            let current = self.read();
+            let stamp = current.settings.stamp();
+            if current.stamp == stamp {
                 return;
             }
-        }
-        match self.settings.build() {
+            (current.settings.clone(), stamp)
+        };
+        match settings.build() {
             Ok(config) => {
-                *self.current.write().unwrap_or_else(|p| p.into_inner()) = (config, stamp);
-                tracing::info!(listener = %self.settings.listener, "TLS certificate reloaded");
+                let mut current = self.write();
+                current.config = config;
+                current.stamp = stamp;
+                tracing::info!(listener = %settings.listener, "TLS certificate reloaded");
             }
             Err(e) => {
                 // Remember the stamp so a broken file is reported once, not on every check.
-                self.current.write().unwrap_or_else(|p| p.into_inner()).1 = stamp;
+                self.write().stamp = stamp;
                 tracing::error!(error = %e, "TLS files changed but cannot be used; keeping the previous certificate");
             }
         }
     }
 
+    /// Switches to new settings (other files); on error the current certificate stays in use.
+    pub fn use_settings(&self, settings: TlsSettings) -> Result<(), TlsError> {
+        if self.read().settings == settings {
+            return Ok(());
+        }
+        let stamp = settings.stamp();
+        let config = settings.build()?;
+        tracing::info!(listener = %settings.listener, "TLS settings changed; new certificate in use");
+        *self.write() = Current {
+            settings,
+            config,
+            stamp,
+        };
+        Ok(())
+    }
+
     pub fn client_auth(&self) -> ClientAuth {
-        self.settings.client_auth
+        self.read().settings.client_auth
     }
 }
 

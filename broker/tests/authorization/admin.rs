@@ -137,9 +137,19 @@ async fn configs_need_describe_configs_and_alter_configs() {
     ]);
     assert_eq!(e.bob(2, &legacy).await.responses[0].error_code, cf);
     e.allow(Rt::Cluster, "kafka-cluster", Op::AlterConfigs);
-    // Past the check, Runnel's static broker configs refuse the change themselves.
+    // Past the check, the change itself is judged: clearing the cluster defaults is fine, a key that
+    // cannot change while the broker runs is refused as Kafka refuses it.
+    assert_eq!(e.bob(2, &legacy).await.responses[0].error_code, 0);
+    let static_key = AlterConfigsRequest::default().with_resources(vec![
+        alter_configs_request::AlterConfigsResource::default()
+            .with_resource_type(4)
+            .with_resource_name(s(""))
+            .with_configs(vec![alter_configs_request::AlterableConfig::default()
+                .with_name(s("num.partitions"))
+                .with_value(Some(s("3")))]),
+    ]);
     assert_eq!(
-        e.bob(2, &legacy).await.responses[0].error_code,
+        e.bob(2, &static_key).await.responses[0].error_code,
         code(InvalidRequest)
     );
 }

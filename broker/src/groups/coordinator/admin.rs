@@ -11,6 +11,9 @@ use crate::groups::store::Change;
 impl GroupCoordinator {
     /// (group id, protocol type, state) of every group, optionally only those in the given states.
     pub fn list(&self, states: &[String]) -> Vec<(String, String, &'static str)> {
+        // Sessions that ended since the last timer tick end now, so an admin call sees what Kafka's
+        // exact heartbeat timers would show (the tick runs every 100 ms).
+        self.tick();
         let inner = self.lock();
         let mut out: Vec<(String, String, &'static str)> = inner
             .groups
@@ -35,6 +38,7 @@ impl GroupCoordinator {
     }
 
     pub fn describe(&self, group_id: &str) -> Option<GroupDescription> {
+        self.tick();
         let inner = self.lock();
         let g = inner.groups.get(group_id)?;
         let protocol = g.protocol.clone().unwrap_or_default();
@@ -74,6 +78,7 @@ impl GroupCoordinator {
 
     /// DeleteGroups for one group: only groups without members can go.
     pub fn delete_group(&self, group_id: &str) -> i16 {
+        self.tick();
         let mut inner = self.lock();
         let Some(g) = inner.groups.get(group_id) else {
             return code(ResponseError::GroupIdNotFound);
