@@ -157,7 +157,9 @@ class HostingBroker(Broker):
         extra: list[str] = []
         for j in self.jobs:
             extra += ["--job", j]
-        return [str(RUNNEL_BIN), "serve", "--listen", f"127.0.0.1:{port}", "--data-dir", str(self.data_dir),
+        # as conftest's Broker: a `listeners` set replaces --listen
+        listen = [] if "listeners" in self.sets else ["--listen", f"127.0.0.1:{port}"]
+        return [str(RUNNEL_BIN), "serve", *listen, "--data-dir", str(self.data_dir),
                 *[a for k, v in self.sets.items() for a in ("--set", f"{k}={v}")], *extra]
 
 
