@@ -78,10 +78,22 @@ pub fn prepare(specs: &[String]) -> Result<Vec<HostedJob>, String> {
         .collect()
 }
 
-/// Runs a hosted job for as long as the broker runs; a failed job is logged and started again after a
-/// pause (it resumes from its checkpoint), so a bad record or a fenced instance never stops the broker.
-pub fn spawn(broker: &Arc<Broker>, hosted: HostedJob) {
+/// Runs a hosted job until `stop` turns true; a failed job is logged and started again after a pause (it
+/// resumes from its checkpoint), so a bad record or a fenced instance never stops the broker. The broker
+/// waits for the returned task before it closes its logs, so the job's last commit is not cut off.
+pub fn spawn(
+    broker: &Arc<Broker>,
+    hosted: HostedJob,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
     let broker = Arc::clone(broker);
+    let stopped = move || {
+        let mut stop = stop.clone();
+        async move {
+            // An error means the sender is gone: the broker is going away too.
+            let _ = stop.wait_for(|s| *s).await;
+        }
+    };
     tokio::spawn(async move {
         let addr = format!("{}:{}", broker.advertised_host, broker.advertised_port);
         loop {
@@ -98,7 +110,7 @@ pub fn spawn(broker: &Arc<Broker>, hosted: HostedJob) {
                     hosted.config.clone(),
                     Arc::clone(&hosted.job),
                     Arc::clone(&hosted.metrics),
-                    std::future::pending(),
+                    stopped(),
                 )
                 .await
                 .map_err(|e| e.to_string())
@@ -111,9 +123,12 @@ pub fn spawn(broker: &Arc<Broker>, hosted: HostedJob) {
                 }
                 Err(e) => {
                     tracing::error!(job = %hosted.config.name, error = %e, "co-located job failed; restarting it in 5 s");
-                    tokio::time::sleep(Duration::from_secs(5)).await;
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+                        _ = stopped() => return,
+                    }
                 }
             }
         }
-    });
+    })
 }

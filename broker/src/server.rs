@@ -149,16 +149,17 @@ pub async fn run(config: BrokerConfig) -> Result<(), ServeError> {
             Arc::new(render),
         ));
     }
-    for h in hosted {
-        crate::colocated::spawn(&broker, h);
-    }
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let jobs: Vec<_> = hosted
+        .into_iter()
+        .map(|h| crate::colocated::spawn(&broker, h, stop_rx.clone()))
+        .collect();
 
     spawn_dynamic_config_follower(
         &broker,
         bound.iter().map(|(_, _, l)| Arc::clone(l)).collect(),
         counter.clone(),
     );
-    let (stop_tx, stop_rx) = watch::channel(false);
     let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
     let mut accepts = tokio::task::JoinSet::new();
     for (socket, _, listener) in bound {
@@ -185,13 +186,17 @@ pub async fn run(config: BrokerConfig) -> Result<(), ServeError> {
     accepts.abort_all();
     let _ = stop_tx.send(true);
     drop(done_tx);
-    if tokio::time::timeout(DRAIN_TIMEOUT, done_rx.recv())
-        .await
-        .is_err()
-    {
+    // Connections and hosted jobs finish together, within one drain timeout.
+    let drained = async {
+        let _ = done_rx.recv().await;
+        for job in jobs {
+            let _ = job.await;
+        }
+    };
+    if tokio::time::timeout(DRAIN_TIMEOUT, drained).await.is_err() {
         tracing::warn!(
             timeout_s = DRAIN_TIMEOUT.as_secs(),
-            "connections still busy; closing the logs anyway"
+            "connections or hosted jobs still busy; closing the logs anyway"
         );
     }
     let b = Arc::clone(&broker);

@@ -27,6 +27,9 @@ type Header<'a> = (&'a str, Option<&'a [u8]>);
 /// A batch encoded once, with its sequence, so a retry sends the same bytes.
 pub(super) struct Sealed {
     pub(super) tp: TopicPartition,
+    /// The idempotent sequence of its first record (-1 without a producer id), given back if the batch
+    /// is dropped before any broker saw it, so the partition's next batch does not leave a gap.
+    base_sequence: i32,
     bytes: Bytes,
     waiters: Vec<(oneshot::Sender<Result<RecordMetadata>>, i64)>,
     deadline: Instant,
@@ -131,6 +134,7 @@ impl Inner {
             .build(&records);
             out.push(Sealed {
                 tp,
+                base_sequence,
                 bytes: Bytes::from(bytes),
                 waiters: batch
                     .records
@@ -185,6 +189,15 @@ impl Inner {
         }
     }
 
+    /// Fails a batch no broker has seen: its sequence numbers go back to the partition (a batch is the only
+    /// one in flight for its partition, so nothing was sealed after it).
+    fn drop_unsent(&self, b: Sealed, err: ClientError) {
+        if b.base_sequence >= 0 && !(err.is_retriable() && Instant::now() < b.deadline) {
+            self.lock().sequences.insert(b.tp.clone(), b.base_sequence);
+        }
+        self.settle(b, Err(err));
+    }
+
     async fn send_round(self: &Arc<Self>, sealed: Vec<Sealed>) {
         if let Err(e) = self.add_partitions(&sealed).await {
             let e = self.map_fenced(e);
@@ -193,7 +206,7 @@ impl Inner {
                     ClientError::Fenced => ClientError::Fenced,
                     other => ClientError::Protocol(other.to_string()),
                 };
-                self.settle(b, Err(err));
+                self.drop_unsent(b, err);
             }
             return;
         }
@@ -209,7 +222,7 @@ impl Inner {
                     .push(b),
                 Err(e) => {
                     self.cluster.invalidate(&b.tp.0);
-                    self.settle(b, Err(e));
+                    self.drop_unsent(b, e);
                 }
             }
         }

@@ -9,6 +9,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Instant;
 
+use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::add_partitions_to_txn_request::AddPartitionsToTxnTopic;
 use kafka_protocol::messages::txn_offset_commit_request::{
     TxnOffsetCommitRequestPartition, TxnOffsetCommitRequestTopic,
@@ -288,12 +289,20 @@ impl Inner {
             let req = req.clone();
             async move {
                 let r = c.call(&req).await?;
-                let code = r
+                // The refused partitions carry the reason; the others only say OPERATION_NOT_ATTEMPTED.
+                let codes: Vec<i16> = r
                     .results_by_topic_v3_and_below
                     .iter()
                     .flat_map(|t| t.results_by_partition.iter())
                     .map(|p| p.partition_error_code)
-                    .find(|c| *c != 0)
+                    .filter(|c| *c != 0)
+                    .collect();
+                let not_attempted = ResponseError::OperationNotAttempted.code();
+                let code = codes
+                    .iter()
+                    .copied()
+                    .find(|c| *c != not_attempted)
+                    .or(codes.first().copied())
                     .unwrap_or(r.error_code);
                 Ok((code, ()))
             }
