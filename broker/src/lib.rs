@@ -3,6 +3,7 @@
 pub mod api;
 pub mod broker;
 pub mod cli;
+pub mod cluster;
 pub mod colocated;
 pub mod config;
 pub mod connection;

@@ -1,0 +1,65 @@
+//! The metadata database: a connection, and the schema migrations in `broker/migrations/`, applied in
+//! order under an advisory lock so brokers starting together apply each one once.
+
+use tokio_postgres::{Client, NoTls};
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("metadata database: {0}")]
+    Postgres(#[from] tokio_postgres::Error),
+}
+
+/// Every migration, oldest first; a released one is never edited, only followed by a new one.
+const MIGRATIONS: &[(i32, &str)] = &[(1, include_str!("../../migrations/0001_brokers.sql"))];
+
+/// Any constant both sides agree on: the advisory lock serialising migrations across brokers.
+const MIGRATION_LOCK: i64 = 0x7275_6e6e_656c; // "runnel"
+
+/// Connects to the metadata database; the connection's I/O runs on its own task until the client drops.
+pub async fn connect(url: &str) -> Result<Client, DbError> {
+    let (client, connection) = tokio_postgres::connect(url, NoTls).await?;
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::warn!(error = %e, "metadata database connection ended");
+        }
+    });
+    Ok(client)
+}
+
+/// Brings the schema to the newest version; returns the versions applied now.
+pub async fn migrate(client: &mut Client) -> Result<Vec<i32>, DbError> {
+    let tx = client.transaction().await?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+        .await?;
+    tx.batch_execute(
+        "CREATE TABLE IF NOT EXISTS runnel_schema_migrations (
+             version    INTEGER PRIMARY KEY,
+             applied_at TIMESTAMPTZ NOT NULL DEFAULT now()
+         )",
+    )
+    .await?;
+    let done: Vec<i32> = tx
+        .query("SELECT version FROM runnel_schema_migrations", &[])
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let mut applied = Vec::new();
+    for (version, sql) in MIGRATIONS {
+        if done.contains(version) {
+            continue;
+        }
+        tx.batch_execute(sql).await?;
+        tx.execute(
+            "INSERT INTO runnel_schema_migrations (version) VALUES ($1)",
+            &[version],
+        )
+        .await?;
+        applied.push(*version);
+    }
+    tx.commit().await?;
+    if !applied.is_empty() {
+        tracing::info!(versions = ?applied, "metadata schema migrated");
+    }
+    Ok(applied)
+}

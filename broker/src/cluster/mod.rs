@@ -1,0 +1,10 @@
+//! Cluster mode (issue 12): stateless brokers on S3-compatible object storage and PostgreSQL. The design and
+//! its order of construction are in docs/design.md ("Cluster mode"); what is here so far: the metadata
+//! database's schema migrations, the broker registry (membership by leases) and the object store client.
+
+pub mod db;
+pub mod objects;
+pub mod registry;
+
+pub use db::{connect, migrate, DbError};
+pub use registry::{LiveBroker, Registry, RegistryError};
