@@ -10,7 +10,10 @@ pub enum DbError {
 }
 
 /// Every migration, oldest first; a released one is never edited, only followed by a new one.
-const MIGRATIONS: &[(i32, &str)] = &[(1, include_str!("../../migrations/0001_brokers.sql"))];
+const MIGRATIONS: &[(i32, &str)] = &[
+    (1, include_str!("../../migrations/0001_brokers.sql")),
+    (2, include_str!("../../migrations/0002_batches.sql")),
+];
 
 /// Any constant both sides agree on: the advisory lock serialising migrations across brokers.
 const MIGRATION_LOCK: i64 = 0x7275_6e6e_656c; // "runnel"
