@@ -113,9 +113,10 @@ def consume_all(bootstrap, topic, partition, count, timeout=30.0, start=None, **
 
 # ---------------------------------------------------------------- Java programs (tests/java/src)
 
-def java_command(program: str, *args: str) -> list[str]:
-    """The command line for a single-file Java program of tests/java/src; fails clearly when the JDK or the
-    kafka-clients jars (scripts/test fetches them) are missing."""
+def java_command(program: str, *args: str, jvm: tuple[str, ...] | list[str] = ()) -> list[str]:
+    """The command line for a single-file Java program of tests/java/src, with extra JVM options jvm (e.g.
+    "-Dname=value" system properties); fails clearly when the JDK or the kafka-clients jars (scripts/test
+    fetches them) are missing."""
     import glob
     import shutil
     from pathlib import Path
@@ -126,17 +127,18 @@ def java_command(program: str, *args: str) -> list[str]:
     assert glob.glob(str(lib / "kafka-clients-*.jar")), \
         f"no kafka-clients jar in {lib}: run scripts/test or (cd tests/java && mvn -q -B " \
         f"dependency:copy-dependencies -DoutputDirectory=target/lib)"
-    return [java, "-Xmx256m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-cp", f"{lib}/*",
+    return [java, "-Xmx256m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", *jvm, "-cp", f"{lib}/*",
             str(repo / "tests" / "java" / "src" / f"{program}.java"), *args]
 
 
-def run_java(tmp_path, program: str, *args: str, timeout=240) -> tuple[int, str, str]:
-    """Runs a tests/java/src program; (exit code, stdout, stderr), its stderr kept in a file of tmp_path."""
+def run_java(tmp_path, program: str, *args: str, timeout=240, jvm=()) -> tuple[int, str, str]:
+    """Runs a tests/java/src program (extra JVM options jvm); (exit code, stdout, stderr), its stderr kept in a
+    file of tmp_path."""
     import subprocess
     log = tmp_path / f"{program}.{time.monotonic_ns()}.stderr"
     with open(log, "wb") as err:
         try:
-            proc = subprocess.run(java_command(program, *args), stdout=subprocess.PIPE, stderr=err,
+            proc = subprocess.run(java_command(program, *args, jvm=jvm), stdout=subprocess.PIPE, stderr=err,
                                   stdin=subprocess.DEVNULL, timeout=timeout)
         except subprocess.TimeoutExpired as e:
             out = (e.stdout or b"").decode(errors="replace")

@@ -1,8 +1,9 @@
-"""Shared pieces of the security tests (test_security_tls.py, test_security_sasl.py, test_security_acls.py):
-certificates made with the openssl CLI, the users and their passwords, broker settings per listener (the
-Kafka-only JAAS keys added when TARGET == "kafka"), client configurations for librdkafka (confluent-kafka and
-kcat), kafka-python and the Java client, produce+consume round trips through each, SCRAM user creation, ACL
-creation through the ADMIN listener, and Kafka's own tools (kafka-acls.sh, kafka-configs.sh).
+"""Shared pieces of the security tests (test_security_tls.py, test_security_sasl.py, test_security_acls.py,
+test_security_oauth.py): certificates made with the openssl CLI, the users and their passwords, broker settings
+per listener (the Kafka-only JAAS and OAUTHBEARER keys added when TARGET == "kafka"), client configurations for
+librdkafka (confluent-kafka and kcat), kafka-python and the Java client (OAUTHBEARER ones from the endpoint's
+oauth_helpers.OAuthClient), produce+consume round trips through each, SCRAM user creation, ACL creation through
+the ADMIN listener, and Kafka's own tools (kafka-acls.sh, kafka-configs.sh).
 
 The broker contract (same keys on Runnel and Kafka): listeners / listener.security.protocol.map / ssl.* /
 sasl.enabled.mechanisms / authorizer.class.name / super.users / allow.everyone.if.no.acl.found /
@@ -195,6 +196,7 @@ class Endpoint:
     cert: Path | None = None            # client certificate chain (mTLS)
     key: Path | None = None             # client key (mTLS)
     keystore: Path | None = None        # key + chain in one PEM (mTLS, Java)
+    oauth: object | None = None         # OAUTHBEARER: an oauth_helpers.OAuthClient (instead of user/password)
 
     @property
     def tls(self):
@@ -208,7 +210,8 @@ class Endpoint:
 def rdkafka_conf(ep: Endpoint) -> dict:
     conf = {"bootstrap.servers": ep.address, "security.protocol": ep.protocol}
     if ep.sasl:
-        conf.update({"sasl.mechanism": ep.mechanism, "sasl.username": ep.user, "sasl.password": ep.password})
+        conf.update(ep.oauth.rdkafka_conf() if ep.oauth else
+                    {"sasl.mechanism": ep.mechanism, "sasl.username": ep.user, "sasl.password": ep.password})
     if ep.tls:
         if ep.ca:
             conf["ssl.ca.location"] = str(ep.ca)
@@ -222,7 +225,8 @@ def rdkafka_conf(ep: Endpoint) -> dict:
 def kafka_python_conf(ep: Endpoint) -> dict:
     conf = {"bootstrap_servers": ep.address, "security_protocol": ep.protocol}
     if ep.sasl:
-        conf.update({"sasl_mechanism": ep.mechanism, "sasl_plain_username": ep.user,
+        conf.update(ep.oauth.kafka_python_conf() if ep.oauth else
+                    {"sasl_mechanism": ep.mechanism, "sasl_plain_username": ep.user,
                      "sasl_plain_password": ep.password})
     if ep.tls:
         conf["ssl_check_hostname"] = True
@@ -236,7 +240,9 @@ def kafka_python_conf(ep: Endpoint) -> dict:
 
 def java_props(ep: Endpoint) -> dict:
     props = {"bootstrap.servers": ep.address, "security.protocol": ep.protocol}
-    if ep.sasl:
+    if ep.sasl and ep.oauth:
+        props.update(ep.oauth.java_props())
+    elif ep.sasl:
         module = ("org.apache.kafka.common.security.plain.PlainLoginModule" if ep.mechanism == "PLAIN"
                   else "org.apache.kafka.common.security.scram.ScramLoginModule")
         props["sasl.mechanism"] = ep.mechanism
@@ -353,9 +359,9 @@ def roundtrip_kcat(ep: Endpoint, topic: str, n: int = 10):
 
 # ---------------------------------------------------------------- Java programs and Kafka tools
 
-def java_cases(tmp_path: Path, cases: dict[str, tuple], timeout=300) -> dict[str, str]:
+def java_cases(tmp_path: Path, cases: dict[str, tuple], timeout=300, jvm=()) -> dict[str, str]:
     """Runs tests/java/src/SecureRoundTrip.java once for many cases {name: (endpoint, topic, records[, extra
-    client properties])}, in parallel inside one JVM; returns {name: "OK"} or
+    client properties])}, in parallel inside one JVM (extra JVM options jvm); returns {name: "OK"} or
     {name: "FAIL <exception class chain>: <message>"}."""
     files = []
     for name, (ep, topic, n, *extra) in cases.items():
@@ -364,7 +370,7 @@ def java_cases(tmp_path: Path, cases: dict[str, tuple], timeout=300) -> dict[str
             props.update(e)
         props.update({"test.name": name, "test.topic": topic, "test.records": str(n)})
         files.append(str(write_properties(tmp_path / f"case-{name}.properties", props)))
-    rc, out, err = run_java(tmp_path, "SecureRoundTrip", *files, timeout=timeout)
+    rc, out, err = run_java(tmp_path, "SecureRoundTrip", *files, timeout=timeout, jvm=jvm)
     assert rc == 0, f"SecureRoundTrip exited {rc}\nstdout:\n{out}\nstderr:\n{err[-5000:]}"
     results = {}
     for line in out.splitlines():
