@@ -162,6 +162,14 @@ pub async fn run(config: BrokerConfig) -> Result<(), ServeError> {
     );
     let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
     let mut accepts = tokio::task::JoinSet::new();
+    // OAUTHBEARER listeners load their JWKS before the first client can log in.
+    for (_, _, l) in &bound {
+        if let Some(oauth) = &l.oauth {
+            if let Err(e) = oauth.keys.refresh_now().await {
+                tracing::warn!(listener = %l.name, error = %e, "cannot load the JWKS yet; retrying every second");
+            }
+        }
+    }
     for (socket, _, listener) in bound {
         spawn_ticker_tls(&listener);
         spawn_jwks_refresh(&listener);

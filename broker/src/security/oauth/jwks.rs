@@ -174,11 +174,11 @@ async fn http_get(rest: &str) -> Result<String, String> {
         .map_err(|_| format!("JWKS endpoint {addr} timed out"))?
 }
 
-/// The current keys, and when they were last fetched.
+/// The current keys, when they were last fetched, and whether that fetch failed.
 pub struct KeyCache {
     pub url: String,
     pub refresh: Duration,
-    keys: RwLock<(HashMap<String, PublicKey>, Option<Instant>)>,
+    keys: RwLock<(HashMap<String, PublicKey>, Option<Instant>, bool)>,
     /// Set when a token named an unknown key: the next tick refetches early.
     pub wanted: std::sync::atomic::AtomicBool,
 }
@@ -186,12 +186,15 @@ pub struct KeyCache {
 /// The soonest an unknown `kid` may trigger another fetch.
 pub const MIN_REFETCH: Duration = Duration::from_secs(10);
 
+/// How soon a failed fetch is tried again (the last good keys stay in use meanwhile).
+pub const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(1);
+
 impl KeyCache {
     pub fn new(url: String, refresh: Duration) -> Self {
         KeyCache {
             url,
             refresh,
-            keys: RwLock::new((HashMap::new(), None)),
+            keys: RwLock::new((HashMap::new(), None, false)),
             wanted: std::sync::atomic::AtomicBool::new(false),
         }
     }
@@ -206,7 +209,8 @@ impl KeyCache {
         match keys.1 {
             None => true,
             Some(at) => {
-                at.elapsed() >= self.refresh
+                (keys.2 && at.elapsed() >= RETRY_AFTER_FAILURE)
+                    || at.elapsed() >= self.refresh
                     || (self.wanted.load(std::sync::atomic::Ordering::Relaxed)
                         && at.elapsed() >= MIN_REFETCH)
             }
@@ -219,9 +223,39 @@ impl KeyCache {
         keys.1 = Some(Instant::now());
         self.wanted
             .store(false, std::sync::atomic::Ordering::Relaxed);
+        keys.2 = true;
         let parsed = parse(&text?)?;
         let n = parsed.len();
         keys.0 = parsed;
+        keys.2 = false;
         Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_failed_fetch_is_retried_soon_and_a_good_one_waits_for_the_refresh_interval() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("jwks.json");
+        let cache = KeyCache::new(
+            format!("file://{}", path.display()),
+            Duration::from_secs(3600),
+        );
+        assert!(cache.due(), "never fetched");
+        assert!(cache.refresh_now().await.is_err(), "no file yet");
+        assert!(!cache.due(), "not retried in a tight loop");
+        std::fs::write(&path, r#"{"keys": []}"#).expect("write");
+        // The retry delay is the behaviour under test, so the test lets that much time pass.
+        tokio::time::sleep(RETRY_AFTER_FAILURE + Duration::from_millis(100)).await;
+        assert!(
+            cache.due(),
+            "a failure is retried after {RETRY_AFTER_FAILURE:?}"
+        );
+        assert_eq!(cache.refresh_now().await, Ok(0));
+        tokio::time::sleep(RETRY_AFTER_FAILURE + Duration::from_millis(100)).await;
+        assert!(!cache.due(), "a good fetch waits for the refresh interval");
     }
 }
