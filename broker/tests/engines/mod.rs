@@ -11,6 +11,7 @@ use std::process::Command;
 pub struct Postgres {
     dir: tempfile::TempDir,
     data: PathBuf,
+    port: u16,
     pub url: String,
 }
 
@@ -79,35 +80,47 @@ impl Postgres {
             .args(["-A", "trust", "-U", "runnel", "-E", "UTF8", "--no-sync"]);
         run(init, "initdb");
         let port = free_port();
-        let mut start = as_postgres_user(&pg_bin("pg_ctl"));
-        start
-            .arg("-D")
-            .arg(&data)
-            .arg("-l")
-            .arg(dir.path().join("postgres.log"))
-            .args(["-w", "-t", "60", "-o"])
-            .arg(format!(
-                "-c listen_addresses=127.0.0.1 -p {port} -k {}",
-                dir.path().display()
-            ))
-            .arg("start");
-        run(start, "pg_ctl start");
-        Postgres {
+        let pg = Postgres {
             url: format!("postgres://runnel@127.0.0.1:{port}/postgres"),
             dir,
             data,
-        }
+            port,
+        };
+        pg.restart();
+        pg
     }
-}
 
-impl Drop for Postgres {
-    fn drop(&mut self) {
+    /// Starts the server again on the same port and data (after [`Postgres::stop`]).
+    pub fn restart(&self) {
+        let mut start = as_postgres_user(&pg_bin("pg_ctl"));
+        start
+            .arg("-D")
+            .arg(&self.data)
+            .arg("-l")
+            .arg(self.dir.path().join("postgres.log"))
+            .args(["-w", "-t", "60", "-o"])
+            .arg(format!(
+                "-c listen_addresses=127.0.0.1 -p {} -k {}",
+                self.port,
+                self.dir.path().display()
+            ))
+            .arg("start");
+        run(start, "pg_ctl start");
+    }
+
+    /// Stops the server at once, as a crash would (what was committed survives).
+    pub fn stop(&self) {
         let mut stop = as_postgres_user(&pg_bin("pg_ctl"));
         stop.arg("-D")
             .arg(&self.data)
             .args(["-m", "immediate", "stop"]);
         let _ = stop.output();
-        let _ = &self.dir;
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        self.stop();
     }
 }
 
@@ -115,8 +128,10 @@ impl Drop for Postgres {
 /// .venv) with its S3 gateway on a free port, every other port free too so suites can run side by side, one
 /// bucket, and credentials it requires on every request.
 pub struct SeaweedFs {
-    child: std::process::Child,
-    _dir: tempfile::TempDir,
+    child: Option<std::process::Child>,
+    dir: tempfile::TempDir,
+    args: Vec<String>,
+    s3_port: u16,
     pub endpoint: String,
     pub bucket: String,
     pub access_key: String,
@@ -155,42 +170,65 @@ impl SeaweedFs {
             "s3.port.iceberg",
             "s3.port.lance",
         ];
-        let (access_key, secret_key) =
-            ("runnel-test".to_string(), "runnel-test-secret".to_string());
         let bucket = "runnel".to_string();
-        let log = std::fs::File::create(dir.path().join("weed.log")).expect("log file");
-        let mut cmd = Command::new(weed_bin());
-        cmd.arg("mini")
-            .arg(format!("-dir={}", dir.path().display()))
-            .args(["-ip=127.0.0.1", "-ip.bind=127.0.0.1", "-admin.ui=false"])
+        let mut args = vec![
+            "mini".to_string(),
+            format!("-dir={}", dir.path().display()),
+            "-ip=127.0.0.1".into(),
+            "-ip.bind=127.0.0.1".into(),
+            "-admin.ui=false".into(),
             // as S3 itself: a bucket exists only once made, so a mistyped one fails the probe
-            .arg("-s3.autoCreateBucket=false")
-            .arg(format!("-bucket={bucket}"))
-            .arg(format!("-s3.port={s3_port}"))
-            .args(ports.iter().map(|p| format!("-{p}={}", free_port())))
-            .env("AWS_ACCESS_KEY_ID", &access_key)
-            .env("AWS_SECRET_ACCESS_KEY", &secret_key)
+            "-s3.autoCreateBucket=false".into(),
+            format!("-bucket={bucket}"),
+            format!("-s3.port={s3_port}"),
+        ];
+        args.extend(ports.iter().map(|p| format!("-{p}={}", free_port())));
+        let mut weed = SeaweedFs {
+            child: None,
+            dir,
+            args,
+            s3_port,
+            endpoint: format!("http://127.0.0.1:{s3_port}"),
+            bucket,
+            access_key: "runnel-test".into(),
+            secret_key: "runnel-test-secret".into(),
+        };
+        weed.restart();
+        weed
+    }
+
+    /// Starts the server (again) on the same ports and data.
+    pub fn restart(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("weed.log"))
+            .expect("log file");
+        let child = Command::new(weed_bin())
+            .args(&self.args)
+            .env("AWS_ACCESS_KEY_ID", &self.access_key)
+            .env("AWS_SECRET_ACCESS_KEY", &self.secret_key)
             .stdout(log.try_clone().expect("log file"))
-            .stderr(log);
-        let child = cmd
+            .stderr(log)
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {}: {e}", weed_bin().display()));
+        self.child = Some(child);
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-        while std::net::TcpStream::connect(("127.0.0.1", s3_port)).is_err() {
+        while std::net::TcpStream::connect(("127.0.0.1", self.s3_port)).is_err() {
             assert!(
                 std::time::Instant::now() < deadline,
                 "SeaweedFS's S3 port did not open: {}",
-                std::fs::read_to_string(dir.path().join("weed.log")).unwrap_or_default()
+                std::fs::read_to_string(self.dir.path().join("weed.log")).unwrap_or_default()
             );
             std::thread::sleep(std::time::Duration::from_millis(100));
         }
-        SeaweedFs {
-            child,
-            _dir: dir,
-            endpoint: format!("http://127.0.0.1:{s3_port}"),
-            bucket,
-            access_key,
-            secret_key,
+    }
+
+    /// Kills the server (SIGKILL), as a crash would.
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
         }
     }
 
@@ -211,7 +249,6 @@ impl SeaweedFs {
 
 impl Drop for SeaweedFs {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.stop();
     }
 }

@@ -1,0 +1,181 @@
+//! The produce path of a cluster broker: batches from every connection, for every partition, are gathered
+//! for at most `diskless.commit.interval.ms` (or until `diskless.commit.max.bytes`), uploaded as one object,
+//! committed in one database transaction ([`super::batch_index::commit`]), and only then answered. Rounds run
+//! one after another, so two batches of one producer to one partition are committed in the order they came;
+//! the next round gathers while the current one uploads and commits. A failed upload or commit answers every
+//! batch of its round with an error and leaves nothing behind but an orphan object for the collector.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use runnel_storage::batch::BatchHeader;
+use tokio::sync::{mpsc, oneshot};
+use uuid::Uuid;
+
+use super::batch_index::{self, Appended, Staged};
+use super::objects::ObjectStorage;
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum CommitError {
+    /// The object store refused or did not answer: nothing was committed (KAFKA_STORAGE_ERROR, retriable).
+    #[error("uploading to object storage failed: {0}")]
+    Upload(String),
+    /// The database did not commit the round: nothing of it is in any partition (retriable).
+    #[error("committing to the metadata database failed: {0}")]
+    Commit(String),
+    #[error("the broker is shutting down")]
+    Closed,
+}
+
+/// How rounds are cut.
+#[derive(Debug, Clone, Copy)]
+pub struct RoundLimits {
+    /// The longest a batch waits for others before its round is uploaded.
+    pub interval: Duration,
+    /// A round is uploaded at once when it holds this many bytes.
+    pub max_bytes: usize,
+}
+
+impl Default for RoundLimits {
+    fn default() -> Self {
+        RoundLimits {
+            interval: Duration::from_millis(25),
+            max_bytes: 8 << 20,
+        }
+    }
+}
+
+struct Submission {
+    topic_id: Uuid,
+    partition: i32,
+    bytes: Bytes,
+    header: BatchHeader,
+    reply: oneshot::Sender<Result<Appended, CommitError>>,
+}
+
+/// A handle to this broker's commit task; cheap to clone.
+#[derive(Clone)]
+pub struct CommitPipeline {
+    submit: mpsc::Sender<Submission>,
+}
+
+impl CommitPipeline {
+    /// Starts the commit task for broker `node_id`; `metadata_url` is the database it commits to (it
+    /// reconnects after the connection is lost).
+    pub fn start(
+        store: Arc<ObjectStorage>,
+        metadata_url: String,
+        node_id: i32,
+        limits: RoundLimits,
+    ) -> Self {
+        // Bounded: a stalled store or database pushes back on producers instead of buffering without end.
+        let (submit, rx) = mpsc::channel(4096);
+        tokio::spawn(run(rx, store, metadata_url, node_id, limits));
+        CommitPipeline { submit }
+    }
+
+    /// Appends one validated batch; answers once it is committed (or why it is not).
+    pub async fn append(
+        &self,
+        topic_id: Uuid,
+        partition: i32,
+        bytes: Bytes,
+        header: BatchHeader,
+    ) -> Result<Appended, CommitError> {
+        let (reply, answer) = oneshot::channel();
+        self.submit
+            .send(Submission {
+                topic_id,
+                partition,
+                bytes,
+                header,
+                reply,
+            })
+            .await
+            .map_err(|_| CommitError::Closed)?;
+        answer.await.map_err(|_| CommitError::Closed)?
+    }
+}
+
+async fn run(
+    mut rx: mpsc::Receiver<Submission>,
+    store: Arc<ObjectStorage>,
+    metadata_url: String,
+    node_id: i32,
+    limits: RoundLimits,
+) {
+    let mut client: Option<tokio_postgres::Client> = None;
+    while let Some(first) = rx.recv().await {
+        let deadline = Instant::now() + limits.interval;
+        let mut size = first.bytes.len();
+        let mut round = vec![first];
+        while size < limits.max_bytes {
+            match tokio::time::timeout_at(deadline.into(), rx.recv()).await {
+                Ok(Some(s)) => {
+                    size += s.bytes.len();
+                    round.push(s);
+                }
+                Ok(None) | Err(_) => break,
+            }
+        }
+        let outcome = commit_round(&round, &store, &metadata_url, &mut client, node_id).await;
+        match outcome {
+            Ok(results) => {
+                for (s, r) in round.into_iter().zip(results) {
+                    let _ = s.reply.send(Ok(r));
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, batches = round.len(), "commit round failed");
+                for s in round {
+                    let _ = s.reply.send(Err(e.clone()));
+                }
+            }
+        }
+    }
+}
+
+async fn commit_round(
+    round: &[Submission],
+    store: &ObjectStorage,
+    metadata_url: &str,
+    client: &mut Option<tokio_postgres::Client>,
+    node_id: i32,
+) -> Result<Vec<Appended>, CommitError> {
+    let mut body = BytesMut::new();
+    let mut staged = Vec::with_capacity(round.len());
+    for s in round {
+        staged.push(Staged {
+            topic_id: s.topic_id,
+            partition: s.partition,
+            header: s.header,
+            byte_offset: body.len() as u64,
+            byte_length: u32::try_from(s.bytes.len()).unwrap_or(u32::MAX),
+        });
+        body.extend_from_slice(&s.bytes);
+    }
+    let body = body.freeze();
+    let key = store
+        .put_new(body.clone())
+        .await
+        .map_err(|e| CommitError::Upload(e.to_string()))?;
+    let db = match client {
+        Some(c) if !c.is_closed() => c,
+        _ => client.insert(
+            super::connect(metadata_url)
+                .await
+                .map_err(|e| CommitError::Commit(e.to_string()))?,
+        ),
+    };
+    match batch_index::commit(db, &key, body.len() as u64, node_id, &staged).await {
+        Ok(results) => Ok(results),
+        Err(e) => {
+            // A broken connection is replaced on the next round.
+            if db.is_closed() {
+                *client = None;
+            }
+            Err(CommitError::Commit(e.to_string()))
+        }
+    }
+}
