@@ -17,6 +17,7 @@ use bytes::Bytes;
 use runnel_broker::cluster::batch_index::{self, Appended};
 use runnel_broker::cluster::commit_pipeline::{CommitError, CommitPipeline, RoundLimits};
 use runnel_broker::cluster::objects::ObjectStorage;
+use runnel_broker::cluster::reader::ReadCache;
 use runnel_broker::cluster::{connect, migrate};
 use runnel_storage::batch::BatchHeader;
 use runnel_storage::builder::{BatchBuilder, Record};
@@ -109,7 +110,15 @@ async fn acknowledged_batches_survive_store_and_database_outages_exactly_once_an
         ..RoundLimits::default()
     };
     let pipelines: Vec<CommitPipeline> = (0..3)
-        .map(|node| CommitPipeline::start(store.clone(), pg.url.clone(), node, limits))
+        .map(|node| {
+            CommitPipeline::start(
+                store.clone(),
+                pg.url.clone(),
+                node,
+                limits,
+                Arc::new(ReadCache::new(1 << 20)),
+            )
+        })
         .collect();
     let errors = Arc::new(std::sync::Mutex::new(Vec::new()));
     let mut producers = tokio::task::JoinSet::new();

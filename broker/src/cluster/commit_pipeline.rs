@@ -14,7 +14,8 @@ use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
 use super::batch_index::{self, Appended, Staged};
-use super::objects::ObjectStorage;
+use super::objects::{ObjectKey, ObjectStorage};
+use super::reader::ReadCache;
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum CommitError {
@@ -62,16 +63,18 @@ pub struct CommitPipeline {
 
 impl CommitPipeline {
     /// Starts the commit task for broker `node_id`; `metadata_url` is the database it commits to (it
-    /// reconnects after the connection is lost).
+    /// reconnects after the connection is lost). Committed batches go into `cache` too, so this broker
+    /// serves its own fresh writes from memory.
     pub fn start(
         store: Arc<ObjectStorage>,
         metadata_url: String,
         node_id: i32,
         limits: RoundLimits,
+        cache: Arc<ReadCache>,
     ) -> Self {
         // Bounded: a stalled store or database pushes back on producers instead of buffering without end.
         let (submit, rx) = mpsc::channel(4096);
-        tokio::spawn(run(rx, store, metadata_url, node_id, limits));
+        tokio::spawn(run(rx, store, metadata_url, node_id, limits, cache));
         CommitPipeline { submit }
     }
 
@@ -104,6 +107,7 @@ async fn run(
     metadata_url: String,
     node_id: i32,
     limits: RoundLimits,
+    cache: Arc<ReadCache>,
 ) {
     let mut client: Option<tokio_postgres::Client> = None;
     while let Some(first) = rx.recv().await {
@@ -121,8 +125,11 @@ async fn run(
         }
         let outcome = commit_round(&round, &store, &metadata_url, &mut client, node_id).await;
         match outcome {
-            Ok(results) => {
-                for (s, r) in round.into_iter().zip(results) {
+            Ok((key, offsets, results)) => {
+                for ((s, r), at) in round.into_iter().zip(results).zip(offsets) {
+                    if let Appended::At(base) = r {
+                        cache.insert(key.clone(), at, super::reader::patched(&s.bytes, base));
+                    }
                     let _ = s.reply.send(Ok(r));
                 }
             }
@@ -142,7 +149,7 @@ async fn commit_round(
     metadata_url: &str,
     client: &mut Option<tokio_postgres::Client>,
     node_id: i32,
-) -> Result<Vec<Appended>, CommitError> {
+) -> Result<(ObjectKey, Vec<u64>, Vec<Appended>), CommitError> {
     let mut body = BytesMut::new();
     let mut staged = Vec::with_capacity(round.len());
     for s in round {
@@ -169,7 +176,7 @@ async fn commit_round(
         ),
     };
     match batch_index::commit(db, &key, body.len() as u64, node_id, &staged).await {
-        Ok(results) => Ok(results),
+        Ok(results) => Ok((key, staged.iter().map(|s| s.byte_offset).collect(), results)),
         Err(e) => {
             // A broken connection is replaced on the next round.
             if db.is_closed() {

@@ -2,12 +2,14 @@
 //! its order of construction are in docs/design.md ("Cluster mode"); what is here so far: the metadata
 //! database's schema migrations, the broker registry (membership by leases), the object store client and
 //! the batch index with the produce commit transaction, and the commit pipeline that gathers a broker's
-//! batches into rounds (one object, one transaction each).
+//! batches into rounds (one object, one transaction each), and the reader that serves fetches from the index,
+//! object storage and a bounded cache.
 
 pub mod batch_index;
 pub mod commit_pipeline;
 pub mod db;
 pub mod objects;
+pub mod reader;
 pub mod registry;
 
 pub use db::{connect, migrate, DbError};
