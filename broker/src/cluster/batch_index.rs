@@ -17,6 +17,9 @@ use super::objects::ObjectKey;
 /// limit on in-flight requests of an idempotent producer.
 const PRODUCER_WINDOW: i64 = 5;
 
+/// Partitions per notification: an entry is at most ~60 bytes, PostgreSQL's payload limit 8000.
+const NOTIFY_ENTRIES: usize = 100;
+
 /// One validated batch inside an uploaded object.
 #[derive(Debug, Clone)]
 pub struct Staged {
@@ -101,6 +104,7 @@ pub async fn commit(
             .push(i);
     }
     let mut results = vec![Appended::UnknownPartition; batches.len()];
+    let mut advanced: Vec<String> = Vec::new();
     for ((topic_id, partition), indexes) in by_partition {
         let Some(row) = tx
             .query_opt(
@@ -155,6 +159,16 @@ pub async fn commit(
         tx.execute(
             "UPDATE runnel_partitions SET next_offset = $3 WHERE topic_id = $1 AND partition = $2",
             &[&topic_id, &partition, &next],
+        )
+        .await?;
+        advanced.push(format!("{topic_id}:{partition}:{next}"));
+    }
+    // Delivered to every listening broker when (and only if) the transaction commits; a payload holds at
+    // most 8000 bytes, so large rounds are told in parts.
+    for part in advanced.chunks(NOTIFY_ENTRIES) {
+        tx.execute(
+            "SELECT pg_notify($1, $2)",
+            &[&super::append_watch::CHANNEL, &part.join(",")],
         )
         .await?;
     }

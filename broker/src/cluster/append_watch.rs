@@ -1,0 +1,121 @@
+//! Long polls across brokers: every commit tells the database's `runnel_appends` channel which partitions
+//! it advanced and to where (NOTIFY, delivered only if the transaction commits); each broker LISTENs on one
+//! connection and wakes its waiting fetches, so a consumer on broker B sees a record produced on broker A
+//! as soon as A's round commits, with no polling of the batch table. A lost connection is re-established;
+//! meanwhile fetches still end at their max wait and read the index then.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio_postgres::{AsyncMessage, NoTls};
+use uuid::Uuid;
+
+pub const CHANNEL: &str = "runnel_appends";
+
+/// The newest high watermark heard of per partition, and a signal on every change.
+pub struct AppendWatch {
+    marks: Mutex<HashMap<(Uuid, i32), i64>>,
+    changed: watch::Sender<u64>,
+}
+
+impl AppendWatch {
+    /// Starts listening on `url` (and keeps at it across lost connections).
+    pub fn start(url: String) -> Arc<Self> {
+        let watch = Arc::new(AppendWatch {
+            marks: Mutex::default(),
+            changed: watch::Sender::new(0),
+        });
+        let me = Arc::clone(&watch);
+        tokio::spawn(async move {
+            loop {
+                if let Err(e) = me.listen(&url).await {
+                    tracing::warn!(error = %e, "append notifications lost; reconnecting");
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        });
+        watch
+    }
+
+    async fn listen(&self, url: &str) -> Result<(), tokio_postgres::Error> {
+        let (client, mut connection) = tokio_postgres::connect(url, NoTls).await?;
+        let listen = async {
+            client.batch_execute(&format!("LISTEN {CHANNEL}")).await?;
+            tracing::debug!("listening for append notifications");
+            // Keep the client (and so the connection) alive while notifications flow.
+            std::future::pending::<()>().await;
+            Ok::<(), tokio_postgres::Error>(())
+        };
+        let pump = async {
+            loop {
+                match std::future::poll_fn(|cx| connection.poll_message(cx)).await {
+                    Some(Ok(AsyncMessage::Notification(n))) => self.heard(n.payload()),
+                    Some(Ok(_)) => {}
+                    Some(Err(e)) => return Err(e),
+                    None => return Ok(()),
+                }
+            }
+        };
+        // The connection must be driven for LISTEN itself to complete, so both run together.
+        tokio::select! {
+            r = listen => r,
+            r = pump => r,
+        }
+    }
+
+    fn heard(&self, payload: &str) {
+        let mut marks = self.marks.lock().unwrap_or_else(|p| p.into_inner());
+        for entry in payload.split(',') {
+            let mut parts = entry.rsplitn(3, ':');
+            let (Some(next), Some(partition), Some(topic)) =
+                (parts.next(), parts.next(), parts.next())
+            else {
+                continue;
+            };
+            let (Ok(next), Ok(partition), Ok(topic)) = (
+                next.parse::<i64>(),
+                partition.parse::<i32>(),
+                topic.parse::<Uuid>(),
+            ) else {
+                continue;
+            };
+            let mark = marks.entry((topic, partition)).or_insert(next);
+            *mark = (*mark).max(next);
+        }
+        drop(marks);
+        self.changed.send_modify(|g| *g += 1);
+    }
+
+    /// The newest high watermark heard of for a partition.
+    pub fn high_watermark(&self, topic: Uuid, partition: i32) -> Option<i64> {
+        let marks = self.marks.lock().unwrap_or_else(|p| p.into_inner());
+        marks.get(&(topic, partition)).copied()
+    }
+
+    /// Waits until the partition is heard to hold records at `offset` (its high watermark passes it), or
+    /// `timeout` passes; true when it does.
+    pub async fn wait_beyond(
+        &self,
+        topic: Uuid,
+        partition: i32,
+        offset: i64,
+        timeout: Duration,
+    ) -> bool {
+        let mut changed = self.changed.subscribe();
+        let passed = || {
+            self.high_watermark(topic, partition)
+                .is_some_and(|hw| hw > offset)
+        };
+        let wait = async {
+            while !passed() {
+                if changed.changed().await.is_err() {
+                    return;
+                }
+            }
+        };
+        let _ = tokio::time::timeout(timeout, wait).await;
+        passed()
+    }
+}
