@@ -234,3 +234,75 @@ async fn concurrent_commits_give_dense_offsets_and_idempotent_retries_are_duplic
         .expect("commit");
     assert_eq!(r, [Appended::UnknownPartition]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uploads_no_commit_names_are_collected_after_the_grace_period_and_committed_ones_stay() {
+    use runnel_broker::cluster::orphans;
+    let pg = engines::Postgres::start();
+    let s3 = engines::SeaweedFs::start();
+    let store =
+        ObjectStorage::open(&format!("s3://{}/orphans", s3.bucket), &s3.settings()).expect("open");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while let Err(e) = store.probe().await {
+        assert!(std::time::Instant::now() < deadline, "probe: {e}");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let mut client = connect(&pg.url).await.expect("connect");
+    migrate(&mut client).await.expect("migrate");
+    let topic = Uuid::new_v4();
+    batch_index::create_partitions(&client, topic, 1)
+        .await
+        .expect("partitions");
+
+    let committed = commit_one_to(&store, &mut client, topic, 0).await;
+    // An upload whose commit never happened (the broker died in between).
+    let (body, _) = stage(topic, &[(0, batch("orphan", 1, None))]);
+    let orphan = store.put_new(body).await.expect("upload");
+
+    // Within the grace period nothing goes: the commit might still be on its way.
+    let grace = std::time::Duration::from_secs(3600);
+    assert_eq!(
+        orphans::collect(&store, &client, grace)
+            .await
+            .expect("collect"),
+        0
+    );
+    // Past it, the orphan goes and the committed object stays.
+    let none = std::time::Duration::ZERO;
+    assert_eq!(
+        orphans::collect(&store, &client, none)
+            .await
+            .expect("collect"),
+        1
+    );
+    assert!(
+        store.get_range(&orphan, 0..4).await.is_err(),
+        "the orphan is gone"
+    );
+    assert!(
+        store.get_range(&committed, 0..4).await.is_ok(),
+        "the committed object stays"
+    );
+    assert_eq!(
+        orphans::collect(&store, &client, none)
+            .await
+            .expect("collect"),
+        0
+    );
+}
+
+/// Uploads and commits one batch to `partition`; returns the object's key.
+async fn commit_one_to(
+    store: &ObjectStorage,
+    client: &mut tokio_postgres::Client,
+    topic: Uuid,
+    partition: i32,
+) -> runnel_broker::cluster::objects::ObjectKey {
+    let (body, staged) = stage(topic, &[(partition, batch("kept", 1, None))]);
+    let key = store.put_new(body.clone()).await.expect("upload");
+    let r = batch_index::commit(client, &key, body.len() as u64, 9, &staged)
+        .await
+        .expect("commit");
+    assert!(matches!(r[0], Appended::At(_)));
+    key
+}

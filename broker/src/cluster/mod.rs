@@ -3,13 +3,15 @@
 //! database's schema migrations, the broker registry (membership by leases), the object store client and
 //! the batch index with the produce commit transaction, and the commit pipeline that gathers a broker's
 //! batches into rounds (one object, one transaction each), and the reader that serves fetches from the index,
-//! object storage and a bounded cache, woken across brokers by the database's commit notifications.
+//! object storage and a bounded cache, woken across brokers by the database's commit notifications, and
+//! the collector of orphan objects.
 
 pub mod append_watch;
 pub mod batch_index;
 pub mod commit_pipeline;
 pub mod db;
 pub mod objects;
+pub mod orphans;
 pub mod reader;
 pub mod registry;
 

@@ -64,8 +64,11 @@ impl ObjectStorage {
         })
     }
 
+    /// The key's segments under the prefix (`Path::join` takes one segment: a `/` in it would be encoded).
     fn path(&self, key: &ObjectKey) -> Path {
-        self.prefix.clone().join(key.0.as_str())
+        key.0
+            .split('/')
+            .fold(self.prefix.clone(), |path, segment| path.join(segment))
     }
 
     /// Uploads `bytes` as a new object and returns its key.
@@ -87,6 +90,25 @@ impl ObjectStorage {
 
     pub async fn delete(&self, key: &ObjectKey) -> Result<(), ObjectStorageError> {
         Ok(self.store.delete(&self.path(key)).await?)
+    }
+
+    /// Every uploaded object, with its age in milliseconds (by the store's clock against this machine's).
+    pub async fn list_uploads(&self) -> Result<Vec<(ObjectKey, i64)>, ObjectStorageError> {
+        let dir = self.prefix.clone().join("objects");
+        let listed = self.store.list_with_delimiter(Some(&dir)).await?;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+            .unwrap_or(0);
+        Ok(listed
+            .objects
+            .into_iter()
+            .filter_map(|meta| {
+                let name = meta.location.filename()?.to_string();
+                let age = now.saturating_sub(meta.last_modified.timestamp_millis());
+                Some((ObjectKey(format!("objects/{name}")), age))
+            })
+            .collect())
     }
 
     /// Writes, reads back and deletes a small object, so a wrong endpoint, bucket or credential stops the
