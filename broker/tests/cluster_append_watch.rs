@@ -14,7 +14,6 @@ use bytes::Bytes;
 use runnel_broker::cluster::append_watch::AppendWatch;
 use runnel_broker::cluster::batch_index::{self, Appended};
 use runnel_broker::cluster::commit_pipeline::{CommitPipeline, RoundLimits};
-use runnel_broker::cluster::objects::ObjectStorage;
 use runnel_broker::cluster::reader::ReadCache;
 use runnel_broker::cluster::{connect, migrate};
 use runnel_storage::batch::BatchHeader;
@@ -37,14 +36,7 @@ fn one_record() -> (Bytes, BatchHeader) {
 async fn a_waiting_fetch_on_one_broker_wakes_when_another_commits() {
     let pg = engines::Postgres::start();
     let s3 = engines::SeaweedFs::start();
-    let store = Arc::new(
-        ObjectStorage::open(&format!("s3://{}/watch", s3.bucket), &s3.settings()).expect("open"),
-    );
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while let Err(e) = store.probe().await {
-        assert!(Instant::now() < deadline, "probe: {e}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let store = Arc::new(s3.store("watch").await);
     let mut db = connect(&pg.url).await.expect("connect");
     migrate(&mut db).await.expect("migrate");
     let topic = Uuid::new_v4();

@@ -77,14 +77,7 @@ async fn commit_one(
 async fn concurrent_commits_give_dense_offsets_and_idempotent_retries_are_duplicates() {
     let pg = engines::Postgres::start();
     let s3 = engines::SeaweedFs::start();
-    let store = std::sync::Arc::new(
-        ObjectStorage::open(&format!("s3://{}/batches", s3.bucket), &s3.settings()).expect("open"),
-    );
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while let Err(e) = store.probe().await {
-        assert!(std::time::Instant::now() < deadline, "probe: {e}");
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    }
+    let store = std::sync::Arc::new(s3.store("batches").await);
     let mut admin = connect(&pg.url).await.expect("connect");
     migrate(&mut admin).await.expect("migrate");
     let topic = Uuid::new_v4();
@@ -240,13 +233,7 @@ async fn uploads_no_commit_names_are_collected_after_the_grace_period_and_commit
     use runnel_broker::cluster::orphans;
     let pg = engines::Postgres::start();
     let s3 = engines::SeaweedFs::start();
-    let store =
-        ObjectStorage::open(&format!("s3://{}/orphans", s3.bucket), &s3.settings()).expect("open");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while let Err(e) = store.probe().await {
-        assert!(std::time::Instant::now() < deadline, "probe: {e}");
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    }
+    let store = s3.store("orphans").await;
     let mut client = connect(&pg.url).await.expect("connect");
     migrate(&mut client).await.expect("migrate");
     let topic = Uuid::new_v4();

@@ -16,7 +16,6 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use runnel_broker::cluster::batch_index::{self, Appended};
 use runnel_broker::cluster::commit_pipeline::{CommitError, CommitPipeline, RoundLimits};
-use runnel_broker::cluster::objects::ObjectStorage;
 use runnel_broker::cluster::reader::ReadCache;
 use runnel_broker::cluster::{connect, migrate};
 use runnel_storage::batch::BatchHeader;
@@ -90,14 +89,7 @@ async fn produce(
 async fn acknowledged_batches_survive_store_and_database_outages_exactly_once_and_in_order() {
     let pg = engines::Postgres::start();
     let mut s3 = engines::SeaweedFs::start();
-    let store = Arc::new(
-        ObjectStorage::open(&format!("s3://{}/pipeline", s3.bucket), &s3.settings()).expect("open"),
-    );
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while let Err(e) = store.probe().await {
-        assert!(Instant::now() < deadline, "probe: {e}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let store = Arc::new(s3.store("pipeline").await);
     let mut admin = connect(&pg.url).await.expect("connect");
     migrate(&mut admin).await.expect("migrate");
     let topic = Uuid::new_v4();

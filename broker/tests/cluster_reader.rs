@@ -8,12 +8,10 @@
 mod engines;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use runnel_broker::cluster::batch_index::{self, Appended};
 use runnel_broker::cluster::commit_pipeline::{CommitPipeline, RoundLimits};
-use runnel_broker::cluster::objects::ObjectStorage;
 use runnel_broker::cluster::reader::{PartitionReader, ReadCache};
 use runnel_broker::cluster::{connect, migrate};
 use runnel_storage::batch::BatchHeader;
@@ -40,14 +38,7 @@ fn batch(n: usize, records: usize) -> Bytes {
 async fn another_broker_reads_committed_batches_with_their_offsets_and_the_cache_stays_bounded() {
     let pg = engines::Postgres::start();
     let s3 = engines::SeaweedFs::start();
-    let store = Arc::new(
-        ObjectStorage::open(&format!("s3://{}/reads", s3.bucket), &s3.settings()).expect("open"),
-    );
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while let Err(e) = store.probe().await {
-        assert!(Instant::now() < deadline, "probe: {e}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let store = Arc::new(s3.store("reads").await);
     let mut db = connect(&pg.url).await.expect("connect");
     migrate(&mut db).await.expect("migrate");
     let topic = Uuid::new_v4();

@@ -232,6 +232,20 @@ impl SeaweedFs {
         }
     }
 
+    /// An object store on this server under `prefix`, once the gateway serves requests (it may open its
+    /// port before it serves the bucket, so the store's own probe is the readiness check).
+    pub async fn store(&self, prefix: &str) -> runnel_broker::cluster::objects::ObjectStorage {
+        let url = format!("s3://{}/{prefix}", self.bucket);
+        let store = runnel_broker::cluster::objects::ObjectStorage::open(&url, &self.settings())
+            .expect("open the object store");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while let Err(e) = store.probe().await {
+            assert!(std::time::Instant::now() < deadline, "probe: {e}");
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+        store
+    }
+
     /// object_store's S3 keys for this server.
     pub fn settings(&self) -> Vec<(String, String)> {
         [
