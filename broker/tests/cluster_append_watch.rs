@@ -17,17 +17,10 @@ use runnel_broker::cluster::commit_pipeline::{CommitPipeline, RoundLimits};
 use runnel_broker::cluster::reader::ReadCache;
 use runnel_broker::cluster::{connect, migrate};
 use runnel_storage::batch::BatchHeader;
-use runnel_storage::builder::{BatchBuilder, Record};
 use uuid::Uuid;
 
 fn one_record() -> (Bytes, BatchHeader) {
-    let rec = Record {
-        timestamp: 1,
-        key: None,
-        value: Some(b"wake up"),
-        headers: &[],
-    };
-    let bytes = Bytes::from(BatchBuilder::default().build(&[rec]));
+    let bytes = engines::batch_of(&["wake up".to_string()], 1, None);
     let header = BatchHeader::parse(&bytes).expect("header");
     (bytes, header)
 }

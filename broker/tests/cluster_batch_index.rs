@@ -16,30 +16,13 @@ use runnel_broker::cluster::batch_index::{self, Appended, Staged};
 use runnel_broker::cluster::objects::ObjectStorage;
 use runnel_broker::cluster::{connect, migrate};
 use runnel_storage::batch::BatchHeader;
-use runnel_storage::builder::{BatchBuilder, Record};
 use uuid::Uuid;
 
 const PARTITIONS: i32 = 12;
 
 fn batch(value: &str, records: usize, producer: Option<(i64, i16, i32)>) -> Vec<u8> {
     let values: Vec<String> = (0..records).map(|i| format!("{value}/{i}")).collect();
-    let recs: Vec<Record> = values
-        .iter()
-        .map(|v| Record {
-            timestamp: 1_700_000_000_000,
-            key: None,
-            value: Some(v.as_bytes()),
-            headers: &[],
-        })
-        .collect();
-    let (producer_id, producer_epoch, base_sequence) = producer.unwrap_or((-1, -1, -1));
-    BatchBuilder {
-        producer_id,
-        producer_epoch,
-        base_sequence,
-        ..BatchBuilder::default()
-    }
-    .build(&recs)
+    engines::batch_of(&values, 1_700_000_000_000, producer).to_vec()
 }
 
 /// Packs batches into one object body and stages them.

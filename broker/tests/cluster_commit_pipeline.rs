@@ -19,7 +19,6 @@ use runnel_broker::cluster::commit_pipeline::{CommitError, CommitPipeline, Round
 use runnel_broker::cluster::reader::ReadCache;
 use runnel_broker::cluster::{connect, migrate};
 use runnel_storage::batch::BatchHeader;
-use runnel_storage::builder::{BatchBuilder, Record};
 use uuid::Uuid;
 
 const PARTITIONS: i32 = 12;
@@ -28,24 +27,7 @@ fn batch(producer: i64, sequence: i32, records: usize) -> Bytes {
     let values: Vec<String> = (0..records)
         .map(|i| format!("p{producer}-s{}", sequence + i as i32))
         .collect();
-    let recs: Vec<Record> = values
-        .iter()
-        .map(|v| Record {
-            timestamp: 1_700_000_000_000,
-            key: None,
-            value: Some(v.as_bytes()),
-            headers: &[],
-        })
-        .collect();
-    Bytes::from(
-        BatchBuilder {
-            producer_id: producer,
-            producer_epoch: 0,
-            base_sequence: sequence,
-            ..BatchBuilder::default()
-        }
-        .build(&recs),
-    )
+    engines::batch_of(&values, 1_700_000_000_000, Some((producer, 0, sequence)))
 }
 
 /// One producer: sends `rounds` batches to every partition through `pipeline`, retrying a batch that
@@ -83,6 +65,19 @@ async fn produce(
         }
     }
     acked
+}
+
+/// Until a producer has seen an error `is` accepts, for at most a minute.
+async fn wait_for_error(
+    errors: &std::sync::Mutex<Vec<CommitError>>,
+    is: impl Fn(&CommitError) -> bool,
+    what: &str,
+) {
+    let waited = Instant::now();
+    while !errors.lock().unwrap().iter().any(&is) {
+        assert!(waited.elapsed() < Duration::from_secs(60), "{what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -133,34 +128,20 @@ async fn acknowledged_batches_survive_store_and_database_outages_exactly_once_an
     let (admin, before) = hw(admin).await;
     assert!(before < 6 * 25 * 24, "the producers are not done yet");
     s3.stop();
-    let waited = Instant::now();
-    while !errors
-        .lock()
-        .unwrap()
-        .iter()
-        .any(|e| matches!(e, CommitError::Upload(_)))
-    {
-        assert!(
-            waited.elapsed() < Duration::from_secs(60),
-            "no upload error while S3 is down"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_for_error(
+        &errors,
+        |e| matches!(e, CommitError::Upload(_)),
+        "no upload error while S3 is down",
+    )
+    .await;
     s3.restart();
     pg.stop();
-    let waited = Instant::now();
-    while !errors
-        .lock()
-        .unwrap()
-        .iter()
-        .any(|e| matches!(e, CommitError::Commit(_)))
-    {
-        assert!(
-            waited.elapsed() < Duration::from_secs(60),
-            "no commit error while the database is down"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_for_error(
+        &errors,
+        |e| matches!(e, CommitError::Commit(_)),
+        "no commit error while the database is down",
+    )
+    .await;
     pg.restart();
 
     let mut acked: HashSet<(i64, i32, i32)> = HashSet::new();

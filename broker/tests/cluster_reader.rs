@@ -15,23 +15,13 @@ use runnel_broker::cluster::commit_pipeline::{CommitPipeline, RoundLimits};
 use runnel_broker::cluster::reader::{PartitionReader, ReadCache};
 use runnel_broker::cluster::{connect, migrate};
 use runnel_storage::batch::BatchHeader;
-use runnel_storage::builder::{BatchBuilder, Record};
 use uuid::Uuid;
 
 fn batch(n: usize, records: usize) -> Bytes {
     let values: Vec<String> = (0..records)
         .map(|i| format!("batch {n} record {i}"))
         .collect();
-    let recs: Vec<Record> = values
-        .iter()
-        .map(|v| Record {
-            timestamp: 1_700_000_000_000 + n as i64,
-            key: None,
-            value: Some(v.as_bytes()),
-            headers: &[],
-        })
-        .collect();
-    Bytes::from(BatchBuilder::default().build(&recs))
+    engines::batch_of(&values, 1_700_000_000_000 + n as i64, None)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -266,3 +266,32 @@ impl Drop for SeaweedFs {
         self.stop();
     }
 }
+
+/// A record batch holding `values` (one record each, no key), from an idempotent producer
+/// `(id, epoch, base sequence)` or from none.
+pub fn batch_of(
+    values: &[String],
+    timestamp: i64,
+    producer: Option<(i64, i16, i32)>,
+) -> bytes::Bytes {
+    use runnel_storage::builder::{BatchBuilder, Record};
+    let records: Vec<Record> = values
+        .iter()
+        .map(|v| Record {
+            timestamp,
+            key: None,
+            value: Some(v.as_bytes()),
+            headers: &[],
+        })
+        .collect();
+    let (producer_id, producer_epoch, base_sequence) = producer.unwrap_or((-1, -1, -1));
+    bytes::Bytes::from(
+        BatchBuilder {
+            producer_id,
+            producer_epoch,
+            base_sequence,
+            ..BatchBuilder::default()
+        }
+        .build(&records),
+    )
+}
