@@ -33,20 +33,7 @@ pub enum BrokerError {
     },
 }
 
-/// One partition: its log behind a lock. Fetches copy bytes out after releasing the lock.
-pub struct Partition {
-    pub topic: String,
-    pub index: i32,
-    pub(crate) log: Mutex<PartitionLog>,
-}
-
-impl Partition {
-    /// Locks the log. A poisoned lock (a panic while appending) still yields the log: the log's own
-    /// `poisoned` flag is what guards durability.
-    pub fn log(&self) -> MutexGuard<'_, PartitionLog> {
-        self.log.lock().unwrap_or_else(|p| p.into_inner())
-    }
-}
+pub use crate::partition::Partition;
 
 #[derive(Serialize, Deserialize)]
 struct ClusterFile {
@@ -70,8 +57,11 @@ pub struct Broker {
     pub quotas: crate::quotas::QuotaManager,
     pub(crate) catalog: Mutex<Catalog>,
     pub(crate) partitions: RwLock<HashMap<String, Vec<Arc<Partition>>>>,
-    /// Woken after every append, so waiting fetches re-check their partitions.
-    pub appended: Notify,
+    /// Woken after every append (in a cluster: every commit heard from any broker), so waiting fetches
+    /// re-check their partitions.
+    pub appended: Arc<Notify>,
+    /// Cluster mode: this broker's membership and the shared log; None on a single node.
+    pub cluster: Option<Arc<crate::cluster::ClusterNode>>,
     pub producer_ids: ProducerIdAllocator,
     pub groups: GroupCoordinator,
     pub txns: TxnCoordinator,
@@ -93,15 +83,18 @@ impl Broker {
         advertised_port: i32,
     ) -> Result<Self, BrokerError> {
         let dynamic = crate::dynamic_config::DynamicConfigs::open(&config.data_dir)?;
-        Self::open_with(config, dynamic, advertised_host, advertised_port)
+        Self::open_with(config, dynamic, advertised_host, advertised_port, None)
     }
 
-    /// [`Broker::open`] with the dynamic configs already read (the listeners are made from them first).
+    /// [`Broker::open`] with the dynamic configs already read (the listeners are made from them first),
+    /// and in a cluster the node already joined: partitions are then the shared log's, and the topic
+    /// catalog a mirror of the database's (filled by [`Broker::sync_topics`]).
     pub fn open_with(
         config: BrokerConfig,
         dynamic: crate::dynamic_config::DynamicConfigs,
         advertised_host: String,
         advertised_port: i32,
+        cluster: Option<Arc<crate::cluster::ClusterNode>>,
     ) -> Result<Self, BrokerError> {
         let dir = config.data_dir.clone();
         let io_err = |source| BrokerError::DataDir {
@@ -114,8 +107,14 @@ impl Broker {
         if clean {
             std::fs::remove_file(&marker).map_err(io_err)?;
         }
-        let cluster_id = load_cluster_id(&dir)?;
-        let catalog = Catalog::open(&dir)?;
+        let cluster_id = match &cluster {
+            Some(node) => node.cluster_id.clone(),
+            None => load_cluster_id(&dir)?,
+        };
+        let catalog = match cluster {
+            Some(_) => Catalog::mirror(Vec::new()),
+            None => Catalog::open(&dir)?,
+        };
         let now = runnel_storage::now_ms();
         let defaults = dynamic.overlay(&config).topic_defaults();
         let mut partitions = HashMap::new();
@@ -129,16 +128,15 @@ impl Broker {
                     clean,
                     now,
                 )?;
-                logs.push(Arc::new(Partition {
-                    topic: topic.name.clone(),
-                    index: p,
-                    log: Mutex::new(log),
-                }));
+                logs.push(Arc::new(Partition::local(topic.name.clone(), p, log)));
             }
             partitions.insert(topic.name.clone(), logs);
         }
         tracing::info!(dir = %dir.display(), topics = partitions.len(), clean, "data directory opened");
-        let producer_ids = ProducerIdAllocator::open(&dir)?;
+        let producer_ids = match &cluster {
+            Some(node) => ProducerIdAllocator::cluster(node.db.url().to_string()),
+            None => ProducerIdAllocator::open(&dir)?,
+        };
         let groups = GroupCoordinator::open(&dir, clean, config.group_settings())?;
         let txns = TxnCoordinator::open(&dir, clean, config.txn_settings())?;
         let credentials = crate::security::credentials::CredentialStore::open(&dir)?;
@@ -174,7 +172,10 @@ impl Broker {
             advertised_port,
             catalog: Mutex::new(catalog),
             partitions: RwLock::new(partitions),
-            appended: Notify::new(),
+            appended: cluster
+                .as_ref()
+                .map_or_else(|| Arc::new(Notify::new()), |n| Arc::clone(&n.appended)),
+            cluster,
             producer_ids,
             metrics: crate::metrics::BrokerMetrics::default(),
         })
@@ -243,7 +244,7 @@ impl Broker {
         let now = runnel_storage::now_ms();
         self.on_internal_logs("flush", |l| l.flush_if_due(now));
         for p in self.every_partition() {
-            if let Err(e) = p.log().flush_if_due(now) {
+            if let Err(e) = p.local_log().map_or(Ok(()), |mut l| l.flush_if_due(now)) {
                 tracing::error!(topic = %p.topic, partition = p.index, error = %e, "flush failed");
             }
         }
@@ -252,7 +253,7 @@ impl Broker {
     pub fn apply_retention(&self) {
         let now = runnel_storage::now_ms();
         for p in self.every_partition() {
-            match p.log().apply_retention(now) {
+            match p.local_log().map_or(Ok(0), |mut l| l.apply_retention(now)) {
                 Ok(0) => {}
                 Ok(n) => {
                     tracing::info!(topic = %p.topic, partition = p.index, segments = n, "retention deleted segments")
@@ -269,7 +270,10 @@ impl Broker {
         let now = runnel_storage::now_ms();
         self.on_internal_logs("compaction", |l| l.compact(now).map(|_| ()));
         for p in self.every_partition() {
-            match p.log().compact(now) {
+            match p
+                .local_log()
+                .map_or(Ok(Default::default()), |mut l| l.compact(now))
+            {
                 Ok(s) if s.segments_rewritten > 0 => tracing::info!(
                     topic = %p.topic, partition = p.index, segments = s.segments_rewritten,
                     removed = s.records_removed, bytes_before = s.bytes_before, bytes_after = s.bytes_after,
@@ -286,7 +290,7 @@ impl Broker {
     pub fn checkpoint(&self) {
         self.on_internal_logs("checkpoint", PartitionLog::checkpoint);
         for p in self.every_partition() {
-            if let Err(e) = p.log().checkpoint() {
+            if let Err(e) = p.local_log().map_or(Ok(()), |mut l| l.checkpoint()) {
                 tracing::error!(topic = %p.topic, partition = p.index, error = %e, "checkpoint failed");
             }
         }
@@ -295,20 +299,20 @@ impl Broker {
     /// Ends a transaction: a COMMIT or ABORT marker on every partition it wrote to, its group offsets
     /// committed or dropped, then the coordinator's Complete state. On failure the transaction stays in its
     /// Prepare state and the work is redone by a retry or at the next start.
-    pub fn complete_transaction(&self, plan: &EndPlan) -> Result<(), i16> {
+    pub async fn complete_transaction(&self, plan: &EndPlan) -> Result<(), i16> {
         let now = runnel_storage::now_ms();
         for (topic, index) in &plan.partitions {
             let Some(partition) = self.partition(topic, *index) else {
                 continue; // deleted since: nothing left to mark
             };
-            let mut marker = runnel_storage::log::marker_batch(
+            let marker = runnel_storage::log::marker_batch(
                 plan.producer_id,
                 plan.marker_epoch,
                 plan.commit,
                 0,
                 now,
             );
-            let written = tokio::task::block_in_place(|| partition.log().append(&mut marker, now));
+            let written = partition.append(marker, now).await;
             if let Err(e) = written {
                 tracing::error!(topic = %topic, partition = index, error = %e, "cannot write transaction marker");
                 return Err(kafka_protocol::error::ResponseError::CoordinatorNotAvailable.code());
@@ -316,31 +320,32 @@ impl Broker {
         }
         self.appended.notify_waiters();
         for group in &plan.groups {
-            if let Err(e) = self
-                .groups
-                .complete_txn(group, plan.producer_id, plan.commit)
-            {
+            let settled = tokio::task::block_in_place(|| {
+                self.groups
+                    .complete_txn(group, plan.producer_id, plan.commit)
+            });
+            if let Err(e) = settled {
                 tracing::error!(group = %group, error = %e, "cannot settle transactional offsets");
                 return Err(kafka_protocol::error::ResponseError::CoordinatorNotAvailable.code());
             }
         }
-        self.txns.finish_end(plan)
+        tokio::task::block_in_place(|| self.txns.finish_end(plan))
     }
 
     /// Finishes transactions a previous run left between prepare and complete.
-    pub fn recover_transactions(&self) {
+    pub async fn recover_transactions(&self) {
         for plan in self.txns.unfinished() {
             tracing::info!(transactional_id = %plan.transactional_id, commit = plan.commit, "completing transaction left by the previous run");
-            if let Err(code) = self.complete_transaction(&plan) {
+            if let Err(code) = self.complete_transaction(&plan).await {
                 tracing::error!(transactional_id = %plan.transactional_id, code, "could not complete transaction");
             }
         }
     }
 
     /// Aborts transactions past their timeout.
-    pub fn abort_expired_transactions(&self) {
+    pub async fn abort_expired_transactions(&self) {
         for plan in self.txns.expire() {
-            if let Err(code) = self.complete_transaction(&plan) {
+            if let Err(code) = self.complete_transaction(&plan).await {
                 tracing::error!(transactional_id = %plan.transactional_id, code, "could not abort expired transaction");
             }
         }
@@ -354,7 +359,7 @@ impl Broker {
         let failed = self
             .every_partition()
             .par_iter()
-            .filter(|p| match p.log().close() {
+            .filter(|p| match p.local_log().map_or(Ok(()), |mut l| l.close()) {
                 Ok(()) => false,
                 Err(e) => {
                     tracing::error!(topic = %p.topic, partition = p.index, error = %e, "close failed");

@@ -27,7 +27,7 @@ pub enum ConfigError {
     File { path: String, reason: String },
 }
 
-const fn broker_def(
+pub(crate) const fn broker_def(
     name: &'static str,
     default: &'static str,
     kind: ConfigType,
@@ -168,6 +168,7 @@ pub fn find_def(key: &str) -> Option<&'static ConfigDef> {
         .iter()
         .find(|d| d.name == key)
         .or_else(|| crate::security::config::find(key))
+        .or_else(|| crate::cluster::config::find(key))
 }
 
 /// The definition that validates a key: a broker key, a topic default, or a per-listener override.
@@ -195,6 +196,7 @@ pub fn known_keys() -> impl Iterator<Item = &'static str> {
         .chain(SECURITY_CONFIGS)
         .chain(LISTENER_CONFIGS)
         .chain(GSSAPI_CONFIGS)
+        .chain(crate::cluster::config::CLUSTER_CONFIGS)
         .map(|d| d.name)
         .chain(
             runnel_storage::config::TOPIC_CONFIGS
@@ -374,6 +376,11 @@ impl BrokerConfig {
 
     pub fn get(&self, key: &str) -> Option<&str> {
         self.settings.get(key).map(String::as_str)
+    }
+
+    /// Every key set explicitly, with its value.
+    pub fn settings(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.settings.iter().map(|(k, v)| (k.as_str(), v.as_str()))
     }
 
     /// This config with `entries` set over it; they were checked when they were accepted (dynamic configs).

@@ -48,6 +48,7 @@ impl From<&StorageError> for ErrorCode {
             StorageError::StaleProducerEpoch { .. } => ResponseError::InvalidProducerEpoch,
             StorageError::Io { .. }
             | StorageError::Poisoned
+            | StorageError::Unavailable(_)
             | StorageError::Closed
             | StorageError::CorruptFile { .. }
             | StorageError::CorruptCatalog(_) => ResponseError::KafkaStorageError,

@@ -67,6 +67,22 @@ struct ServeArgs {
     /// Serve Prometheus metrics (the broker's and its hosted jobs') on this address.
     #[arg(long = "metrics-listen", value_name = "HOST:PORT")]
     metrics_listen: Option<String>,
+    /// Cluster mode: this broker's id, unique among the brokers sharing the storage (the `node.id` key).
+    #[arg(long = "node-id", env = "RUNNEL_NODE_ID", value_name = "N")]
+    node_id: Option<i32>,
+    /// Cluster mode: record data in this S3 bucket and prefix; endpoint, region and credentials from the
+    /// usual AWS_* variables (AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION,
+    /// AWS_ALLOW_HTTP) or `s3.*` keys. Needs --metadata.
+    #[arg(long, env = "RUNNEL_STORAGE", value_name = "s3://BUCKET/PREFIX")]
+    storage: Option<String>,
+    /// Cluster mode: the PostgreSQL database holding offsets, topics, groups and membership. Needs
+    /// --storage.
+    #[arg(
+        long,
+        env = "RUNNEL_METADATA",
+        value_name = "postgres://USER:PASSWORD@HOST:PORT/DB"
+    )]
+    metadata: Option<String>,
     /// Log filter (tracing's EnvFilter syntax); RUST_LOG wins when set.
     #[arg(long, env = "RUNNEL_LOG", default_value = "info")]
     log: String,
@@ -109,6 +125,20 @@ fn broker_config(args: &ServeArgs) -> anyhow::Result<BrokerConfig> {
     }
     config.jobs = args.jobs.clone();
     config.metrics_listen = args.metrics_listen.clone();
+    if let Some(id) = args.node_id {
+        config.set("node.id", &id.to_string())?;
+    }
+    if let Some(url) = &args.storage {
+        config.set("storage", url)?;
+    }
+    if let Some(url) = &args.metadata {
+        config.set("metadata", url)?;
+    }
+    let has = |k: &str| config.get(k).is_some_and(|v| !v.is_empty());
+    anyhow::ensure!(
+        has("storage") == has("metadata"),
+        "cluster mode needs both --storage (object storage for records) and --metadata (the PostgreSQL database)"
+    );
     Ok(config)
 }
 

@@ -188,7 +188,9 @@ impl BrokerMetrics {
         let mut parts = broker.every_partition();
         parts.sort_by(|a, b| (&a.topic, a.index).cmp(&(&b.topic, b.index)));
         for p in parts {
-            let log = p.log();
+            let Some(log) = p.local_log() else {
+                continue; // shared partitions: their bounds are the database's, shown by `runnel cluster status`
+            };
             let labels = format!("{{topic=\"{}\",partition=\"{}\"}}", p.topic, p.index);
             end.push((labels.clone(), log.high_watermark().to_string()));
             start.push((labels.clone(), log.log_start_offset().to_string()));

@@ -21,8 +21,14 @@ struct Range {
     end: i64,
 }
 
+/// Where blocks come from: a file in the data directory (one node), or the cluster's database sequence.
+enum BlockSource {
+    File(PathBuf),
+    Cluster(String),
+}
+
 pub struct ProducerIdAllocator {
-    path: PathBuf,
+    source: BlockSource,
     range: Mutex<Range>,
 }
 
@@ -34,7 +40,7 @@ impl ProducerIdAllocator {
             .and_then(|b| serde_json::from_slice(&b).ok())
             .unwrap_or_default();
         Ok(ProducerIdAllocator {
-            path,
+            source: BlockSource::File(path),
             range: Mutex::new(Range {
                 next: persisted.block_end,
                 end: persisted.block_end,
@@ -42,19 +48,50 @@ impl ProducerIdAllocator {
         })
     }
 
+    /// Ids from the cluster database at `metadata_url`: block N is ids N*1000 .. N*1000+999.
+    pub fn cluster(metadata_url: String) -> Self {
+        ProducerIdAllocator {
+            source: BlockSource::Cluster(metadata_url),
+            range: Mutex::new(Range { next: 0, end: 0 }),
+        }
+    }
+
+    /// The next id. Called on a thread that may block (taking a new block writes a file or asks the
+    /// database).
     pub fn next_id(&self) -> Result<i64, StorageError> {
         let mut r = self.range.lock().unwrap_or_else(|p| p.into_inner());
         if r.next >= r.end {
-            let end = r.end + BLOCK;
-            let bytes = serde_json::to_vec(&Persisted { block_end: end })
-                .map_err(|e| StorageError::CorruptCatalog(e.to_string()))?;
-            runnel_storage::atomic_file::write(&self.path, &bytes)?;
-            r.end = end;
+            match &self.source {
+                BlockSource::File(path) => {
+                    let end = r.end + BLOCK;
+                    let bytes = serde_json::to_vec(&Persisted { block_end: end })
+                        .map_err(|e| StorageError::CorruptCatalog(e.to_string()))?;
+                    runnel_storage::atomic_file::write(path, &bytes)?;
+                    r.end = end;
+                }
+                BlockSource::Cluster(url) => {
+                    let block = tokio::runtime::Handle::current().block_on(cluster_block(url))?;
+                    r.next = block * BLOCK;
+                    r.end = r.next + BLOCK;
+                }
+            }
         }
         let id = r.next;
         r.next += 1;
         Ok(id)
     }
+}
+
+async fn cluster_block(url: &str) -> Result<i64, StorageError> {
+    let unavailable = |e: &dyn std::fmt::Display| StorageError::Unavailable(e.to_string());
+    let client = crate::cluster::connect(url)
+        .await
+        .map_err(|e| unavailable(&e))?;
+    let row = client
+        .query_one("SELECT nextval('runnel_producer_id_blocks')", &[])
+        .await
+        .map_err(|e| unavailable(&e))?;
+    Ok(row.get(0))
 }
 
 #[cfg(test)]

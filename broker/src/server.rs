@@ -42,6 +42,8 @@ pub enum ServeError {
     Shutdown(String),
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
+    #[error("cannot join the cluster: {0}")]
+    Cluster(#[from] crate::cluster::node::ClusterError),
 }
 
 /// Runs the broker until SIGTERM / Ctrl-C, then shuts down cleanly.
@@ -88,10 +90,29 @@ pub async fn run(config: BrokerConfig) -> Result<(), ServeError> {
     };
     let first_local = *first_local;
     let (host, port) = (first.advertised_host.clone(), first.advertised_port);
+    let cluster = match config.cluster_settings() {
+        Some(settings) => {
+            let listeners: Vec<String> = bound
+                .iter()
+                .map(|(_, _, l)| {
+                    format!("{}://{}:{}", l.name, l.advertised_host, l.advertised_port)
+                })
+                .collect();
+            Some(crate::cluster::ClusterNode::start(settings, &listeners.join(",")).await?)
+        }
+        None => None,
+    };
     let broker = Arc::new(tokio::task::block_in_place(|| {
-        Broker::open_with(config, dynamic, host, port)
+        Broker::open_with(config, dynamic, host, port, cluster.clone())
     })?);
-    broker.recover_transactions();
+    if let Some(node) = cluster {
+        broker
+            .sync_topics(&node)
+            .await
+            .map_err(crate::broker::BrokerError::from)?;
+        crate::shared_topics::spawn_topic_follower(&broker, node);
+    }
+    broker.recover_transactions().await;
     // Tests and scripts read the bound address (the port may have been 0) from this first stdout line, then
     // one line per listener; all in one write so a reader never sees half of them.
     let mut banner = format!("runnel listening on {first_local}\n");
@@ -127,11 +148,9 @@ pub async fn run(config: BrokerConfig) -> Result<(), ServeError> {
         |b| b.groups.expire_offsets(),
     );
     spawn_group_timer(&broker);
-    spawn_ticker(
-        &broker,
-        broker.config.txn_cleanup_interval_ms(),
-        Broker::abort_expired_transactions,
-    );
+    spawn_ticker(&broker, broker.config.txn_cleanup_interval_ms(), |b| {
+        tokio::runtime::Handle::current().block_on(b.abort_expired_transactions())
+    });
 
     if let Some(l) = metrics_listener {
         let jobs: Vec<_> = hosted
@@ -206,6 +225,9 @@ pub async fn run(config: BrokerConfig) -> Result<(), ServeError> {
             timeout_s = DRAIN_TIMEOUT.as_secs(),
             "connections or hosted jobs still busy; closing the logs anyway"
         );
+    }
+    if let Some(node) = &broker.cluster {
+        node.leave().await;
     }
     let b = Arc::clone(&broker);
     tokio::task::spawn_blocking(move || b.shutdown())

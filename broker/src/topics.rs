@@ -5,7 +5,7 @@
 //! there.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use runnel_storage::{PartitionLog, StorageError, TopicMeta};
 
@@ -26,11 +26,7 @@ impl Broker {
             let opened_one = remove_dir_if_present(&dir)
                 .and_then(|()| PartitionLog::open(&dir, cfg.clone(), true, now));
             match opened_one {
-                Ok(log) => opened.push(Arc::new(Partition {
-                    topic: meta.name.clone(),
-                    index: p,
-                    log: Mutex::new(log),
-                })),
+                Ok(log) => opened.push(Arc::new(Partition::local(meta.name.clone(), p, log))),
                 Err(e) => {
                     drop(opened);
                     self.remove_partition_dirs(&meta.name, from..=p);
@@ -69,7 +65,7 @@ impl Broker {
     }
 
     /// Creates a topic (or only validates it). A partition count of -1 means the broker's `num.partitions`.
-    pub fn create_topic(
+    pub async fn create_topic(
         &self,
         name: &str,
         partitions: i32,
@@ -81,9 +77,43 @@ impl Broker {
         } else {
             partitions
         };
-        let mut catalog = self.catalog();
-        let mut meta = catalog.new_topic(name, partitions, configs, false)?;
+        match &self.cluster {
+            Some(node) => {
+                let meta = self.checked_new_topic(&self.catalog(), name, partitions, configs)?;
+                if validate_only {
+                    return Ok(TopicMeta {
+                        id: uuid::Uuid::nil(),
+                        ..meta
+                    });
+                }
+                self.create_shared_topic(node, meta).await
+            }
+            None => self.create_local_topic(name, partitions, configs, validate_only),
+        }
+    }
+
+    /// A new topic checked against the catalog and the partition limits, not yet made.
+    fn checked_new_topic(
+        &self,
+        catalog: &runnel_storage::Catalog,
+        name: &str,
+        partitions: i32,
+        configs: BTreeMap<String, String>,
+    ) -> Result<TopicMeta, StorageError> {
+        let meta = catalog.new_topic(name, partitions, configs, false)?;
         self.check_partition_limits(catalog.total_partitions(), i64::from(partitions))?;
+        Ok(meta)
+    }
+
+    fn create_local_topic(
+        &self,
+        name: &str,
+        partitions: i32,
+        configs: BTreeMap<String, String>,
+        validate_only: bool,
+    ) -> Result<TopicMeta, StorageError> {
+        let mut catalog = self.catalog();
+        let mut meta = self.checked_new_topic(&catalog, name, partitions, configs)?;
         if validate_only {
             meta.id = uuid::Uuid::nil();
             return Ok(meta);
@@ -103,7 +133,7 @@ impl Broker {
     }
 
     /// The topic, created with broker defaults if it is missing and auto creation is on.
-    pub fn topic_or_auto_create(
+    pub async fn topic_or_auto_create(
         &self,
         name: &str,
         allow: bool,
@@ -114,7 +144,7 @@ impl Broker {
         if !(allow && self.config.auto_create_topics()) {
             return Ok(None);
         }
-        match self.create_topic(name, -1, BTreeMap::new(), false) {
+        match self.create_topic(name, -1, BTreeMap::new(), false).await {
             Ok(meta) => Ok(Some(meta)),
             // Another connection created it first.
             Err(StorageError::TopicExists(_)) => Ok(self.topic_meta(name)),
@@ -122,7 +152,14 @@ impl Broker {
         }
     }
 
-    pub fn delete_topic(&self, name: &str) -> Result<TopicMeta, StorageError> {
+    pub async fn delete_topic(&self, name: &str) -> Result<TopicMeta, StorageError> {
+        match &self.cluster {
+            Some(node) => self.delete_shared_topic(node, name).await,
+            None => self.delete_local_topic(name),
+        }
+    }
+
+    fn delete_local_topic(&self, name: &str) -> Result<TopicMeta, StorageError> {
         let mut catalog = self.catalog();
         let meta = catalog.delete_topic(name)?;
         let logs = self
@@ -142,13 +179,29 @@ impl Broker {
         Ok(meta)
     }
 
-    pub fn create_partitions(
+    pub async fn create_partitions(
         &self,
         name: &str,
         count: i32,
         validate_only: bool,
     ) -> Result<TopicMeta, StorageError> {
-        let mut catalog = self.catalog();
+        let Some(node) = &self.cluster else {
+            return self.create_local_partitions(name, count, validate_only);
+        };
+        let grown = self.checked_growth(&self.catalog(), name, count)?;
+        if !validate_only {
+            self.grow_shared_topic(node, &grown).await?;
+        }
+        Ok(grown)
+    }
+
+    /// The topic grown to `count` partitions, checked against its current count and the limits.
+    fn checked_growth(
+        &self,
+        catalog: &runnel_storage::Catalog,
+        name: &str,
+        count: i32,
+    ) -> Result<TopicMeta, StorageError> {
         let current = catalog
             .get(name)
             .cloned()
@@ -161,19 +214,30 @@ impl Broker {
         }
         let adding = i64::from(count) - i64::from(current.partitions);
         self.check_partition_limits(catalog.total_partitions(), adding)?;
-        let grown = TopicMeta {
+        Ok(TopicMeta {
             partitions: count,
-            ..current.clone()
-        };
+            ..current
+        })
+    }
+
+    fn create_local_partitions(
+        &self,
+        name: &str,
+        count: i32,
+        validate_only: bool,
+    ) -> Result<TopicMeta, StorageError> {
+        let mut catalog = self.catalog();
+        let grown = self.checked_growth(&catalog, name, count)?;
+        let current = catalog.get(name).map_or(count, |t| t.partitions);
         if validate_only {
             return Ok(grown);
         }
-        let added = self.open_partitions(&grown, current.partitions)?;
+        let added = self.open_partitions(&grown, current)?;
         let meta = match catalog.set_partitions(name, count) {
             Ok(meta) => meta,
             Err(e) => {
                 drop(added);
-                self.remove_partition_dirs(name, current.partitions..count);
+                self.remove_partition_dirs(name, current..count);
                 return Err(e);
             }
         };
@@ -187,27 +251,49 @@ impl Broker {
     }
 
     /// Replaces a topic's config overrides and applies them to its open logs.
-    pub fn set_topic_configs(
+    pub async fn set_topic_configs(
         &self,
         name: &str,
         configs: BTreeMap<String, String>,
         validate_only: bool,
     ) -> Result<TopicMeta, StorageError> {
-        let mut catalog = self.catalog();
+        let Some(node) = &self.cluster else {
+            return self.set_local_topic_configs(name, configs, validate_only);
+        };
+        let current = self.checked_configs(name, &configs)?;
+        if !validate_only {
+            self.configure_shared_topic(node, name, &configs).await?;
+        }
+        Ok(TopicMeta { configs, ..current })
+    }
+
+    /// The topic as it is, once `configs` are checked as valid overrides.
+    fn checked_configs(
+        &self,
+        name: &str,
+        configs: &BTreeMap<String, String>,
+    ) -> Result<TopicMeta, StorageError> {
+        for (k, v) in configs {
+            runnel_storage::config::validate_topic_config(k, v)?;
+        }
+        self.topic_meta(name)
+            .ok_or_else(|| StorageError::UnknownTopicOrPartition(name.to_string()))
+    }
+
+    fn set_local_topic_configs(
+        &self,
+        name: &str,
+        configs: BTreeMap<String, String>,
+        validate_only: bool,
+    ) -> Result<TopicMeta, StorageError> {
         if validate_only {
-            for (k, v) in &configs {
-                runnel_storage::config::validate_topic_config(k, v)?;
-            }
-            let current = catalog
-                .get(name)
-                .cloned()
-                .ok_or_else(|| StorageError::UnknownTopicOrPartition(name.to_string()))?;
+            let current = self.checked_configs(name, &configs)?;
             return Ok(TopicMeta { configs, ..current });
         }
-        let meta = catalog.set_configs(name, configs)?;
+        let meta = self.catalog().set_configs(name, configs)?;
         let cfg = self.log_config(&meta.configs);
         for p in self.topic_partitions(name).unwrap_or_default() {
-            p.log().set_config(cfg.clone());
+            p.set_config(cfg.clone());
         }
         Ok(meta)
     }

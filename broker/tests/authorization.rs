@@ -115,10 +115,11 @@ impl Env {
         self.acl(rt, name, PatternType::Literal, op, Permission::Allow);
     }
 
-    fn topics(&self, names: &[&str]) {
+    async fn topics(&self, names: &[&str]) {
         for n in names {
             self.broker
                 .create_topic(n, 1, BTreeMap::new(), false)
+                .await
                 .expect("topic");
         }
     }
@@ -171,7 +172,7 @@ fn produce_codes(r: &ProduceResponse) -> Vec<i16> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn produce_needs_write_per_topic_and_on_the_transactional_id() {
     let e = env();
-    e.topics(&["t", "u"]);
+    e.topics(&["t", "u"]).await;
     let r = e.bob(9, &produce(&["t", "u"], None, false)).await;
     assert_eq!(produce_codes(&r), [code(TopicAuthorizationFailed); 2]);
     e.allow(Rt::Topic, "t", Op::Write);
@@ -204,7 +205,7 @@ async fn produce_needs_write_per_topic_and_on_the_transactional_id() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deny_beats_allow_and_prefixed_acls_cover_their_prefix() {
     let e = env();
-    e.topics(&["orders-1", "orders-2", "other"]);
+    e.topics(&["orders-1", "orders-2", "other"]).await;
     e.acl(
         Rt::Topic,
         "orders-",
@@ -273,7 +274,7 @@ fn fetch_codes(r: &FetchResponse) -> Vec<i16> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fetch_needs_read_and_followers_need_cluster_action() {
     let e = env();
-    e.topics(&["t", "u"]);
+    e.topics(&["t", "u"]).await;
     let id = e.broker.topic_meta("t").unwrap().id;
     let tf = code(TopicAuthorizationFailed);
     assert_eq!(
@@ -301,7 +302,7 @@ async fn fetch_needs_read_and_followers_need_cluster_action() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn offset_lookups_need_describe_and_describe_producers_read() {
     let e = env();
-    e.topics(&["t"]);
+    e.topics(&["t"]).await;
     let tf = code(TopicAuthorizationFailed);
     let lo = ListOffsetsRequest::default().with_topics(vec![
         list_offsets_request::ListOffsetsTopic::default()
@@ -350,7 +351,7 @@ fn metadata(names: Option<&[&str]>) -> MetadataRequest {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metadata_hides_topics_without_describe_and_auto_creation_needs_create() {
     let e = env();
-    e.topics(&["a", "b"]);
+    e.topics(&["a", "b"]).await;
     e.allow(Rt::Topic, "a", Op::Read);
     let listed = |r: &MetadataResponse| -> Vec<(Option<String>, i16)> {
         let t = r.topics.iter();

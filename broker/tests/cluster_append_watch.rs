@@ -38,7 +38,11 @@ async fn a_waiting_fetch_on_one_broker_wakes_when_another_commits() {
         .expect("partitions");
 
     // Broker B listens; broker A commits.
-    let watch = AppendWatch::start(pg.url.clone());
+    let watch = AppendWatch::start(
+        pg.url.clone(),
+        Arc::new(tokio::sync::Notify::new()),
+        Arc::new(tokio::sync::Notify::new()),
+    );
     let a = CommitPipeline::start(
         store.clone(),
         pg.url.clone(),

@@ -16,6 +16,7 @@ use runnel_broker::cluster::batch_index::{self, Appended, Staged};
 use runnel_broker::cluster::objects::ObjectStorage;
 use runnel_broker::cluster::{connect, migrate};
 use runnel_storage::batch::BatchHeader;
+use runnel_storage::log::ControlType;
 use uuid::Uuid;
 
 const PARTITIONS: i32 = 12;
@@ -36,6 +37,7 @@ fn stage(topic_id: Uuid, batches: &[(i32, Vec<u8>)]) -> (Bytes, Vec<Staged>) {
             header: BatchHeader::parse(bytes).expect("header"),
             byte_offset: body.len() as u64,
             byte_length: bytes.len() as u32,
+            control: ControlType::Other,
         });
         body.extend_from_slice(bytes);
     }

@@ -30,7 +30,8 @@ struct CatalogFile {
 }
 
 pub struct Catalog {
-    path: PathBuf,
+    /// None for a catalog that only mirrors one kept elsewhere (a cluster's, in its database).
+    path: Option<PathBuf>,
     topics: BTreeMap<String, TopicMeta>,
 }
 
@@ -61,7 +62,23 @@ impl Catalog {
             .into_iter()
             .map(|t| (t.name.clone(), t))
             .collect();
-        Ok(Catalog { path, topics })
+        Ok(Catalog {
+            path: Some(path),
+            topics,
+        })
+    }
+
+    /// A catalog kept only in memory, mirroring the one a cluster keeps in its database.
+    pub fn mirror(topics: Vec<TopicMeta>) -> Self {
+        Catalog {
+            path: None,
+            topics: topics.into_iter().map(|t| (t.name.clone(), t)).collect(),
+        }
+    }
+
+    /// Replaces every topic of a mirror with the source's current list.
+    pub fn replace_all(&mut self, topics: Vec<TopicMeta>) {
+        self.topics = topics.into_iter().map(|t| (t.name.clone(), t)).collect();
     }
 
     /// Applies `change` to a copy of the topics, writes the copy, and only then keeps it: a failed write
@@ -72,12 +89,14 @@ impl Catalog {
     ) -> Result<T> {
         let mut topics = self.topics.clone();
         let out = change(&mut topics)?;
-        let file = CatalogFile {
-            topics: topics.values().cloned().collect(),
-        };
-        let bytes = serde_json::to_vec_pretty(&file)
-            .map_err(|e| StorageError::CorruptCatalog(e.to_string()))?;
-        crate::atomic_file::write(&self.path, &bytes)?;
+        if let Some(path) = &self.path {
+            let file = CatalogFile {
+                topics: topics.values().cloned().collect(),
+            };
+            let bytes = serde_json::to_vec_pretty(&file)
+                .map_err(|e| StorageError::CorruptCatalog(e.to_string()))?;
+            crate::atomic_file::write(path, &bytes)?;
+        }
         self.topics = topics;
         Ok(out)
     }

@@ -61,6 +61,10 @@ pub enum StorageError {
     /// A broker or request limit was reached (partitions per request, partitions per broker).
     #[error("{0}")]
     PolicyViolation(String),
+    /// The shared storage of cluster mode (object store or metadata database) did not take or give the
+    /// data; nothing was written. Retriable.
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
     /// A data file is not what the log recorded about it (found and repaired when a log opens).
     #[error("corrupt log file {path}: {reason}")]
     CorruptFile { path: String, reason: String },

@@ -8,24 +8,31 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::watch;
+use tokio::sync::{watch, Notify};
 use tokio_postgres::{AsyncMessage, NoTls};
 use uuid::Uuid;
 
 pub const CHANNEL: &str = "runnel_appends";
 
-/// The newest high watermark heard of per partition, and a signal on every change.
+/// The newest high watermark heard of per partition, and a signal on every change. The same connection
+/// hears changes of the topic catalog (`runnel_topics`).
 pub struct AppendWatch {
     marks: Mutex<HashMap<(Uuid, i32), i64>>,
     changed: watch::Sender<u64>,
+    /// Woken with every commit heard (the broker's waiting fetches).
+    appended: Arc<Notify>,
+    /// Woken with every topic change heard, and after a reconnect (changes may have been missed).
+    topics_changed: Arc<Notify>,
 }
 
 impl AppendWatch {
     /// Starts listening on `url` (and keeps at it across lost connections).
-    pub fn start(url: String) -> Arc<Self> {
+    pub fn start(url: String, appended: Arc<Notify>, topics_changed: Arc<Notify>) -> Arc<Self> {
         let watch = Arc::new(AppendWatch {
             marks: Mutex::default(),
             changed: watch::Sender::new(0),
+            appended,
+            topics_changed,
         });
         let me = Arc::clone(&watch);
         tokio::spawn(async move {
@@ -42,8 +49,16 @@ impl AppendWatch {
     async fn listen(&self, url: &str) -> Result<(), tokio_postgres::Error> {
         let (client, mut connection) = tokio_postgres::connect(url, NoTls).await?;
         let listen = async {
-            client.batch_execute(&format!("LISTEN {CHANNEL}")).await?;
+            client
+                .batch_execute(&format!(
+                    "LISTEN {CHANNEL}; LISTEN {}",
+                    super::topic_table::CHANNEL
+                ))
+                .await?;
             tracing::debug!("listening for append notifications");
+            // What changed while no one listened is read again.
+            self.topics_changed.notify_one();
+            self.appended.notify_waiters();
             // Keep the client (and so the connection) alive while notifications flow.
             std::future::pending::<()>().await;
             Ok::<(), tokio_postgres::Error>(())
@@ -51,7 +66,10 @@ impl AppendWatch {
         let pump = async {
             loop {
                 match std::future::poll_fn(|cx| connection.poll_message(cx)).await {
-                    Some(Ok(AsyncMessage::Notification(n))) => self.heard(n.payload()),
+                    Some(Ok(AsyncMessage::Notification(n))) if n.channel() == CHANNEL => {
+                        self.heard(n.payload())
+                    }
+                    Some(Ok(AsyncMessage::Notification(_))) => self.topics_changed.notify_one(),
                     Some(Ok(_)) => {}
                     Some(Err(e)) => return Err(e),
                     None => return Ok(()),
@@ -86,6 +104,7 @@ impl AppendWatch {
         }
         drop(marks);
         self.changed.send_modify(|g| *g += 1);
+        self.appended.notify_waiters();
     }
 
     /// The newest high watermark heard of for a partition.

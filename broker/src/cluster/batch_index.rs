@@ -8,6 +8,7 @@
 use std::collections::BTreeMap;
 
 use runnel_storage::batch::BatchHeader;
+use runnel_storage::log::ControlType;
 use tokio_postgres::{Client, GenericClient};
 use uuid::Uuid;
 
@@ -28,6 +29,8 @@ pub struct Staged {
     pub header: BatchHeader,
     pub byte_offset: u64,
     pub byte_length: u32,
+    /// For a control batch, which marker it is (transactions are settled by it).
+    pub control: ControlType,
 }
 
 /// What the commit made of one staged batch, in the order given.
@@ -120,7 +123,9 @@ pub async fn commit(
         for i in indexes {
             let b = &batches[i];
             let h = &b.header;
-            if h.has_producer_id() {
+            // Markers are written by the coordinator, outside the producer's sequence.
+            let sequenced = h.has_producer_id() && !h.is_control();
+            if sequenced {
                 if let Some(verdict) = check_sequence(&tx, b).await? {
                     results[i] = verdict;
                     continue;
@@ -150,9 +155,10 @@ pub async fn commit(
                 ],
             )
             .await?;
-            if h.has_producer_id() {
+            if sequenced {
                 remember_producer_batch(&tx, b, base).await?;
             }
+            track_transaction(&tx, b, base).await?;
             next = last + 1;
             results[i] = Appended::At(base);
         }
@@ -174,6 +180,46 @@ pub async fn commit(
     }
     tx.commit().await?;
     Ok(results)
+}
+
+/// Keeps the open and aborted transactions of the partition up to date with one appended batch: a
+/// transactional batch opens its producer's transaction (if not open), a marker closes it, and an ABORT
+/// marker records the range read_committed readers skip.
+async fn track_transaction(
+    tx: &impl GenericClient,
+    b: &Staged,
+    base_offset: i64,
+) -> Result<(), tokio_postgres::Error> {
+    let h = &b.header;
+    if !h.is_transactional() {
+        return Ok(());
+    }
+    if !h.is_control() {
+        tx.execute(
+            "INSERT INTO runnel_txn_open (topic_id, partition, producer_id, first_offset)
+             VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+            &[&b.topic_id, &b.partition, &h.producer_id, &base_offset],
+        )
+        .await?;
+        return Ok(());
+    }
+    let opened = tx
+        .query_opt(
+            "DELETE FROM runnel_txn_open WHERE topic_id = $1 AND partition = $2 AND producer_id = $3
+             RETURNING first_offset",
+            &[&b.topic_id, &b.partition, &h.producer_id],
+        )
+        .await?;
+    if let (Some(row), ControlType::Abort) = (opened, b.control) {
+        let first: i64 = row.get(0);
+        tx.execute(
+            "INSERT INTO runnel_txn_aborted (topic_id, partition, producer_id, first_offset, last_offset)
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+            &[&b.topic_id, &b.partition, &h.producer_id, &first, &base_offset],
+        )
+        .await?;
+    }
+    Ok(())
 }
 
 /// Kafka's checks for an idempotent batch against the producer's recent batches on the partition:

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use runnel_storage::batch::BatchHeader;
+use runnel_storage::log::ControlType;
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
@@ -52,7 +53,17 @@ struct Submission {
     partition: i32,
     bytes: Bytes,
     header: BatchHeader,
+    control: ControlType,
     reply: oneshot::Sender<Result<Appended, CommitError>>,
+}
+
+/// A batch handed to the pipeline, to be answered when its round commits.
+pub struct Pending(oneshot::Receiver<Result<Appended, CommitError>>);
+
+impl Pending {
+    pub async fn outcome(self) -> Result<Appended, CommitError> {
+        self.0.await.map_err(|_| CommitError::Closed)?
+    }
 }
 
 /// A handle to this broker's commit task; cheap to clone.
@@ -86,6 +97,22 @@ impl CommitPipeline {
         bytes: Bytes,
         header: BatchHeader,
     ) -> Result<Appended, CommitError> {
+        self.submit(topic_id, partition, bytes, header, ControlType::Other)
+            .await?
+            .outcome()
+            .await
+    }
+
+    /// Queues one validated batch (waiting while the queue is full) without waiting for its commit, so the
+    /// batches of one request are queued back to back and share a round.
+    pub async fn submit(
+        &self,
+        topic_id: Uuid,
+        partition: i32,
+        bytes: Bytes,
+        header: BatchHeader,
+        control: ControlType,
+    ) -> Result<Pending, CommitError> {
         let (reply, answer) = oneshot::channel();
         self.submit
             .send(Submission {
@@ -93,11 +120,12 @@ impl CommitPipeline {
                 partition,
                 bytes,
                 header,
+                control,
                 reply,
             })
             .await
             .map_err(|_| CommitError::Closed)?;
-        answer.await.map_err(|_| CommitError::Closed)?
+        Ok(Pending(answer))
     }
 }
 
@@ -159,6 +187,7 @@ async fn commit_round(
             header: s.header,
             byte_offset: body.len() as u64,
             byte_length: u32::try_from(s.bytes.len()).unwrap_or(u32::MAX),
+            control: s.control,
         });
         body.extend_from_slice(&s.bytes);
     }

@@ -1,6 +1,8 @@
 //! The metadata database: a connection, and the schema migrations in `broker/migrations/`, applied in
 //! order under an advisory lock so brokers starting together apply each one once.
 
+use std::sync::Arc;
+
 use tokio_postgres::{Client, NoTls};
 
 #[derive(Debug, thiserror::Error)]
@@ -13,6 +15,10 @@ pub enum DbError {
 const MIGRATIONS: &[(i32, &str)] = &[
     (1, include_str!("../../migrations/0001_brokers.sql")),
     (2, include_str!("../../migrations/0002_batches.sql")),
+    (
+        3,
+        include_str!("../../migrations/0003_topics_and_transactions.sql"),
+    ),
 ];
 
 /// Any constant both sides agree on: the advisory lock serialising migrations across brokers.
@@ -65,4 +71,35 @@ pub async fn migrate(client: &mut Client) -> Result<Vec<i32>, DbError> {
         tracing::info!(versions = ?applied, "metadata schema migrated");
     }
     Ok(applied)
+}
+
+/// A connection for queries that is re-made when the database comes back after losing it (a restart, a
+/// network cut). A tokio-postgres client pipelines concurrent queries on one connection, so one is shared.
+pub struct Db {
+    url: String,
+    client: tokio::sync::Mutex<Option<Arc<Client>>>,
+}
+
+impl Db {
+    pub fn new(url: String) -> Self {
+        Db {
+            url,
+            client: tokio::sync::Mutex::new(None),
+        }
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The live connection, connecting first if there is none or it has closed.
+    pub async fn client(&self) -> Result<Arc<Client>, DbError> {
+        let mut slot = self.client.lock().await;
+        if let Some(c) = slot.as_ref().filter(|c| !c.is_closed()) {
+            return Ok(Arc::clone(c));
+        }
+        let fresh = Arc::new(connect(&self.url).await?);
+        *slot = Some(Arc::clone(&fresh));
+        Ok(fresh)
+    }
 }

@@ -87,6 +87,15 @@ impl Registry {
         })
     }
 
+    /// The same registration over a new connection (the old one was lost with the database).
+    pub fn reconnected(self, client: Client) -> Self {
+        Registry { client, ..self }
+    }
+
+    pub fn is_connected(&self) -> bool {
+        !self.client.is_closed()
+    }
+
     pub fn node_id(&self) -> i32 {
         self.node_id
     }

@@ -78,7 +78,7 @@ impl Broker {
         for meta in self.all_topics() {
             let cfg = self.log_config(&meta.configs);
             for p in self.topic_partitions(&meta.name).unwrap_or_default() {
-                p.log().set_config(cfg.clone());
+                p.set_config(cfg.clone());
             }
         }
         Ok(())

@@ -32,7 +32,7 @@ const OP_SUBTRACT: i8 = 3;
 /// A change to a resource's key/value map. The second argument gives a key's current effective value
 /// when the map does not hold it (what APPEND extends).
 type Change<'a> =
-    Box<dyn FnOnce(&mut Config, &dyn Fn(&str) -> Option<String>) -> Result<(), String> + 'a>;
+    Box<dyn FnOnce(&mut Config, &dyn Fn(&str) -> Option<String>) -> Result<(), String> + Send + 'a>;
 type Config = BTreeMap<String, String>;
 
 fn invalid_request(msg: &str) -> (i16, Option<StrBytes>) {
@@ -40,7 +40,7 @@ fn invalid_request(msg: &str) -> (i16, Option<StrBytes>) {
 }
 
 /// Applies a change to a resource; returns the error code and message for it.
-fn apply(
+async fn apply(
     broker: &Broker,
     resource_type: i8,
     name: &StrBytes,
@@ -48,13 +48,13 @@ fn apply(
     change: Change<'_>,
 ) -> (i16, Option<StrBytes>) {
     match resource_type {
-        RESOURCE_TOPIC => apply_to_topic(broker, name, validate_only, change),
+        RESOURCE_TOPIC => apply_to_topic(broker, name, validate_only, change).await,
         RESOURCE_BROKER => apply_to_broker(broker, name, validate_only, change),
         _ => invalid_request("Unsupported resource type"),
     }
 }
 
-fn apply_to_topic(
+async fn apply_to_topic(
     broker: &Broker,
     name: &str,
     validate_only: bool,
@@ -72,7 +72,7 @@ fn apply_to_topic(
     if let Err(msg) = change(&mut configs, &default) {
         return (ResponseError::InvalidConfig.code(), Some(str_bytes(&msg)));
     }
-    match broker.set_topic_configs(name, configs, validate_only) {
+    match broker.set_topic_configs(name, configs, validate_only).await {
         Ok(_) => (ErrorCode::NONE.code(), None),
         Err(e) => code_and_message(&e),
     }
@@ -167,10 +167,9 @@ pub async fn handle(
     _version: i16,
     ctx: &RequestContext,
 ) -> Option<AlterConfigsResponse> {
-    let responses = req
-        .resources
-        .into_iter()
-        .map(|r| {
+    let mut responses = Vec::new();
+    for r in req.resources {
+        responses.push({
             let refused = config_refusal(
                 broker,
                 ctx,
@@ -182,31 +181,34 @@ pub async fn handle(
             .filter(|_| r.resource_type != RESOURCE_BROKER_LOGGER);
             let (code, msg) = match refused {
                 Some((code, msg)) => (code, Some(msg)),
-                None => apply(
-                    broker,
-                    r.resource_type,
-                    &r.resource_name,
-                    req.validate_only,
-                    Box::new(|configs, _| {
-                        configs.clear();
-                        for c in &r.configs {
-                            let v = c
-                                .value
-                                .as_ref()
-                                .ok_or_else(|| format!("Null value for {}", &*c.name))?;
-                            configs.insert(c.name.to_string(), v.to_string());
-                        }
-                        Ok(())
-                    }),
-                ),
+                None => {
+                    apply(
+                        broker,
+                        r.resource_type,
+                        &r.resource_name,
+                        req.validate_only,
+                        Box::new(|configs, _| {
+                            configs.clear();
+                            for c in &r.configs {
+                                let v = c
+                                    .value
+                                    .as_ref()
+                                    .ok_or_else(|| format!("Null value for {}", &*c.name))?;
+                                configs.insert(c.name.to_string(), v.to_string());
+                            }
+                            Ok(())
+                        }),
+                    )
+                    .await
+                }
             };
             alter_configs_response::AlterConfigsResourceResponse::default()
                 .with_error_code(code)
                 .with_error_message(msg)
                 .with_resource_type(r.resource_type)
                 .with_resource_name(r.resource_name)
-        })
-        .collect();
+        });
+    }
     Some(AlterConfigsResponse::default().with_responses(responses))
 }
 
@@ -216,10 +218,9 @@ pub async fn handle_incremental(
     _version: i16,
     ctx: &RequestContext,
 ) -> Option<IncrementalAlterConfigsResponse> {
-    let responses = req
-        .resources
-        .into_iter()
-        .map(|r| {
+    let mut responses = Vec::new();
+    for r in req.resources {
+        responses.push({
             let op = if r.resource_type == RESOURCE_BROKER_LOGGER {
                 Operation::ClusterAction
             } else {
@@ -228,20 +229,23 @@ pub async fn handle_incremental(
             let refused = config_refusal(broker, ctx, op, r.resource_type, &r.resource_name);
             let (code, msg) = match refused {
                 Some((code, msg)) => (code, Some(msg)),
-                None => apply(
-                    broker,
-                    r.resource_type,
-                    &r.resource_name,
-                    req.validate_only,
-                    Box::new(|configs, current| incremental(&r.configs, configs, current)),
-                ),
+                None => {
+                    apply(
+                        broker,
+                        r.resource_type,
+                        &r.resource_name,
+                        req.validate_only,
+                        Box::new(|configs, current| incremental(&r.configs, configs, current)),
+                    )
+                    .await
+                }
             };
             incremental_alter_configs_response::AlterConfigsResourceResponse::default()
                 .with_error_code(code)
                 .with_error_message(msg)
                 .with_resource_type(r.resource_type)
                 .with_resource_name(r.resource_name)
-        })
-        .collect();
+        });
+    }
     Some(IncrementalAlterConfigsResponse::default().with_responses(responses))
 }

@@ -25,10 +25,9 @@ pub async fn handle(
         ResourceType::Topic,
         req.topics.iter().map(|t| &**t.name),
     );
-    let results = req
-        .topics
-        .into_iter()
-        .map(|t| {
+    let mut results = Vec::new();
+    for t in req.topics {
+        results.push(async {
             let r = CreatePartitionsTopicResult::default().with_name(t.name.clone());
             if !alterable.contains(&**t.name) {
                 return r.with_error_code(ResponseError::TopicAuthorizationFailed.code());
@@ -54,14 +53,15 @@ pub async fn handle(
                         ))));
                 }
             }
-            match broker.create_partitions(&t.name, t.count, req.validate_only) {
+            match broker.create_partitions(&t.name, t.count, req.validate_only).await {
                 Ok(_) => r.with_error_code(ErrorCode::NONE.code()),
                 Err(e) => {
                     let (code, message) = code_and_message(&e);
                     r.with_error_code(code).with_error_message(message)
                 }
             }
-        })
-        .collect();
+        }
+        .await);
+    }
     Some(CreatePartitionsResponse::default().with_results(results))
 }

@@ -35,103 +35,108 @@ pub async fn handle(
         ResourceType::Topic,
         names(),
     );
-    let topics = req
-        .topics
-        .into_iter()
-        .map(|t| {
-            let mut result = CreatableTopicResult::default().with_name(t.name.clone());
-            if creatable.as_ref().is_some_and(|c| !c.contains(&**t.name)) {
-                result.error_code = ResponseError::TopicAuthorizationFailed.code();
-                result.error_message = Some(str_bytes("Authorization failed."));
-                return result;
-            }
-            let fail = |mut r: CreatableTopicResult, code: i16, msg: String| {
-                r.error_code = code;
-                r.error_message = Some(str_bytes(&msg));
-                if version >= 5 {
-                    r.num_partitions = -1;
-                    r.replication_factor = -1;
+    let mut topics = Vec::new();
+    for t in req.topics {
+        topics.push(
+            async {
+                let mut result = CreatableTopicResult::default().with_name(t.name.clone());
+                if creatable.as_ref().is_some_and(|c| !c.contains(&**t.name)) {
+                    result.error_code = ResponseError::TopicAuthorizationFailed.code();
+                    result.error_message = Some(str_bytes("Authorization failed."));
+                    return result;
                 }
-                r
-            };
-            if t.replication_factor > 1 {
-                return fail(
-                    result,
-                    ResponseError::InvalidReplicationFactor.code(),
-                    format!(
-                        "Replication factor: {} larger than available brokers: 1.",
-                        t.replication_factor
-                    ),
-                );
-            }
-            let mut partitions = t.num_partitions;
-            if !t.assignments.is_empty() {
-                if partitions != -1 || t.replication_factor != -1 {
+                let fail = |mut r: CreatableTopicResult, code: i16, msg: String| {
+                    r.error_code = code;
+                    r.error_message = Some(str_bytes(&msg));
+                    if version >= 5 {
+                        r.num_partitions = -1;
+                        r.replication_factor = -1;
+                    }
+                    r
+                };
+                if t.replication_factor > 1 {
                     return fail(
+                        result,
+                        ResponseError::InvalidReplicationFactor.code(),
+                        format!(
+                            "Replication factor: {} larger than available brokers: 1.",
+                            t.replication_factor
+                        ),
+                    );
+                }
+                let mut partitions = t.num_partitions;
+                if !t.assignments.is_empty() {
+                    if partitions != -1 || t.replication_factor != -1 {
+                        return fail(
                         result,
                         ResponseError::InvalidRequest.code(),
                         "Both numPartitions or replicationFactor and replicasAssignments were set."
                             .into(),
                     );
-                }
-                if t.assignments
-                    .iter()
-                    .any(|a| a.broker_ids.iter().any(|b| b.0 != broker.node_id))
-                {
-                    return fail(
-                        result,
-                        ResponseError::InvalidReplicaAssignment.code(),
-                        "Unknown broker in replica assignment.".into(),
-                    );
-                }
-                partitions = t.assignments.len() as i32;
-            }
-            let mut configs = BTreeMap::new();
-            for c in &t.configs {
-                match &c.value {
-                    Some(v) => {
-                        configs.insert(c.name.to_string(), v.to_string());
                     }
-                    None => {
+                    if t.assignments
+                        .iter()
+                        .any(|a| a.broker_ids.iter().any(|b| b.0 != broker.node_id))
+                    {
                         return fail(
                             result,
-                            ResponseError::InvalidConfig.code(),
-                            format!("Null value not supported for topic configs: {}", &*c.name),
+                            ResponseError::InvalidReplicaAssignment.code(),
+                            "Unknown broker in replica assignment.".into(),
                         );
                     }
+                    partitions = t.assignments.len() as i32;
+                }
+                let mut configs = BTreeMap::new();
+                for c in &t.configs {
+                    match &c.value {
+                        Some(v) => {
+                            configs.insert(c.name.to_string(), v.to_string());
+                        }
+                        None => {
+                            return fail(
+                                result,
+                                ResponseError::InvalidConfig.code(),
+                                format!("Null value not supported for topic configs: {}", &*c.name),
+                            );
+                        }
+                    }
+                }
+                match broker
+                    .create_topic(&t.name, partitions, configs, req.validate_only)
+                    .await
+                {
+                    Ok(meta) => {
+                        result.error_code = ErrorCode::NONE.code();
+                        if version >= 7 {
+                            result.topic_id = meta.id;
+                        }
+                        if version >= 5 && !describable.contains(&**t.name) {
+                            result.topic_config_error_code =
+                                ResponseError::TopicAuthorizationFailed.code();
+                        } else if version >= 5 {
+                            result.num_partitions = meta.partitions;
+                            result.replication_factor = 1;
+                            result.configs = Some(
+                                topic_entries(broker, &meta.configs, None)
+                                    .into_iter()
+                                    .map(|e| {
+                                        CreatableTopicConfigs::default()
+                                            .with_name(e.name)
+                                            .with_value(e.value)
+                                            .with_read_only(e.read_only)
+                                            .with_config_source(e.config_source)
+                                            .with_is_sensitive(e.is_sensitive)
+                                    })
+                                    .collect(),
+                            );
+                        }
+                        result
+                    }
+                    Err(e) => fail(result, ErrorCode::from(&e).code(), e.to_string()),
                 }
             }
-            match broker.create_topic(&t.name, partitions, configs, req.validate_only) {
-                Ok(meta) => {
-                    result.error_code = ErrorCode::NONE.code();
-                    if version >= 7 {
-                        result.topic_id = meta.id;
-                    }
-                    if version >= 5 && !describable.contains(&**t.name) {
-                        result.topic_config_error_code =
-                            ResponseError::TopicAuthorizationFailed.code();
-                    } else if version >= 5 {
-                        result.num_partitions = meta.partitions;
-                        result.replication_factor = 1;
-                        result.configs = Some(
-                            topic_entries(broker, &meta.configs, None)
-                                .into_iter()
-                                .map(|e| {
-                                    CreatableTopicConfigs::default()
-                                        .with_name(e.name)
-                                        .with_value(e.value)
-                                        .with_read_only(e.read_only)
-                                        .with_config_source(e.config_source)
-                                        .with_is_sensitive(e.is_sensitive)
-                                })
-                                .collect(),
-                        );
-                    }
-                    result
-                }
-                Err(e) => fail(result, ErrorCode::from(&e).code(), e.to_string()),
-            }
-        })
-        .collect();
+            .await,
+        );
+    }
     Some(CreateTopicsResponse::default().with_topics(topics))
 }

@@ -6,6 +6,7 @@ use kafka_protocol::messages::delete_records_response::{
 };
 use kafka_protocol::messages::{DeleteRecordsRequest, DeleteRecordsResponse};
 
+use futures_util::future::join_all;
 use kafka_protocol::error::ResponseError;
 
 use super::authz::allowed_names;
@@ -27,49 +28,36 @@ pub async fn handle(
         ResourceType::Topic,
         req.topics.iter().map(|t| &**t.name),
     );
-    let topics = req
-        .topics
-        .into_iter()
-        .map(|t| {
-            let authorized = deletable.contains(&**t.name);
-            let partitions = t
-                .partitions
-                .iter()
-                .map(|p| {
-                    let r = DeleteRecordsPartitionResult::default()
-                        .with_partition_index(p.partition_index);
-                    if !authorized {
-                        return r
-                            .with_error_code(ResponseError::TopicAuthorizationFailed.code())
-                            .with_low_watermark(-1);
-                    }
-                    let partition = match partition_or_unknown(broker, &t.name, p.partition_index) {
-                        Ok(partition) => partition,
-                        Err(code) => return r.with_error_code(code.code()).with_low_watermark(-1),
-                    };
-                    let result = tokio::task::block_in_place(|| {
-                        let mut log = partition.log();
-                        let target = if p.offset == -1 {
-                            log.high_watermark()
-                        } else {
-                            p.offset
-                        };
-                        log.delete_records_before(target)
-                    });
-                    match result {
-                        Ok(low) => r
-                            .with_error_code(ErrorCode::NONE.code())
-                            .with_low_watermark(low),
-                        Err(e) => r
-                            .with_error_code(ErrorCode::from(&e).code())
-                            .with_low_watermark(-1),
-                    }
-                })
-                .collect();
-            DeleteRecordsTopicResult::default()
-                .with_name(t.name)
-                .with_partitions(partitions)
-        })
-        .collect();
+    let deletable = &deletable;
+    let topics = join_all(req.topics.into_iter().map(|t| async move {
+        let authorized = deletable.contains(&**t.name);
+        let topic_name = &t.name;
+        let partitions = join_all(t.partitions.iter().map(|p| async move {
+            let r = DeleteRecordsPartitionResult::default().with_partition_index(p.partition_index);
+            if !authorized {
+                return r
+                    .with_error_code(ResponseError::TopicAuthorizationFailed.code())
+                    .with_low_watermark(-1);
+            }
+            let partition = match partition_or_unknown(broker, topic_name, p.partition_index) {
+                Ok(partition) => partition,
+                Err(code) => return r.with_error_code(code.code()).with_low_watermark(-1),
+            };
+            let result = partition.delete_records_before(p.offset).await;
+            match result {
+                Ok(low) => r
+                    .with_error_code(ErrorCode::NONE.code())
+                    .with_low_watermark(low),
+                Err(e) => r
+                    .with_error_code(ErrorCode::from(&e).code())
+                    .with_low_watermark(-1),
+            }
+        }))
+        .await;
+        DeleteRecordsTopicResult::default()
+            .with_name(t.name)
+            .with_partitions(partitions)
+    }))
+    .await;
     Some(DeleteRecordsResponse::default().with_topics(topics))
 }

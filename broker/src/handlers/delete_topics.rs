@@ -55,51 +55,54 @@ pub async fn handle(
             .map(|n| (Some(n.to_string()), uuid::Uuid::nil()))
             .collect()
     };
-    let responses = targets
-        .into_iter()
-        .map(|(name, id)| {
-            let mut r = DeletableTopicResult::default();
-            let by_id = name.is_none();
-            let name = name.or_else(|| broker.topic_by_id(id).map(|m| m.name));
-            if version >= 6 {
-                r.topic_id = id;
-            }
-            r.name = name.as_deref().map(topic_name);
-            let Some(name) = name else {
-                r.error_code = ResponseError::UnknownTopicId.code();
-                return r;
-            };
-            if !broker.config.delete_topic_enable() {
-                r.error_code = ResponseError::TopicDeletionDisabled.code();
-                return r;
-            }
-            if let Some(name_shown) = refusal(broker, ctx, cluster_delete, &name, by_id) {
-                r.error_code = ResponseError::TopicAuthorizationFailed.code();
-                if version >= 5 {
-                    r.error_message = Some(str_bytes("Topic authorization failed."));
+    let mut responses = Vec::new();
+    for (name, id) in targets {
+        responses.push(
+            async {
+                let mut r = DeletableTopicResult::default();
+                let by_id = name.is_none();
+                let name = name.or_else(|| broker.topic_by_id(id).map(|m| m.name));
+                if version >= 6 {
+                    r.topic_id = id;
                 }
-                if !name_shown {
-                    r.name = None;
+                r.name = name.as_deref().map(topic_name);
+                let Some(name) = name else {
+                    r.error_code = ResponseError::UnknownTopicId.code();
+                    return r;
+                };
+                if !broker.config.delete_topic_enable() {
+                    r.error_code = ResponseError::TopicDeletionDisabled.code();
+                    return r;
                 }
-                return r;
-            }
-            match broker.delete_topic(&name) {
-                Ok(meta) => {
-                    r.error_code = ErrorCode::NONE.code();
-                    if version >= 6 {
-                        r.topic_id = meta.id;
-                    }
-                }
-                Err(e) => {
-                    let (code, message) = code_and_message(&e);
-                    r.error_code = code;
+                if let Some(name_shown) = refusal(broker, ctx, cluster_delete, &name, by_id) {
+                    r.error_code = ResponseError::TopicAuthorizationFailed.code();
                     if version >= 5 {
-                        r.error_message = message;
+                        r.error_message = Some(str_bytes("Topic authorization failed."));
+                    }
+                    if !name_shown {
+                        r.name = None;
+                    }
+                    return r;
+                }
+                match broker.delete_topic(&name).await {
+                    Ok(meta) => {
+                        r.error_code = ErrorCode::NONE.code();
+                        if version >= 6 {
+                            r.topic_id = meta.id;
+                        }
+                    }
+                    Err(e) => {
+                        let (code, message) = code_and_message(&e);
+                        r.error_code = code;
+                        if version >= 5 {
+                            r.error_message = message;
+                        }
                     }
                 }
+                r
             }
-            r
-        })
-        .collect();
+            .await,
+        );
+    }
     Some(DeleteTopicsResponse::default().with_responses(responses))
 }

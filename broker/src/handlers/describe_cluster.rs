@@ -28,11 +28,20 @@ pub async fn handle(
         DescribeClusterResponse::default()
             .with_error_code(ErrorCode::NONE.code())
             .with_cluster_id(str_bytes(&broker.cluster_id))
-            .with_controller_id(BrokerId(broker.node_id))
-            .with_brokers(vec![DescribeClusterBroker::default()
-                .with_broker_id(BrokerId(broker.node_id))
-                .with_host(str_bytes(&ctx.listener.advertised_host))
-                .with_port(ctx.listener.advertised_port)])
+            .with_controller_id(BrokerId(broker.controller_node()))
+            .with_brokers(
+                broker
+                    .brokers_for(&ctx.listener)
+                    .into_iter()
+                    .map(|b| {
+                        DescribeClusterBroker::default()
+                            .with_broker_id(BrokerId(b.node_id))
+                            .with_host(str_bytes(&b.host))
+                            .with_port(b.port)
+                            .with_rack(b.rack.as_deref().map(str_bytes))
+                    })
+                    .collect(),
+            )
             .with_cluster_authorized_operations(ops),
     )
 }

@@ -7,6 +7,7 @@ use kafka_protocol::messages::describe_producers_response::{
 };
 use kafka_protocol::messages::{DescribeProducersRequest, DescribeProducersResponse, ProducerId};
 
+use futures_util::future::join_all;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::protocol::StrBytes;
 
@@ -35,49 +36,44 @@ pub async fn handle(
     _version: i16,
     ctx: &RequestContext,
 ) -> Option<DescribeProducersResponse> {
-    let topics = req
-        .topics
-        .into_iter()
-        .map(|t| {
-            let refused = topic_error(broker, ctx, &t.name);
-            let partitions = t
-                .partition_indexes
-                .iter()
-                .map(|&p| {
-                    let r = PartitionResponse::default().with_partition_index(p);
-                    if let Some((code, message)) = &refused {
-                        return r
-                            .with_error_code(*code)
-                            .with_error_message(Some(message.clone()));
-                    }
-                    let partition = match partition_or_unknown(broker, &t.name, p) {
-                        Ok(partition) => partition,
-                        Err(code) => return r.with_error_code(code.code()),
-                    };
-                    let log = partition.log();
-                    let producers = log
-                        .producers()
-                        .producers()
-                        .map(|(pid, e)| {
-                            ProducerState::default()
-                                .with_producer_id(ProducerId(*pid))
-                                .with_producer_epoch(i32::from(e.epoch))
-                                .with_last_sequence(e.batches.back().map_or(-1, |b| b.last_seq))
-                                .with_last_timestamp(e.last_timestamp)
-                                .with_coordinator_epoch(0)
-                                .with_current_txn_start_offset(
-                                    e.current_txn_first_offset.unwrap_or(-1),
-                                )
-                        })
-                        .collect();
-                    r.with_error_code(ErrorCode::NONE.code())
-                        .with_active_producers(producers)
-                })
-                .collect();
-            TopicResponse::default()
-                .with_name(t.name)
-                .with_partitions(partitions)
-        })
-        .collect();
+    let topics = join_all(req.topics.into_iter().map(|t| async move {
+        let refused = topic_error(broker, ctx, &t.name);
+        let refused = &refused;
+        let topic_name = &t.name;
+        let partitions = join_all(t.partition_indexes.iter().map(|&p| async move {
+            let r = PartitionResponse::default().with_partition_index(p);
+            if let Some((code, message)) = refused {
+                return r
+                    .with_error_code(*code)
+                    .with_error_message(Some(message.clone()));
+            }
+            let partition = match partition_or_unknown(broker, topic_name, p) {
+                Ok(partition) => partition,
+                Err(code) => return r.with_error_code(code.code()),
+            };
+            let producers = match partition.producers().await {
+                Ok(list) => list
+                    .into_iter()
+                    .map(|e| {
+                        ProducerState::default()
+                            .with_producer_id(ProducerId(e.producer_id))
+                            .with_producer_epoch(i32::from(e.epoch))
+                            .with_last_sequence(e.last_sequence)
+                            .with_last_timestamp(e.last_timestamp)
+                            .with_coordinator_epoch(0)
+                            .with_current_txn_start_offset(e.txn_start_offset)
+                    })
+                    .collect(),
+                Err(e) => return r.with_error_code(ErrorCode::from(&e).code()),
+            };
+            r.with_error_code(ErrorCode::NONE.code())
+                .with_active_producers(producers)
+        }))
+        .await;
+        TopicResponse::default()
+            .with_name(t.name)
+            .with_partitions(partitions)
+    }))
+    .await;
     Some(DescribeProducersResponse::default().with_topics(topics))
 }

@@ -28,21 +28,23 @@ pub async fn handle(
                 .with_error_code(ResponseError::TransactionalIdAuthorizationFailed.code()),
         );
     }
-    let code = tokio::task::block_in_place(|| {
-        match broker.txns.prepare_end(
+    let prepared = tokio::task::block_in_place(|| {
+        broker.txns.prepare_end(
             &req.transactional_id,
             req.producer_id.0,
             req.producer_epoch,
             fenced_code(version),
             req.committed,
-        ) {
-            Ok(Some(plan)) => broker
-                .complete_transaction(&plan)
-                .err()
-                .unwrap_or(ErrorCode::NONE.code()),
-            Ok(None) => ErrorCode::NONE.code(),
-            Err(code) => code,
-        }
+        )
     });
+    let code = match prepared {
+        Ok(Some(plan)) => broker
+            .complete_transaction(&plan)
+            .await
+            .err()
+            .unwrap_or(ErrorCode::NONE.code()),
+        Ok(None) => ErrorCode::NONE.code(),
+        Err(code) => code,
+    };
     Some(EndTxnResponse::default().with_error_code(code))
 }

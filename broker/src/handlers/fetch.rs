@@ -102,7 +102,12 @@ fn partition_error(index: i32, code: i16) -> PartitionData {
         .with_records(Some(Bytes::new()))
 }
 
-fn collect(broker: &Broker, req: &FetchRequest, version: i16, readable: &Readable) -> Collected {
+async fn collect(
+    broker: &Broker,
+    req: &FetchRequest,
+    version: i16,
+    readable: &Readable,
+) -> Collected {
     let read_committed = req.isolation_level == 1;
     let mut remaining = req.max_bytes.max(0) as usize;
     let mut total = 0usize;
@@ -135,15 +140,19 @@ fn collect(broker: &Broker, req: &FetchRequest, version: i16, readable: &Readabl
                 ));
                 continue;
             }
-            let plan = partition.log().read(p.fetch_offset, read_committed);
+            let limit = (p.partition_max_bytes.max(0) as usize).min(remaining);
+            // The first data of the response is returned even when larger than the limits (KIP-74); later
+            // partitions only when they fit.
+            let want = (limit > 0 || total == 0).then_some(limit);
+            let read = partition.read(p.fetch_offset, read_committed, want).await;
             let mut data = PartitionData::default().with_partition_index(p.partition);
-            match plan {
-                Ok(plan) => {
-                    data.high_watermark = plan.high_watermark;
-                    data.last_stable_offset = plan.last_stable_offset;
-                    data.log_start_offset = plan.log_start_offset;
+            match read {
+                Ok(read) => {
+                    data.high_watermark = read.bounds.high_watermark;
+                    data.last_stable_offset = read.bounds.last_stable_offset;
+                    data.log_start_offset = read.bounds.log_start_offset;
                     data.aborted_transactions = read_committed.then(|| {
-                        plan.aborted
+                        read.aborted
                             .iter()
                             .map(|t| {
                                 AbortedTransaction::default()
@@ -152,37 +161,29 @@ fn collect(broker: &Broker, req: &FetchRequest, version: i16, readable: &Readabl
                             })
                             .collect()
                     });
-                    let mut records = Bytes::new();
-                    if let Some(slice) = plan.slice {
-                        let limit = (p.partition_max_bytes.max(0) as usize).min(remaining);
-                        // The first data of the response is returned even when larger than the limits (KIP-74);
-                        // later partitions only when they fit.
-                        if limit > 0 || total == 0 {
-                            match tokio::task::block_in_place(|| slice.read(limit)) {
-                                Ok(b) if total == 0 || b.len() <= limit => records = b,
-                                Ok(_) => {}
-                                Err(e) => {
-                                    tracing::error!(topic = %partition.topic, partition = p.partition, error = %e, "read failed");
-                                    data.error_code = ErrorCode::from(&e).code();
-                                    errors = true;
-                                }
-                            }
-                        }
-                    }
+                    let records = if total == 0 || read.records.len() <= limit {
+                        read.records
+                    } else {
+                        Bytes::new()
+                    };
                     total += records.len();
                     remaining = remaining.saturating_sub(records.len());
                     data.records = Some(records);
                 }
                 Err(e @ StorageError::OffsetOutOfRange { .. }) => {
-                    let log = partition.log();
                     data.error_code = ErrorCode::from(&e).code();
-                    data.high_watermark = log.high_watermark();
-                    data.last_stable_offset = log.last_stable_offset();
-                    data.log_start_offset = log.log_start_offset();
+                    if let Ok(b) = partition.bounds().await {
+                        data.high_watermark = b.high_watermark;
+                        data.last_stable_offset = b.last_stable_offset;
+                        data.log_start_offset = b.log_start_offset;
+                    }
                     data.records = Some(Bytes::new());
                     errors = true;
                 }
                 Err(e) => {
+                    if matches!(e, StorageError::Io { .. } | StorageError::Unavailable(_)) {
+                        tracing::error!(topic = %partition.topic, partition = p.partition, error = %e, "read failed");
+                    }
                     data.error_code = ErrorCode::from(&e).code();
                     data.high_watermark = -1;
                     data.records = Some(Bytes::new());
@@ -224,7 +225,7 @@ pub async fn handle(
         let notified = broker.appended.notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
-        let c = collect(broker, &req, version, &readable);
+        let c = collect(broker, &req, version, &readable).await;
         let enough = if min_bytes == 0 {
             true
         } else {
@@ -234,7 +235,7 @@ pub async fn handle(
             return Some(c.response);
         }
         if tokio::time::timeout_at(deadline, notified).await.is_err() {
-            return Some(collect(broker, &req, version, &readable).response);
+            return Some(collect(broker, &req, version, &readable).await.response);
         }
     }
 }

@@ -45,8 +45,21 @@ pub async fn handle(
     version: i16,
     ctx: &RequestContext,
 ) -> Option<FindCoordinatorResponse> {
-    let host = str_bytes(&ctx.listener.advertised_host);
-    let port = ctx.listener.advertised_port;
+    let brokers = broker.brokers_for(&ctx.listener);
+    // The owner's address on this listener (this broker's own when the owner is not listed).
+    let owner = |key: &str| {
+        let id = broker.coordinator_node(req.key_type, key);
+        brokers
+            .iter()
+            .find(|b| b.node_id == id)
+            .or_else(|| brokers.iter().find(|b| b.node_id == broker.node_id))
+            .map(|b| (BrokerId(b.node_id), str_bytes(&b.host), b.port))
+            .unwrap_or((
+                BrokerId(broker.node_id),
+                str_bytes(&ctx.listener.advertised_host),
+                ctx.listener.advertised_port,
+            ))
+    };
     if version >= 4 {
         let coordinators = req
             .coordinator_keys
@@ -59,11 +72,13 @@ pub async fn handle(
                         .with_node_id(BrokerId(-1))
                         .with_host(StrBytes::default())
                         .with_port(-1),
-                    None => c
-                        .with_error_code(ErrorCode::NONE.code())
-                        .with_node_id(BrokerId(broker.node_id))
-                        .with_host(host.clone())
-                        .with_port(port),
+                    None => {
+                        let (id, host, port) = owner(&key);
+                        c.with_error_code(ErrorCode::NONE.code())
+                            .with_node_id(id)
+                            .with_host(host)
+                            .with_port(port)
+                    }
                 }
             })
             .collect();
@@ -78,10 +93,12 @@ pub async fn handle(
             .with_node_id(BrokerId(-1))
             .with_host(StrBytes::default())
             .with_port(-1),
-        None => resp
-            .with_error_code(ErrorCode::NONE.code())
-            .with_node_id(BrokerId(broker.node_id))
-            .with_host(host)
-            .with_port(port),
+        None => {
+            let (id, host, port) = owner(&req.key);
+            resp.with_error_code(ErrorCode::NONE.code())
+                .with_node_id(id)
+                .with_host(host)
+                .with_port(port)
+        }
     })
 }

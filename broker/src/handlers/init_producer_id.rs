@@ -49,13 +49,15 @@ pub async fn handle(
         return Some(failed(ResponseError::InvalidRequest.code()));
     }
     let Some(txn_id) = req.transactional_id.as_ref() else {
-        return Some(match broker.producer_ids.next_id() {
-            Ok(id) => ready(id, 0),
-            Err(e) => {
-                tracing::error!(error = %e, "cannot allocate a producer id");
-                failed(ResponseError::KafkaStorageError.code())
-            }
-        });
+        return Some(
+            match tokio::task::block_in_place(|| broker.producer_ids.next_id()) {
+                Ok(id) => ready(id, 0),
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot allocate a producer id");
+                    failed(ResponseError::KafkaStorageError.code())
+                }
+            },
+        );
     };
     let outcome = tokio::task::block_in_place(|| {
         broker.txns.init(txn_id, req.transaction_timeout_ms, || {
@@ -70,6 +72,7 @@ pub async fn handle(
         Ok(InitOutcome::AbortFirst(plan)) => {
             let done = broker
                 .complete_transaction(&plan)
+                .await
                 .and_then(|()| broker.txns.after_forced_abort(txn_id));
             match done {
                 Ok((pid, epoch)) => ready(pid, epoch),

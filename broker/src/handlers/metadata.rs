@@ -18,9 +18,9 @@ use crate::request::RequestContext;
 use crate::security::acl::{Operation, ResourceType};
 
 pub fn topic_entry(broker: &Broker, meta: &TopicMeta, version: i16) -> MetadataResponseTopic {
-    let node = BrokerId(broker.node_id);
     let partitions = (0..meta.partitions)
         .map(|p| {
+            let node = BrokerId(broker.partition_leader(meta.id, p));
             MetadataResponsePartition::default()
                 .with_partition_index(p)
                 .with_leader_id(node)
@@ -61,7 +61,7 @@ struct Answer<'a> {
     /// Whether a missing topic is created (the client allows it and so does the broker's config).
     auto_create: bool,
     /// CREATE on the cluster, asked only once a missing topic needs it, and then only once.
-    cluster_create: std::cell::OnceCell<bool>,
+    cluster_create: std::sync::OnceLock<bool>,
 }
 
 impl Answer<'_> {
@@ -85,7 +85,7 @@ impl Answer<'_> {
         .with_is_internal(internal)
     }
 
-    fn by_name(&self, name: &str) -> MetadataResponseTopic {
+    async fn by_name(&self, name: &str) -> MetadataResponseTopic {
         let (broker, ctx) = (self.broker, self.ctx);
         if !ctx.allowed(broker, Operation::Describe, ResourceType::Topic, name) {
             // The zero id: a refused name must not reveal whether the topic exists.
@@ -100,7 +100,7 @@ impl Answer<'_> {
                 return self.refused(Some(name), uuid::Uuid::nil(), is_internal_topic(name));
             }
         }
-        let t = match broker.topic_or_auto_create(name, self.auto_create) {
+        let t = match broker.topic_or_auto_create(name, self.auto_create).await {
             Ok(Some(meta)) => topic_entry(broker, &meta, self.version),
             Ok(None) => missing(
                 Some(name),
@@ -166,27 +166,37 @@ pub async fn handle(
         version,
         topic_ops: version >= 8 && req.include_topic_authorized_operations,
         auto_create: allow_auto && broker.config.auto_create_topics(),
-        cluster_create: std::cell::OnceCell::new(),
+        cluster_create: std::sync::OnceLock::new(),
     };
     let topics = match req.topics {
         // v0 sends an empty list for "all topics"; later versions send null.
         None => answer.all(),
         Some(list) if list.is_empty() && version == 0 => answer.all(),
-        Some(list) => list
-            .into_iter()
-            .map(|t| match t.name {
-                Some(name) => answer.by_name(&name),
-                None => answer.by_id(t.topic_id),
-            })
-            .collect(),
+        Some(list) => {
+            let mut topics = Vec::with_capacity(list.len());
+            for t in list {
+                topics.push(match t.name {
+                    Some(name) => answer.by_name(&name).await,
+                    None => answer.by_id(t.topic_id),
+                });
+            }
+            topics
+        }
     };
-    let host = str_bytes(&ctx.listener.advertised_host);
+    let brokers = broker
+        .brokers_for(&ctx.listener)
+        .into_iter()
+        .map(|b| {
+            MetadataResponseBroker::default()
+                .with_node_id(BrokerId(b.node_id))
+                .with_host(str_bytes(&b.host))
+                .with_port(b.port)
+                .with_rack(b.rack.as_deref().map(str_bytes))
+        })
+        .collect();
     let mut resp = MetadataResponse::default()
-        .with_brokers(vec![MetadataResponseBroker::default()
-            .with_node_id(BrokerId(broker.node_id))
-            .with_host(host)
-            .with_port(ctx.listener.advertised_port)])
-        .with_controller_id(BrokerId(broker.node_id))
+        .with_brokers(brokers)
+        .with_controller_id(BrokerId(broker.controller_node()))
         .with_topics(topics);
     if version >= 2 {
         resp.cluster_id = Some(str_bytes(&broker.cluster_id));

@@ -2,6 +2,7 @@
 //! of epoch 0 is the log end; a later epoch is unknown. CLUSTER_ACTION on the cluster (a follower) or
 //! DESCRIBE on the topic (a consumer checking for truncation, KIP-320) is needed, as in Kafka.
 
+use futures_util::future::join_all;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::offset_for_leader_epoch_response::{
     EpochEndOffset, OffsetForLeaderTopicResult,
@@ -29,50 +30,52 @@ pub async fn handle(
             req.topics.iter().map(|t| &**t.topic),
         )
     });
-    let topics = req
-        .topics
-        .into_iter()
-        .map(|t| {
-            let authorized = describable.as_ref().is_none_or(|d| d.contains(&**t.topic));
-            let partitions = t
-                .partitions
-                .iter()
-                .map(|p| {
-                    let r = EpochEndOffset::default().with_partition(p.partition);
-                    if !authorized {
-                        return r.with_error_code(ResponseError::TopicAuthorizationFailed.code());
-                    }
-                    let partition = match partition_or_unknown(broker, &t.topic, p.partition) {
-                        Ok(partition) => partition,
-                        Err(code) => {
-                            return r
-                                .with_error_code(code.code())
-                                .with_leader_epoch(-1)
-                                .with_end_offset(-1)
-                        }
-                    };
-                    if p.current_leader_epoch > 0 {
-                        return r
-                            .with_error_code(ResponseError::UnknownLeaderEpoch.code())
-                            .with_leader_epoch(-1)
-                            .with_end_offset(-1);
-                    }
-                    if p.leader_epoch > 0 {
-                        return r
-                            .with_error_code(ErrorCode::NONE.code())
-                            .with_leader_epoch(-1)
-                            .with_end_offset(-1);
-                    }
-                    let end = partition.log().next_offset();
-                    r.with_error_code(ErrorCode::NONE.code())
-                        .with_leader_epoch(0)
-                        .with_end_offset(end)
-                })
-                .collect();
-            OffsetForLeaderTopicResult::default()
-                .with_topic(t.topic)
-                .with_partitions(partitions)
-        })
-        .collect();
+    let describable = &describable;
+    let topics = join_all(req.topics.into_iter().map(|t| async move {
+        let authorized = describable.as_ref().is_none_or(|d| d.contains(&**t.topic));
+        let topic_name = &t.topic;
+        let partitions = join_all(t.partitions.iter().map(|p| async move {
+            let r = EpochEndOffset::default().with_partition(p.partition);
+            if !authorized {
+                return r.with_error_code(ResponseError::TopicAuthorizationFailed.code());
+            }
+            let partition = match partition_or_unknown(broker, topic_name, p.partition) {
+                Ok(partition) => partition,
+                Err(code) => {
+                    return r
+                        .with_error_code(code.code())
+                        .with_leader_epoch(-1)
+                        .with_end_offset(-1)
+                }
+            };
+            if p.current_leader_epoch > 0 {
+                return r
+                    .with_error_code(ResponseError::UnknownLeaderEpoch.code())
+                    .with_leader_epoch(-1)
+                    .with_end_offset(-1);
+            }
+            if p.leader_epoch > 0 {
+                return r
+                    .with_error_code(ErrorCode::NONE.code())
+                    .with_leader_epoch(-1)
+                    .with_end_offset(-1);
+            }
+            match partition.bounds().await {
+                Ok(b) => r
+                    .with_error_code(ErrorCode::NONE.code())
+                    .with_leader_epoch(0)
+                    .with_end_offset(b.high_watermark),
+                Err(e) => r
+                    .with_error_code(ErrorCode::from(&e).code())
+                    .with_leader_epoch(-1)
+                    .with_end_offset(-1),
+            }
+        }))
+        .await;
+        OffsetForLeaderTopicResult::default()
+            .with_topic(t.topic)
+            .with_partitions(partitions)
+    }))
+    .await;
     Some(OffsetForLeaderEpochResponse::default().with_topics(topics))
 }

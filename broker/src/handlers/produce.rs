@@ -148,15 +148,8 @@ pub async fn handle(
                 ));
                 continue;
             };
-            let mut buf = records.to_vec();
             let now = runnel_storage::now_ms();
-            // Appends that fsync leave the runtime's thread free for other connections meanwhile.
-            let fsyncs = partition.log().config().flush_messages < i64::MAX;
-            let result = if fsyncs {
-                tokio::task::block_in_place(|| partition.log().append(&mut buf, now))
-            } else {
-                partition.log().append(&mut buf, now)
-            };
+            let result = partition.append(records.to_vec(), now).await;
             match result {
                 Ok(info) => {
                     appended |= !info.duplicate;
@@ -166,7 +159,7 @@ pub async fn handle(
                         .with_base_offset(info.base_offset)
                         .with_log_append_time_ms(info.log_append_time);
                     if version >= 5 {
-                        r.log_start_offset = partition.log().log_start_offset();
+                        r.log_start_offset = partition.log_start_offset_hint();
                     }
                     partitions.push(r);
                 }
@@ -233,7 +226,7 @@ fn rejection(topic: &str, index: i32, e: &StorageError, version: i16) -> Partiti
 
 fn log_rejection(topic: &str, partition: i32, e: &StorageError) {
     match e {
-        StorageError::Io { .. } | StorageError::Poisoned => {
+        StorageError::Io { .. } | StorageError::Poisoned | StorageError::Unavailable(_) => {
             tracing::error!(topic, partition, error = %e, "append failed")
         }
         _ => tracing::debug!(topic, partition, error = %e, "produce rejected"),

@@ -91,7 +91,7 @@ async fn topic_admin_needs_create_delete_alter() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn configs_need_describe_configs_and_alter_configs() {
     let e = env();
-    e.topics(&["t"]);
+    e.topics(&["t"]).await;
     let res = |rt: i8, n: &str| {
         describe_configs_request::DescribeConfigsResource::default()
             .with_resource_type(rt)

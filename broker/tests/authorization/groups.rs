@@ -100,7 +100,7 @@ fn commit_codes(r: &OffsetCommitResponse) -> Vec<i16> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn offsets_need_the_group_and_each_topic() {
     let e = env();
-    e.topics(&["t", "u"]);
+    e.topics(&["t", "u"]).await;
     let (gf, tf) = (
         code(GroupAuthorizationFailed),
         code(TopicAuthorizationFailed),
@@ -188,7 +188,7 @@ async fn offsets_need_the_group_and_each_topic() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn group_listings_show_only_describable_groups() {
     let e = env();
-    e.topics(&["t"]);
+    e.topics(&["t"]).await;
     for g in ["g1", "g2"] {
         assert_eq!(commit_codes(&e.admin(8, &commit(g, &["t"])).await), [0]);
     }

@@ -56,7 +56,7 @@ async fn init_producer_id_needs_the_transactional_id_or_an_idempotent_right() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn transactions_need_write_on_the_id_then_the_group_and_topics() {
     let e = env();
-    e.topics(&["t", "u"]);
+    e.topics(&["t", "u"]).await;
     let (xf, gf, tf) = (
         code(TransactionalIdAuthorizationFailed),
         code(GroupAuthorizationFailed),
@@ -123,7 +123,7 @@ async fn transactions_need_write_on_the_id_then_the_group_and_topics() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn transaction_listings_show_only_describable_ids_and_topics() {
     let e = env();
-    e.topics(&["t"]);
+    e.topics(&["t"]).await;
     for id in ["tx1", "tx2"] {
         let init = InitProducerIdRequest::default()
             .with_transactional_id(Some(TransactionalId(s(id))))

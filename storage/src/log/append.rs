@@ -7,10 +7,36 @@ use super::{
     PRODUCER_SNAPSHOT_FILE,
 };
 use crate::batch::{self, BatchHeader};
+use crate::config::LogConfig;
 use crate::error::{Result, StorageError};
 use crate::producer_state::{self, BatchMeta, SequenceCheck, Snapshot};
 use crate::records;
 use crate::segment::Segment;
+
+/// The checks every produce request passes before any offset is given, on one node or in a cluster: well
+/// formed batches with good CRCs, each within `max.message.bytes`, records that decode, and keys on every
+/// record of a compacted topic. Returns where each batch starts and its header.
+pub fn validate_produce(records: &[u8], config: &LogConfig) -> Result<Vec<(usize, BatchHeader)>> {
+    let batches = batch::split_validated(records)?;
+    for (pos, h) in &batches {
+        if h.total_len() > config.max_message_bytes {
+            return Err(StorageError::BatchTooLarge {
+                size: h.total_len(),
+                limit: config.max_message_bytes,
+            });
+        }
+        let bytes = records
+            .get(*pos..*pos + h.total_len())
+            .ok_or_else(|| StorageError::InvalidRecord("batch past the end".into()))?;
+        let check = records::check_records(bytes, h, records::MAX_DECOMPRESSED_BYTES)?;
+        if config.compact && !h.is_control() && !check.keyless.is_empty() {
+            return Err(StorageError::MissingKey {
+                records: check.keyless,
+            });
+        }
+    }
+    Ok(batches)
+}
 
 impl PartitionLog {
     /// Appends the batches of one produce request to the log. `records` is modified in place (offsets).
@@ -23,24 +49,7 @@ impl PartitionLog {
         if self.shut {
             return Err(StorageError::Closed);
         }
-        let batches = batch::split_validated(records)?;
-        for (pos, h) in &batches {
-            if h.total_len() > self.config.max_message_bytes {
-                return Err(StorageError::BatchTooLarge {
-                    size: h.total_len(),
-                    limit: self.config.max_message_bytes,
-                });
-            }
-            let bytes = records
-                .get(*pos..*pos + h.total_len())
-                .ok_or_else(|| StorageError::InvalidRecord("batch past the end".into()))?;
-            let check = records::check_records(bytes, h, records::MAX_DECOMPRESSED_BYTES)?;
-            if self.config.compact && !h.is_control() && !check.keyless.is_empty() {
-                return Err(StorageError::MissingKey {
-                    records: check.keyless,
-                });
-            }
-        }
+        let batches = validate_produce(records, &self.config)?;
         // Idempotence: a request carries one batch per partition from idempotent producers.
         if let [(_, h)] = batches.as_slice() {
             match self.producers.check(h) {

@@ -22,6 +22,7 @@ mod open;
 mod read;
 mod retention;
 mod transactions;
+pub use append::validate_produce;
 pub use compaction::CompactionStats;
 use transactions::TxnState;
 pub use transactions::{control_type, marker_batch, AbortedTxn, ControlType};

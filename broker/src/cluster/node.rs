@@ -1,0 +1,209 @@
+//! This broker as a member of a cluster: its connections to the two engines (object storage, the
+//! metadata database), its registration and heartbeat, the commit pipeline and reader every shared
+//! partition uses, and the live brokers as last heard. Started before the broker opens its partitions;
+//! left on a clean stop so the others stop listing it at once.
+
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use tokio::sync::Notify;
+
+use super::append_watch::AppendWatch;
+use super::commit_pipeline::{CommitPipeline, RoundLimits};
+use super::db::Db;
+use super::objects::{ObjectStorage, ObjectStorageError};
+use super::reader::{PartitionReader, ReadCache};
+use super::registry::{LiveBroker, Registry, RegistryError};
+use super::DbError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    #[error(transparent)]
+    Db(#[from] DbError),
+    #[error(transparent)]
+    Store(#[from] ObjectStorageError),
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+}
+
+/// How this broker joins: from `--node-id`, `--storage`, `--metadata` and the `diskless.*` / `s3.*` keys.
+#[derive(Debug, Clone)]
+pub struct ClusterSettings {
+    pub node_id: i32,
+    pub storage_url: String,
+    pub metadata_url: String,
+    /// object_store's S3 keys given as `s3.*` broker keys (over the `AWS_*` environment).
+    pub s3: Vec<(String, String)>,
+    pub rack: Option<String>,
+    pub session_timeout: Duration,
+    pub rounds: RoundLimits,
+    pub cache_bytes: usize,
+}
+
+pub struct ClusterNode {
+    pub node_id: i32,
+    pub cluster_id: String,
+    /// Woken with every commit heard from any broker.
+    pub appended: Arc<Notify>,
+    /// Woken when the topic catalog may have changed.
+    pub topics_changed: Arc<Notify>,
+    pub rack: Option<String>,
+    pub db: Db,
+    pub store: Arc<ObjectStorage>,
+    pub pipeline: CommitPipeline,
+    pub reader: PartitionReader,
+    pub cache: Arc<ReadCache>,
+    pub watch: Arc<AppendWatch>,
+    session_timeout: Duration,
+    registry: tokio::sync::Mutex<Option<Registry>>,
+    live: RwLock<Vec<LiveBroker>>,
+}
+
+impl ClusterNode {
+    /// Checks both engines, brings the schema up to date, registers this broker (refused while another
+    /// live broker holds the node id) and starts the heartbeat. `appended` is woken on every commit heard
+    /// from any broker; `listeners` are the advertised listeners, `NAME://HOST:PORT,...`.
+    pub async fn start(
+        settings: ClusterSettings,
+        listeners: &str,
+    ) -> Result<Arc<Self>, ClusterError> {
+        let appended = Arc::new(Notify::new());
+        let topics_changed = Arc::new(Notify::new());
+        let store = Arc::new(ObjectStorage::open(&settings.storage_url, &settings.s3)?);
+        store.probe().await?;
+        let mut admin = super::connect(&settings.metadata_url).await?;
+        let applied = super::migrate(&mut admin).await?;
+        if !applied.is_empty() {
+            tracing::info!(?applied, "metadata schema migrated");
+        }
+        let cluster_id = cluster_id(&admin).await?;
+        let registry = Registry::register(
+            admin,
+            settings.node_id,
+            listeners,
+            settings.rack.as_deref(),
+            settings.session_timeout,
+        )
+        .await?;
+        let live = registry.live().await?;
+        let cache = Arc::new(ReadCache::new(settings.cache_bytes));
+        let pipeline = CommitPipeline::start(
+            Arc::clone(&store),
+            settings.metadata_url.clone(),
+            settings.node_id,
+            settings.rounds,
+            Arc::clone(&cache),
+        );
+        let watch = AppendWatch::start(
+            settings.metadata_url.clone(),
+            Arc::clone(&appended),
+            Arc::clone(&topics_changed),
+        );
+        let node = Arc::new(ClusterNode {
+            node_id: settings.node_id,
+            cluster_id,
+            appended,
+            topics_changed,
+            rack: settings.rack,
+            db: Db::new(settings.metadata_url),
+            reader: PartitionReader::new(Arc::clone(&store), Arc::clone(&cache)),
+            store,
+            pipeline,
+            cache,
+            watch,
+            session_timeout: settings.session_timeout,
+            registry: tokio::sync::Mutex::new(Some(registry)),
+            live: RwLock::new(live),
+        });
+        tokio::spawn(heartbeat(Arc::clone(&node)));
+        tracing::info!(node_id = node.node_id, storage = %settings.storage_url, "joined the cluster");
+        Ok(node)
+    }
+
+    /// The brokers whose lease held at the last heartbeat, by node id.
+    pub fn live_brokers(&self) -> Vec<LiveBroker> {
+        self.live.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Leaves the cluster (a clean stop): the row goes, so no one lists this broker any more.
+    pub async fn leave(&self) {
+        if let Some(registry) = self.registry.lock().await.take() {
+            if let Err(e) = registry.leave().await {
+                tracing::warn!(error = %e, "could not leave the cluster; the lease will run out");
+            }
+        }
+    }
+
+    async fn beat(&self) -> Result<(), ClusterError> {
+        let mut slot = self.registry.lock().await;
+        let Some(registry) = slot.take() else {
+            return Ok(()); // left
+        };
+        let registry = if registry.is_connected() {
+            registry
+        } else {
+            match super::connect(self.db.url()).await {
+                Ok(client) => registry.reconnected(client),
+                Err(e) => {
+                    *slot = Some(registry);
+                    return Err(e.into());
+                }
+            }
+        };
+        let renewed = registry.heartbeat().await;
+        let live = registry.live().await;
+        *slot = Some(registry);
+        drop(slot);
+        if renewed?.had_expired {
+            tracing::warn!(
+                node_id = self.node_id,
+                "this broker's lease had run out (paused or cut off); renewed"
+            );
+        }
+        *self.live.write().unwrap_or_else(|p| p.into_inner()) = live?;
+        Ok(())
+    }
+}
+
+/// The cluster's id: the first broker's choice, read by every later one.
+async fn cluster_id(client: &tokio_postgres::Client) -> Result<String, DbError> {
+    let fresh = uuid::Uuid::new_v4().simple().to_string();
+    client
+        .execute(
+            "INSERT INTO runnel_cluster (cluster_id) VALUES ($1) ON CONFLICT DO NOTHING",
+            &[&fresh],
+        )
+        .await
+        .map_err(DbError::from)?;
+    let row = client
+        .query_one("SELECT cluster_id FROM runnel_cluster", &[])
+        .await
+        .map_err(DbError::from)?;
+    Ok(row.get(0))
+}
+
+/// Renews the lease three times per session timeout, so one missed beat does not cost the lease.
+async fn heartbeat(node: Arc<ClusterNode>) {
+    let mut tick = tokio::time::interval(node.session_timeout / 3);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if node.registry.lock().await.is_none() {
+            return;
+        }
+        match node.beat().await {
+            Ok(()) => {}
+            Err(ClusterError::Registry(RegistryError::Lost(id))) => {
+                // Another process took this node id over while this one was away: serving on would make
+                // two node N's. Stop taking part; the process is restarted by its supervisor.
+                tracing::error!(
+                    node_id = id,
+                    "node id taken over by another broker; leaving the cluster"
+                );
+                node.registry.lock().await.take();
+                return;
+            }
+            Err(e) => tracing::warn!(error = %e, "heartbeat failed; retrying"),
+        }
+    }
+}

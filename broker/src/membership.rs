@@ -1,0 +1,68 @@
+//! The brokers a client is told about, and who answers for what: on a single node, this broker for
+//! everything; in a cluster, the live brokers (their addresses on the listener the client came in on),
+//! partition "leaders" and coordinators placed over them by rendezvous hashing. Leaders only keep a
+//! partition's writes batched on one broker: any broker accepts any partition.
+
+use crate::broker::Broker;
+use crate::cluster::placement::{self, BrokerAddr};
+use crate::security::Listener;
+
+impl Broker {
+    /// The brokers to list in Metadata and DescribeCluster, by node id.
+    pub fn brokers_for(&self, listener: &Listener) -> Vec<BrokerAddr> {
+        let me = BrokerAddr {
+            node_id: self.node_id,
+            host: listener.advertised_host.clone(),
+            port: listener.advertised_port,
+            rack: self.config.get("broker.rack").map(str::to_string),
+        };
+        let Some(node) = &self.cluster else {
+            return vec![me];
+        };
+        let mut live = placement::addresses(&node.live_brokers(), &listener.name);
+        // This broker answers, so it is alive whatever the last heartbeat read.
+        if !live.iter().any(|b| b.node_id == self.node_id) {
+            live.push(me);
+            live.sort_by_key(|b| b.node_id);
+        }
+        live
+    }
+
+    /// The node ids answers are placed over: every live broker in a cluster, else this one.
+    fn placement_nodes(&self) -> Vec<i32> {
+        match &self.cluster {
+            Some(node) => {
+                let mut ids: Vec<i32> = node.live_brokers().iter().map(|b| b.node_id).collect();
+                if !ids.contains(&self.node_id) {
+                    ids.push(self.node_id);
+                }
+                ids
+            }
+            None => vec![self.node_id],
+        }
+    }
+
+    /// The partition's leader as Metadata reports it.
+    pub fn partition_leader(&self, topic_id: uuid::Uuid, partition: i32) -> i32 {
+        placement::owner(
+            &placement::partition_key(topic_id, partition),
+            self.placement_nodes(),
+        )
+        .unwrap_or(self.node_id)
+    }
+
+    /// The broker FindCoordinator names for a group or transactional id (`kind` keeps the two apart).
+    pub fn coordinator_node(&self, kind: i8, key: &str) -> i32 {
+        let mut k = vec![kind as u8];
+        k.extend_from_slice(key.as_bytes());
+        placement::owner(&k, self.placement_nodes()).unwrap_or(self.node_id)
+    }
+
+    /// The lowest live node id: the "controller" clients are told of (any broker can do its work).
+    pub fn controller_node(&self) -> i32 {
+        self.placement_nodes()
+            .into_iter()
+            .min()
+            .unwrap_or(self.node_id)
+    }
+}
