@@ -38,6 +38,8 @@ enum Command {
     Jobs(cli::jobs::JobsArgs),
     /// Add, list and remove ACLs (like kafka-acls.sh).
     Acls(cli::acls::AclsArgs),
+    /// Look at a cluster (brokers on object storage and PostgreSQL) through its metadata database.
+    Cluster(cli::cluster::ClusterArgs),
     /// Add, list and delete SCRAM users in a data directory, before a secured broker's first start.
     Users(cli::users::UsersArgs),
 }
@@ -210,6 +212,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     Command::Bench(a) => cli::bench::run(a).await,
                     Command::Jobs(a) => cli::jobs::run(a).await,
                     Command::Acls(a) => cli::acls::run(a).await,
+                    Command::Cluster(a) => cli::cluster::run(a).await,
                     Command::Serve(_) | Command::Users(_) => Ok(()),
                 }
             })

@@ -214,6 +214,9 @@ impl BrokerMetrics {
             "Bytes on disk per partition.",
             size,
         );
+        if let Some(node) = &broker.cluster {
+            out.push_str(&node.render_metrics());
+        }
         out
     }
 }

@@ -129,6 +129,29 @@ class SeaweedFs:
                 "s3.secret_access_key": self.secret_key, "s3.region": "us-east-1", "s3.allow_http": "true"}
 
 
+class ClusterBroker(Broker):
+    """A cluster broker that also serves /metrics on a port of its own."""
+
+    def __init__(self, workdir: Path, sets: dict):
+        super().__init__(workdir, sets)
+        self.metrics_port = free_port()
+
+    def _command(self, port: int) -> list[str]:
+        return super()._command(port) + ["--metrics-listen", f"127.0.0.1:{self.metrics_port}"]
+
+    def metrics(self) -> dict[str, float]:
+        """The scrape as {series: value} (series with their labels as written)."""
+        import urllib.request
+
+        text = urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=10).read().decode()
+        out = {}
+        for line in text.splitlines():
+            if line and not line.startswith("#"):
+                series, _, value = line.rpartition(" ")
+                out[series] = float(value)
+        return out
+
+
 class Cluster:
     """Brokers 1..n on one bucket prefix and one database."""
 
@@ -143,7 +166,7 @@ class Cluster:
             self.add(node)
 
     def add(self, node: int) -> Broker:
-        b = Broker(self.workdir / f"broker-{node}", {**self.base_sets, "node.id": str(node)})
+        b = ClusterBroker(self.workdir / f"broker-{node}", {**self.base_sets, "node.id": str(node)})
         _started.append(b)
         self.brokers[node] = b
         b.start()

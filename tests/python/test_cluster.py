@@ -117,6 +117,26 @@ def test_brokers_share_one_log(cluster):
     assert got == [v for v, (part, _) in sorted(sent.items(), key=lambda kv: kv[1]) if part == 0]
 
 
+def test_metrics_show_the_engines(cluster):
+    """Each broker's /metrics carries its upload and commit latency histograms, read cache hits and misses,
+    the live brokers, and the bucket's object count as the database reports it."""
+    topic = unique_topic("metrics")
+    create_topic(cluster.bootstrap, topic, PARTITIONS)
+    acks = Acks()
+    produce_with(idempotent_producer(cluster.bootstrap), topic, acks, 600, {}, pace=0)
+    check_log(cluster.brokers[1].bootstrap, topic, PARTITIONS, acks.acked)
+    scrapes = {n: b.metrics() for n, b in cluster.brokers.items()}
+    total = lambda series: sum(m.get(series, 0) for m in scrapes.values())  # noqa: E731
+    assert total("runnel_cluster_upload_seconds_count") > 0
+    assert total("runnel_cluster_commit_seconds_count") > 0
+    assert total('runnel_cluster_commit_seconds_bucket{le="+Inf"}') == total("runnel_cluster_commit_seconds_count")
+    assert total("runnel_cluster_uploaded_bytes_total") > 600 * 10
+    assert total("runnel_cluster_read_cache_hits_total") + total("runnel_cluster_read_cache_misses_total") > 0
+    assert all(m["runnel_cluster_live_brokers"] == 3 for m in scrapes.values())
+    wait_until(lambda: cluster.brokers[1].metrics()["runnel_cluster_objects"] > 0, 30,
+               "broker 1 to count the bucket's objects")
+
+
 def test_kill_and_pause_brokers_while_producing(cluster):
     """Idempotent acks=all producing while one broker is killed with kill -9 and restarted and another is
     paused (SIGSTOP) past its lease: every acknowledged record is in the log once, offsets dense."""
@@ -203,3 +223,25 @@ def test_added_broker_takes_load(cluster):
     finally:
         b4.stop()
         del cluster.brokers[4]
+
+
+def test_cluster_status_reads_the_database(cluster):
+    """`runnel cluster status` lists the brokers with their leases and counts the objects, from the
+    database alone."""
+    import re
+    import subprocess
+
+    from conftest import RUNNEL_BIN
+
+    topic = unique_topic("status")
+    create_topic(cluster.bootstrap, topic, PARTITIONS)
+    acks = Acks()
+    produce_with(idempotent_producer(cluster.bootstrap), topic, acks, 50, {}, pace=0)
+    out = subprocess.run([str(RUNNEL_BIN), "cluster", "status", "--metadata", cluster.pg.url],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert re.search(r"3 of 3 registered brokers live", out.stdout), out.stdout
+    for node, b in cluster.brokers.items():
+        assert re.search(rf"^\s+{node}\s+PLAINTEXT://{b.host}:{b.port}\s+-\s+\d+\.\ds\s", out.stdout, re.M), out.stdout
+    objects = int(re.search(r"^objects (\d+) \(", out.stdout, re.M).group(1))
+    assert objects > 0, out.stdout

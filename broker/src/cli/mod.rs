@@ -3,6 +3,7 @@
 
 pub mod acls;
 pub mod bench;
+pub mod cluster;
 pub mod consume;
 pub mod groups;
 pub mod jobs;

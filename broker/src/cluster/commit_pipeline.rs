@@ -5,6 +5,7 @@
 //! the next round gathers while the current one uploads and commits. A failed upload or commit answers every
 //! batch of its round with an error and leaves nothing behind but an orphan object for the collector.
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -17,6 +18,7 @@ use uuid::Uuid;
 use super::batch_index::{self, Appended, Staged};
 use super::objects::{ObjectKey, ObjectStorage};
 use super::reader::ReadCache;
+use super::stats::PipelineStats;
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum CommitError {
@@ -70,6 +72,7 @@ impl Pending {
 #[derive(Clone)]
 pub struct CommitPipeline {
     submit: mpsc::Sender<Submission>,
+    stats: Arc<PipelineStats>,
 }
 
 impl CommitPipeline {
@@ -85,8 +88,20 @@ impl CommitPipeline {
     ) -> Self {
         // Bounded: a stalled store or database pushes back on producers instead of buffering without end.
         let (submit, rx) = mpsc::channel(4096);
-        tokio::spawn(run(rx, store, metadata_url, node_id, limits, cache));
-        CommitPipeline { submit }
+        let stats = Arc::new(PipelineStats::default());
+        let engines = Engines {
+            store,
+            metadata_url,
+            node_id,
+            stats: Arc::clone(&stats),
+        };
+        tokio::spawn(run(rx, engines, limits, cache));
+        CommitPipeline { submit, stats }
+    }
+
+    /// Latencies and counts of this broker's rounds.
+    pub fn stats(&self) -> &PipelineStats {
+        &self.stats
     }
 
     /// Appends one validated batch; answers once it is committed (or why it is not).
@@ -129,11 +144,17 @@ impl CommitPipeline {
     }
 }
 
-async fn run(
-    mut rx: mpsc::Receiver<Submission>,
+/// What a round is uploaded to and committed in.
+struct Engines {
     store: Arc<ObjectStorage>,
     metadata_url: String,
     node_id: i32,
+    stats: Arc<PipelineStats>,
+}
+
+async fn run(
+    mut rx: mpsc::Receiver<Submission>,
+    engines: Engines,
     limits: RoundLimits,
     cache: Arc<ReadCache>,
 ) {
@@ -151,7 +172,7 @@ async fn run(
                 Ok(None) | Err(_) => break,
             }
         }
-        let outcome = commit_round(&round, &store, &metadata_url, &mut client, node_id).await;
+        let outcome = commit_round(&round, &engines, &mut client).await;
         match outcome {
             Ok((key, offsets, results)) => {
                 for ((s, r), at) in round.into_iter().zip(results).zip(offsets) {
@@ -162,6 +183,7 @@ async fn run(
                 }
             }
             Err(e) => {
+                engines.stats.rounds_failed.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(error = %e, batches = round.len(), "commit round failed");
                 for s in round {
                     let _ = s.reply.send(Err(e.clone()));
@@ -173,10 +195,8 @@ async fn run(
 
 async fn commit_round(
     round: &[Submission],
-    store: &ObjectStorage,
-    metadata_url: &str,
+    engines: &Engines,
     client: &mut Option<tokio_postgres::Client>,
-    node_id: i32,
 ) -> Result<(ObjectKey, Vec<u64>, Vec<Appended>), CommitError> {
     let mut body = BytesMut::new();
     let mut staged = Vec::with_capacity(round.len());
@@ -192,26 +212,37 @@ async fn commit_round(
         body.extend_from_slice(&s.bytes);
     }
     let body = body.freeze();
-    let key = store
+    let started = Instant::now();
+    let key = engines
+        .store
         .put_new(body.clone())
         .await
         .map_err(|e| CommitError::Upload(e.to_string()))?;
+    engines.stats.upload.record(started.elapsed());
+    engines
+        .stats
+        .bytes_uploaded
+        .fetch_add(body.len() as u64, Ordering::Relaxed);
     let db = match client {
         Some(c) if !c.is_closed() => c,
         _ => client.insert(
-            super::connect(metadata_url)
+            super::connect(&engines.metadata_url)
                 .await
                 .map_err(|e| CommitError::Commit(e.to_string()))?,
         ),
     };
-    match batch_index::commit(db, &key, body.len() as u64, node_id, &staged).await {
-        Ok(results) => Ok((key, staged.iter().map(|s| s.byte_offset).collect(), results)),
+    let started = Instant::now();
+    match batch_index::commit(db, &key, body.len() as u64, engines.node_id, &staged).await {
+        Ok(results) => {
+            engines.stats.commit.record(started.elapsed());
+            Ok((key, staged.iter().map(|s| s.byte_offset).collect(), results))
+        }
         Err(e) => {
             // A broken connection is replaced on the next round.
             if db.is_closed() {
                 *client = None;
             }
-            Err(CommitError::Commit(e.to_string()))
+            Err(CommitError::Commit(super::db::describe(&e)))
         }
     }
 }

@@ -11,6 +11,17 @@ pub enum DbError {
     Postgres(#[from] tokio_postgres::Error),
 }
 
+/// A database error with its cause: tokio-postgres' own text is only "db error" for a server's answer.
+pub fn describe(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{}: {}", db.code().code(), db.message()),
+        None => match std::error::Error::source(e) {
+            Some(cause) => format!("{e}: {cause}"),
+            None => e.to_string(),
+        },
+    }
+}
+
 /// Every migration, oldest first; a released one is never edited, only followed by a new one.
 const MIGRATIONS: &[(i32, &str)] = &[
     (1, include_str!("../../migrations/0001_brokers.sql")),

@@ -3,6 +3,7 @@
 //! partition uses, and the live brokers as last heard. Started before the broker opens its partitions;
 //! left on a clean stop so the others stop listing it at once.
 
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -14,6 +15,7 @@ use super::db::Db;
 use super::objects::{ObjectStorage, ObjectStorageError};
 use super::reader::{PartitionReader, ReadCache};
 use super::registry::{LiveBroker, Registry, RegistryError};
+use super::stats::{gauge, StoredCounts};
 use super::DbError;
 
 #[derive(Debug, thiserror::Error)]
@@ -54,6 +56,7 @@ pub struct ClusterNode {
     pub reader: PartitionReader,
     pub cache: Arc<ReadCache>,
     pub watch: Arc<AppendWatch>,
+    pub stored: StoredCounts,
     session_timeout: Duration,
     registry: tokio::sync::Mutex<Option<Registry>>,
     live: RwLock<Vec<LiveBroker>>,
@@ -108,6 +111,7 @@ impl ClusterNode {
             pipeline,
             cache,
             watch,
+            stored: StoredCounts::default(),
             session_timeout: settings.session_timeout,
             registry: tokio::sync::Mutex::new(Some(registry)),
             live: RwLock::new(live),
@@ -129,6 +133,103 @@ impl ClusterNode {
                 tracing::warn!(error = %e, "could not leave the cluster; the lease will run out");
             }
         }
+    }
+
+    /// This broker's cluster metrics in Prometheus' text format.
+    pub fn render_metrics(&self) -> String {
+        let mut out = String::new();
+        let stats = self.pipeline.stats();
+        stats.upload.render(
+            "runnel_cluster_upload_seconds",
+            "Time to upload one round's object to object storage.",
+            &mut out,
+        );
+        stats.commit.render(
+            "runnel_cluster_commit_seconds",
+            "Time of one round's commit transaction in the metadata database.",
+            &mut out,
+        );
+        let (hits, misses) = self.cache.counts();
+        let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+        let rows: [(&str, &str, &str, String); 9] = [
+            (
+                "runnel_cluster_rounds_failed_total",
+                "counter",
+                "Rounds whose upload or commit failed (their producers were told to retry).",
+                load(&stats.rounds_failed).to_string(),
+            ),
+            (
+                "runnel_cluster_uploaded_bytes_total",
+                "counter",
+                "Bytes uploaded to object storage by this broker.",
+                load(&stats.bytes_uploaded).to_string(),
+            ),
+            (
+                "runnel_cluster_read_cache_hits_total",
+                "counter",
+                "Batches served from the read cache.",
+                hits.to_string(),
+            ),
+            (
+                "runnel_cluster_read_cache_misses_total",
+                "counter",
+                "Batches read from object storage.",
+                misses.to_string(),
+            ),
+            (
+                "runnel_cluster_read_cache_bytes",
+                "gauge",
+                "Bytes held by the read cache.",
+                self.cache.size().to_string(),
+            ),
+            (
+                "runnel_cluster_live_brokers",
+                "gauge",
+                "Brokers whose lease held at the last heartbeat.",
+                self.live_brokers().len().to_string(),
+            ),
+            (
+                "runnel_cluster_objects",
+                "gauge",
+                "Objects in the bucket that the index names.",
+                self.stored.objects.load(Ordering::Relaxed).to_string(),
+            ),
+            (
+                "runnel_cluster_object_bytes",
+                "gauge",
+                "Bytes of those objects.",
+                self.stored.object_bytes.load(Ordering::Relaxed).to_string(),
+            ),
+            (
+                "runnel_cluster_batch_rows",
+                "gauge",
+                "Rows of the batch index.",
+                self.stored.batch_rows.load(Ordering::Relaxed).to_string(),
+            ),
+        ];
+        for (name, kind, help, value) in rows {
+            gauge(&mut out, name, kind, help, value);
+        }
+        out
+    }
+
+    /// Counts the objects and index rows (once every few heartbeats: a count is a scan).
+    async fn count_stored(&self) -> Result<(), DbError> {
+        let db = self.db.client().await?;
+        let row = db
+            .query_one(
+                "SELECT (SELECT count(*) FROM runnel_objects),
+                        (SELECT coalesce(sum(size_bytes), 0)::bigint FROM runnel_objects),
+                        (SELECT count(*) FROM runnel_batches)",
+                &[],
+            )
+            .await?;
+        self.stored.objects.store(row.get(0), Ordering::Relaxed);
+        self.stored
+            .object_bytes
+            .store(row.get(1), Ordering::Relaxed);
+        self.stored.batch_rows.store(row.get(2), Ordering::Relaxed);
+        Ok(())
     }
 
     async fn beat(&self) -> Result<(), ClusterError> {
@@ -207,7 +308,7 @@ async fn until_ready<T, E: std::fmt::Display, F: std::future::Future<Output = Re
             Err(e) => {
                 tries += 1;
                 // Every try at first, then every tenth, so a long wait does not flood the log.
-                if tries <= 3 || tries % 10 == 0 {
+                if tries <= 3 || tries.is_multiple_of(10) {
                     tracing::warn!(error = %e, tries, "waiting for {what}");
                 }
                 tokio::time::sleep(Duration::from_secs(1)).await;
@@ -237,8 +338,13 @@ async fn cluster_id(client: &tokio_postgres::Client) -> Result<String, DbError> 
 async fn heartbeat(node: Arc<ClusterNode>) {
     let mut tick = tokio::time::interval(node.session_timeout / 3);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
+    for beat in 0u64.. {
         tick.tick().await;
+        if beat.is_multiple_of(10) {
+            if let Err(e) = node.count_stored().await {
+                tracing::debug!(error = %e, "cannot count stored objects");
+            }
+        }
         if node.registry.lock().await.is_none() {
             return;
         }
