@@ -245,3 +245,33 @@ def test_cluster_status_reads_the_database(cluster):
         assert re.search(rf"^\s+{node}\s+PLAINTEXT://{b.host}:{b.port}\s+-\s+\d+\.\ds\s", out.stdout, re.M), out.stdout
     objects = int(re.search(r"^objects (\d+) \(", out.stdout, re.M).group(1))
     assert objects > 0, out.stdout
+
+
+def test_java_producer_through_a_killed_broker(cluster, tmp_path):
+    """The Java client (kafka-clients 4.x, idempotent, acks=all) produces while a broker is killed with
+    kill -9 and started again: every acknowledged record is in the log once, offsets dense."""
+    import subprocess
+
+    from helpers import java_command
+
+    topic = unique_topic("java")
+    create_topic(cluster.bootstrap, topic, PARTITIONS)
+    acked: dict[bytes, tuple[int, int]] = {}
+    with open(tmp_path / "producer.stderr", "wb") as err:
+        proc = subprocess.Popen(java_command("CrashProducer", cluster.bootstrap, topic, "20000", "150"),
+                                stdout=subprocess.PIPE, stderr=err, text=True)
+        killed = restarted = False
+        for line in proc.stdout:
+            parts = line.split()
+            if parts[:1] == ["ACK"]:
+                acked[parts[3].encode()] = (int(parts[1]), int(parts[2]))
+            if len(acked) >= 3000 and not killed:
+                cluster.brokers[1].kill9()
+                killed = True
+            if len(acked) >= 8000 and killed and not restarted:
+                cluster.brokers[1].start(cluster.brokers[1].port)
+                restarted = True
+        assert proc.wait(60) == 0
+    assert killed and restarted, f"only {len(acked)} records acknowledged"
+    assert len(acked) == 20000, f"{len(acked)} acknowledged:\n{(tmp_path / 'producer.stderr').read_text()[-2000:]}"
+    check_log(cluster.brokers[2].bootstrap, topic, PARTITIONS, acked)
