@@ -58,6 +58,28 @@ impl Broker {
         placement::owner(&k, self.placement_nodes()).unwrap_or(self.node_id)
     }
 
+    /// KIP-392 for a cluster: the broker a consumer in `client_rack` should fetch the partition from, when
+    /// that is not this broker (another zone's broker answering would cost cross-zone traffic). None when
+    /// this broker is in the client's rack, the client names none, or no live broker is in it.
+    pub fn preferred_read_replica(
+        &self,
+        topic_id: uuid::Uuid,
+        partition: i32,
+        client_rack: &str,
+    ) -> Option<i32> {
+        let node = self.cluster.as_ref()?;
+        if client_rack.is_empty() || node.rack.as_deref() == Some(client_rack) {
+            return None;
+        }
+        let in_rack = node
+            .live_brokers()
+            .into_iter()
+            .filter(|b| b.rack.as_deref() == Some(client_rack))
+            .map(|b| b.node_id);
+        placement::owner(&placement::partition_key(topic_id, partition), in_rack)
+            .filter(|&id| id != self.node_id)
+    }
+
     /// The lowest live node id: the "controller" clients are told of (any broker can do its work).
     pub fn controller_node(&self) -> i32 {
         self.placement_nodes()

@@ -87,9 +87,9 @@ class Postgres:
         self.stop()
         shutil.rmtree(self.dir, ignore_errors=True)
 
-    def psql(self, sql: str) -> str:
+    def psql(self, sql: str, database: str = "postgres") -> str:
         out = subprocess.run(_as_postgres([_pg_bin("psql"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "runnel",
-                                           "-d", "postgres", "-At", "-c", sql]),
+                                           "-d", database, "-At", "-c", sql]),
                              check=True, capture_output=True, text=True)
         return out.stdout.strip()
 
@@ -156,17 +156,21 @@ class Cluster:
     """Brokers 1..n on one bucket prefix and one database."""
 
     def __init__(self, workdir: Path, pg: Postgres, s3: SeaweedFs, n: int = 3, sets: dict | None = None,
-                 prefix: str = "cluster"):
+                 prefix: str = "cluster", database: str = "postgres", racks: dict[int, str] | None = None):
         self.workdir = Path(workdir)
         self.pg, self.s3 = pg, s3
-        self.base_sets = {"storage": f"s3://{s3.bucket}/{prefix}", "metadata": pg.url, **s3.sets(),
+        self.database = database
+        self.url = pg.url.rsplit("/", 1)[0] + "/" + database
+        self.racks = racks or {}
+        self.base_sets = {"storage": f"s3://{s3.bucket}/{prefix}", "metadata": self.url, **s3.sets(),
                           "broker.session.timeout.ms": "3000", **(sets or {})}
         self.brokers: dict[int, Broker] = {}
         for node in range(1, n + 1):
             self.add(node)
 
     def add(self, node: int) -> Broker:
-        b = ClusterBroker(self.workdir / f"broker-{node}", {**self.base_sets, "node.id": str(node)})
+        rack = {"broker.rack": self.racks[node]} if node in self.racks else {}
+        b = ClusterBroker(self.workdir / f"broker-{node}", {**self.base_sets, "node.id": str(node), **rack})
         _started.append(b)
         self.brokers[node] = b
         b.start()
@@ -178,7 +182,8 @@ class Cluster:
 
     def live_brokers(self) -> list[int]:
         """Node ids whose lease holds, by the database's clock."""
-        out = self.pg.psql("SELECT node_id FROM runnel_brokers WHERE lease_until > now() ORDER BY node_id")
+        out = self.pg.psql("SELECT node_id FROM runnel_brokers WHERE lease_until > now() ORDER BY node_id",
+                           self.database)
         return [int(x) for x in out.split()] if out else []
 
     def listed_by(self, node: int) -> list[int]:

@@ -275,3 +275,42 @@ def test_java_producer_through_a_killed_broker(cluster, tmp_path):
     assert killed and restarted, f"only {len(acked)} records acknowledged"
     assert len(acked) == 20000, f"{len(acked)} acknowledged:\n{(tmp_path / 'producer.stderr').read_text()[-2000:]}"
     check_log(cluster.brokers[2].bootstrap, topic, PARTITIONS, acked)
+
+
+def test_consumers_fetch_from_their_own_rack(engines, tmp_path_factory):
+    """KIP-392 in a cluster: with brokers in racks a, b and c, a consumer with client.rack=b is sent to rack b's
+    broker for every partition (whoever leads it) and reads everything there; the other brokers send it no
+    records."""
+    pg, s3 = engines
+    pg.psql("CREATE DATABASE racks")
+    racks = Cluster(tmp_path_factory.mktemp("racks"), pg, s3, n=3, prefix="racks", database="racks",
+                    racks={1: "a", 2: "b", 3: "c"})
+    try:
+        racks.wait_listed({1, 2, 3})
+        topic = unique_topic("racks")
+        create_topic(racks.bootstrap, topic, PARTITIONS)
+        leaders = topic_partitions(racks.bootstrap, topic)
+        assert {1, 3} & set(leaders.values()), f"every partition led by rack b's broker: {leaders}"
+        acks = Acks()
+        produce_with(idempotent_producer(racks.bootstrap), topic, acks, 1200, {}, pace=0)
+        fetched = lambda n: racks.brokers[n].metrics().get('runnel_response_bytes_total{api="Fetch"}', 0)  # noqa: E731
+        before = {n: fetched(n) for n in (1, 2, 3)}
+        from confluent_kafka import Consumer, TopicPartition
+
+        c = Consumer({"bootstrap.servers": racks.bootstrap, "group.id": "racks-unused", "client.rack": "b",
+                      "enable.auto.commit": False, "auto.offset.reset": "earliest"})
+        c.assign([TopicPartition(topic, p, 0) for p in range(PARTITIONS)])
+        got = set()
+        deadline = time.monotonic() + 60
+        while len(got) < 1200 and time.monotonic() < deadline:
+            m = c.poll(0.5)
+            if m is not None and not m.error():
+                got.add(m.value())
+        c.close()
+        assert got == set(acks.acked), f"read {len(got)} of 1200"
+        grew = {n: fetched(n) - before[n] for n in (1, 2, 3)}
+        payload = sum(len(v) for v in got)
+        assert grew[2] > payload, f"rack b's broker served {grew}"
+        assert grew[1] < payload / 4 and grew[3] < payload / 4, f"brokers in other racks served records: {grew}"
+    finally:
+        racks.close()

@@ -140,6 +140,10 @@ async fn collect(
                 ));
                 continue;
             }
+            if let Some(replica) = redirect(broker, &partition, p.partition, req, version) {
+                partitions.push(replica.await);
+                continue;
+            }
             let limit = (p.partition_max_bytes.max(0) as usize).min(remaining);
             // The first data of the response is returned even when larger than the limits (KIP-74); later
             // partitions only when they fit.
@@ -208,6 +212,34 @@ async fn collect(
         bytes: total,
         errors,
     }
+}
+
+/// A consumer told to fetch from a broker of its own rack (KIP-392), with the partition's bounds and no
+/// records, as Kafka's leader answers when it selects another replica; None to serve it here.
+fn redirect<'a>(
+    broker: &'a Broker,
+    partition: &'a crate::broker::Partition,
+    index: i32,
+    req: &FetchRequest,
+    version: i16,
+) -> Option<impl std::future::Future<Output = PartitionData> + 'a> {
+    if version < 11 {
+        return None;
+    }
+    let topic_id = broker.topic_meta(&partition.topic)?.id;
+    let replica = broker.preferred_read_replica(topic_id, index, &req.rack_id)?;
+    Some(async move {
+        let mut data = PartitionData::default()
+            .with_partition_index(index)
+            .with_preferred_read_replica(kafka_protocol::messages::BrokerId(replica))
+            .with_records(Some(Bytes::new()));
+        if let Ok(b) = partition.bounds().await {
+            data.high_watermark = b.high_watermark;
+            data.last_stable_offset = b.last_stable_offset;
+            data.log_start_offset = b.log_start_offset;
+        }
+        data
+    })
 }
 
 pub async fn handle(
