@@ -47,7 +47,8 @@ impl AppendWatch {
     }
 
     async fn listen(&self, url: &str) -> Result<(), tokio_postgres::Error> {
-        let (client, mut connection) = tokio_postgres::connect(url, NoTls).await?;
+        let config = super::db::config(url).map_err(|super::DbError::Postgres(e)| e)?;
+        let (client, mut connection) = config.connect(NoTls).await?;
         let listen = async {
             client
                 .batch_execute(&format!(

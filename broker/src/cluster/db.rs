@@ -2,6 +2,7 @@
 //! order under an advisory lock so brokers starting together apply each one once.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio_postgres::{Client, NoTls};
 
@@ -30,14 +31,33 @@ const MIGRATIONS: &[(i32, &str)] = &[
         3,
         include_str!("../../migrations/0003_topics_and_transactions.sql"),
     ),
+    (4, include_str!("../../migrations/0004_coordinators.sql")),
 ];
 
 /// Any constant both sides agree on: the advisory lock serialising migrations across brokers.
 const MIGRATION_LOCK: i64 = 0x7275_6e6e_656c; // "runnel"
 
+/// The connection settings of `url`, with a connect timeout and TCP keepalives unless the URL sets them: a
+/// database behind a cut network must fail a connect or a query within seconds, not hang it (the defaults
+/// would wait for the kernel's TCP timeouts, minutes).
+pub fn config(url: &str) -> Result<tokio_postgres::Config, DbError> {
+    let mut config: tokio_postgres::Config = url.parse()?;
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(Duration::from_secs(5));
+    }
+    config
+        .keepalives(true)
+        .keepalives_idle(Duration::from_secs(5))
+        .keepalives_interval(Duration::from_secs(2))
+        .keepalives_retries(3)
+        // Keepalives only probe an idle connection; this bounds a query whose bytes the peer never acknowledges.
+        .tcp_user_timeout(Duration::from_secs(10));
+    Ok(config)
+}
+
 /// Connects to the metadata database; the connection's I/O runs on its own task until the client drops.
 pub async fn connect(url: &str) -> Result<Client, DbError> {
-    let (client, connection) = tokio_postgres::connect(url, NoTls).await?;
+    let (client, connection) = config(url)?.connect(NoTls).await?;
     tokio::spawn(async move {
         if let Err(e) = connection.await {
             tracing::warn!(error = %e, "metadata database connection ended");
