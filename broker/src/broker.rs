@@ -137,8 +137,20 @@ impl Broker {
             Some(node) => ProducerIdAllocator::cluster(node.db.url().to_string()),
             None => ProducerIdAllocator::open(&dir)?,
         };
-        let groups = GroupCoordinator::open(&dir, clean, config.group_settings())?;
-        let txns = TxnCoordinator::open(&dir, clean, config.txn_settings())?;
+        // In a cluster groups and transactional ids live in the metadata database, claimed one at a time.
+        let (groups, txns) = match &cluster {
+            Some(node) => (
+                GroupCoordinator::open_shared(
+                    Arc::clone(&node.coordinators),
+                    config.group_settings(),
+                ),
+                TxnCoordinator::open_shared(Arc::clone(&node.coordinators), config.txn_settings()),
+            ),
+            None => (
+                GroupCoordinator::open(&dir, clean, config.group_settings())?,
+                TxnCoordinator::open(&dir, clean, config.txn_settings())?,
+            ),
+        };
         let credentials = crate::security::credentials::CredentialStore::open(&dir)?;
         let job_principal = Arc::new(config.job_principal());
         let acls = crate::security::acl_store::AclStore::open(
@@ -226,8 +238,11 @@ impl Broker {
         work: impl Fn(&mut PartitionLog) -> Result<(), StorageError>,
     ) -> bool {
         let results = [
-            ("group store", self.groups.with_log(&work)),
-            ("transaction store", self.txns.with_log(&work)),
+            ("group store", self.groups.with_log(&work).unwrap_or(Ok(()))),
+            (
+                "transaction store",
+                self.txns.with_log(&work).unwrap_or(Ok(())),
+            ),
         ];
         let mut ok = true;
         for (store, r) in results {
@@ -319,14 +334,28 @@ impl Broker {
             }
         }
         self.appended.notify_waiters();
-        for group in &plan.groups {
-            let settled = tokio::task::block_in_place(|| {
-                self.groups
-                    .complete_txn(group, plan.producer_id, plan.commit)
-            });
-            if let Err(e) = settled {
-                tracing::error!(group = %group, error = %e, "cannot settle transactional offsets");
+        if let Some(node) = &self.cluster {
+            // The groups' coordinators apply the outcome (Kafka's marker to __consumer_offsets).
+            let written = node
+                .coordinators
+                .write_markers(&plan.groups, plan.producer_id, plan.commit)
+                .await;
+            if let Err(e) = written {
+                tracing::error!(error = %e, "cannot write group transaction markers");
                 return Err(kafka_protocol::error::ResponseError::CoordinatorNotAvailable.code());
+            }
+        } else {
+            for group in &plan.groups {
+                let settled = tokio::task::block_in_place(|| {
+                    self.groups
+                        .complete_txn(group, plan.producer_id, plan.commit)
+                });
+                if let Err(e) = settled {
+                    tracing::error!(group = %group, error = %e, "cannot settle transactional offsets");
+                    return Err(
+                        kafka_protocol::error::ResponseError::CoordinatorNotAvailable.code(),
+                    );
+                }
             }
         }
         tokio::task::block_in_place(|| self.txns.finish_end(plan))
@@ -345,6 +374,12 @@ impl Broker {
     /// Aborts transactions past their timeout.
     pub async fn abort_expired_transactions(&self) {
         for plan in self.txns.expire() {
+            // As for EndTxn: the abort is decided in the database before its markers are written.
+            let decided = self.durable(&self.txns, &plan.transactional_id).await;
+            if let Err(code) = decided {
+                tracing::warn!(transactional_id = %plan.transactional_id, code, "could not record the abort of an expired transaction");
+                continue;
+            }
             if let Err(code) = self.complete_transaction(&plan).await {
                 tracing::error!(transactional_id = %plan.transactional_id, code, "could not abort expired transaction");
             }

@@ -8,6 +8,7 @@ pub mod colocated;
 pub mod config;
 pub mod connection;
 pub mod connection_limits;
+pub mod coordinator_ownership;
 pub mod dispatch;
 pub mod dynamic_config;
 pub mod error_code;

@@ -148,6 +148,7 @@ pub async fn run(config: BrokerConfig) -> Result<(), ServeError> {
         |b| b.groups.expire_offsets(),
     );
     spawn_group_timer(&broker);
+    spawn_coordinator_sweep(&broker);
     spawn_ticker(&broker, broker.config.txn_cleanup_interval_ms(), |b| {
         tokio::runtime::Handle::current().block_on(b.abort_expired_transactions())
     });
@@ -413,6 +414,30 @@ fn spawn_group_timer(broker: &Arc<Broker>) {
         loop {
             tick.tick().await;
             broker.groups.tick();
+        }
+    });
+}
+
+/// Cluster mode: the coordinators' sweep every second (keys placed elsewhere forgotten, refused writes
+/// noticed, markers applied), taking over dead brokers' keys every fifth; group markers also at once when a
+/// transaction's coordinator announces them.
+fn spawn_coordinator_sweep(broker: &Arc<Broker>) {
+    let Some(node) = broker.cluster.clone() else {
+        return;
+    };
+    let broker = Arc::clone(broker);
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut round: u64 = 0;
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {
+                    broker.sweep_coordinators(round.is_multiple_of(5)).await;
+                    round += 1;
+                }
+                _ = node.watch.markers_written.notified() => broker.apply_group_markers().await,
+            }
         }
     });
 }

@@ -13,6 +13,8 @@ use tokio_postgres::{AsyncMessage, NoTls};
 use uuid::Uuid;
 
 pub const CHANNEL: &str = "runnel_appends";
+/// Transaction outcomes written for groups (`runnel_group_txn_markers`), for their coordinators to apply.
+pub const MARKERS_CHANNEL: &str = "runnel_group_markers";
 
 /// The newest high watermark heard of per partition, and a signal on every change. The same connection
 /// hears changes of the topic catalog (`runnel_topics`).
@@ -23,6 +25,8 @@ pub struct AppendWatch {
     appended: Arc<Notify>,
     /// Woken with every topic change heard, and after a reconnect (changes may have been missed).
     topics_changed: Arc<Notify>,
+    /// Woken with every group transaction marker heard, and after a reconnect.
+    pub markers_written: Notify,
 }
 
 impl AppendWatch {
@@ -33,6 +37,7 @@ impl AppendWatch {
             changed: watch::Sender::new(0),
             appended,
             topics_changed,
+            markers_written: Notify::new(),
         });
         let me = Arc::clone(&watch);
         tokio::spawn(async move {
@@ -52,13 +57,14 @@ impl AppendWatch {
         let listen = async {
             client
                 .batch_execute(&format!(
-                    "LISTEN {CHANNEL}; LISTEN {}",
+                    "LISTEN {CHANNEL}; LISTEN {}; LISTEN {MARKERS_CHANNEL}",
                     super::topic_table::CHANNEL
                 ))
                 .await?;
             tracing::debug!("listening for append notifications");
             // What changed while no one listened is read again.
             self.topics_changed.notify_one();
+            self.markers_written.notify_one();
             self.appended.notify_waiters();
             // Keep the client (and so the connection) alive while notifications flow.
             std::future::pending::<()>().await;
@@ -69,6 +75,9 @@ impl AppendWatch {
                 match std::future::poll_fn(|cx| connection.poll_message(cx)).await {
                     Some(Ok(AsyncMessage::Notification(n))) if n.channel() == CHANNEL => {
                         self.heard(n.payload())
+                    }
+                    Some(Ok(AsyncMessage::Notification(n))) if n.channel() == MARKERS_CHANNEL => {
+                        self.markers_written.notify_one()
                     }
                     Some(Ok(AsyncMessage::Notification(_))) => self.topics_changed.notify_one(),
                     Some(Ok(_)) => {}

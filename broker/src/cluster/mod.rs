@@ -10,6 +10,7 @@ pub mod append_watch;
 pub mod batch_index;
 pub mod commit_pipeline;
 pub mod config;
+pub mod coordinator_store;
 pub mod db;
 pub mod node;
 pub mod objects;

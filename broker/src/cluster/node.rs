@@ -11,6 +11,7 @@ use tokio::sync::Notify;
 
 use super::append_watch::AppendWatch;
 use super::commit_pipeline::{CommitPipeline, RoundLimits};
+use super::coordinator_store::CoordinatorStore;
 use super::db::Db;
 use super::objects::{ObjectStorage, ObjectStorageError};
 use super::reader::{PartitionReader, ReadCache};
@@ -56,6 +57,13 @@ pub struct ClusterNode {
     pub reader: PartitionReader,
     pub cache: Arc<ReadCache>,
     pub watch: Arc<AppendWatch>,
+    /// Groups' and transactional ids' claims and records.
+    pub coordinators: Arc<CoordinatorStore>,
+    /// Set when a heartbeat finds the lease had run out: whatever this broker held by claim may have been
+    /// taken over, so its coordinators forget it all.
+    pub lease_lapsed: std::sync::atomic::AtomicBool,
+    /// Held while a coordinator key is being claimed and loaded.
+    pub claiming: tokio::sync::Mutex<()>,
     pub stored: StoredCounts,
     session_timeout: Duration,
     registry: tokio::sync::Mutex<Option<Registry>>,
@@ -99,6 +107,7 @@ impl ClusterNode {
             Arc::clone(&appended),
             Arc::clone(&topics_changed),
         );
+        let coordinators = CoordinatorStore::start(settings.node_id, settings.metadata_url.clone());
         let node = Arc::new(ClusterNode {
             node_id: settings.node_id,
             cluster_id,
@@ -111,6 +120,9 @@ impl ClusterNode {
             pipeline,
             cache,
             watch,
+            coordinators,
+            lease_lapsed: std::sync::atomic::AtomicBool::new(false),
+            claiming: tokio::sync::Mutex::new(()),
             stored: StoredCounts::default(),
             session_timeout: settings.session_timeout,
             registry: tokio::sync::Mutex::new(Some(registry)),
@@ -124,6 +136,15 @@ impl ClusterNode {
     /// The brokers whose lease held at the last heartbeat, by node id.
     pub fn live_brokers(&self) -> Vec<LiveBroker> {
         self.live.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Reads the live brokers now rather than at the last heartbeat: a claim decides who holds a key on the
+    /// freshest view, so two brokers whose views lag do not take a key from each other in turn.
+    pub async fn refresh_live(&self) -> Result<(), ClusterError> {
+        let client = self.db.client().await?;
+        let live = super::registry::live_brokers(&client).await?;
+        *self.live.write().unwrap_or_else(|p| p.into_inner()) = live;
+        Ok(())
     }
 
     /// Leaves the cluster (a clean stop): the row goes, so no one lists this broker any more.
@@ -253,6 +274,7 @@ impl ClusterNode {
         *slot = Some(registry);
         drop(slot);
         if renewed?.had_expired {
+            self.lease_lapsed.store(true, Ordering::SeqCst);
             tracing::warn!(
                 node_id = self.node_id,
                 "this broker's lease had run out (paused or cut off); renewed"

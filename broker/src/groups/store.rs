@@ -1,9 +1,14 @@
-//! Durable group state: committed offsets and group metadata as records of an internal, compacted log
-//! (`__consumer_offsets-0` in the data directory), replayed at start. The last record of a key wins; a
-//! tombstone deletes it. Keys and values are JSON: small, versionable and readable with `runnel` tools.
+//! Durable group state: committed offsets and group metadata as records, the last record of a key winning
+//! and a tombstone deleting it. Keys and values are JSON: small, versionable and readable with `runnel`
+//! tools. On a single node the records are an internal, compacted log (`__consumer_offsets-0` in the data
+//! directory), replayed at start; in a cluster they are rows of the metadata database, one set per group,
+//! written by the broker holding the group's claim (see `cluster::coordinator_store`).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
+use std::sync::Arc;
+
+use crate::cluster::coordinator_store::{CoordinatorStore, KeyKind, RecordWrite};
 
 use runnel_storage::builder::{BatchBuilder, Record};
 use runnel_storage::{PartitionLog, StorageError};
@@ -72,6 +77,19 @@ pub enum Change {
         partition: i32,
         value: Option<CommittedOffset>,
     },
+    /// A transaction's outcome for the group was applied (cluster mode: its marker row goes).
+    MarkerApplied { group: String, producer_id: i64 },
+}
+
+impl Change {
+    fn group(&self) -> &str {
+        match self {
+            Change::Offset { group, .. }
+            | Change::Group { group, .. }
+            | Change::TxnOffset { group, .. }
+            | Change::MarkerApplied { group, .. } => group,
+        }
+    }
 }
 
 /// Everything replayed from the log.
@@ -83,12 +101,24 @@ pub struct Loaded {
     pub pending: BTreeMap<(String, i64, String, i32), CommittedOffset>,
 }
 
-pub struct GroupStore {
-    log: PartitionLog,
+/// Where the records go: the local internal log, or the metadata database under each group's claim.
+pub enum GroupStore {
+    Local(Box<PartitionLog>),
+    Shared(SharedGroups),
 }
 
-fn encode(change: &Change) -> Result<(Vec<u8>, Option<Vec<u8>>), serde_json::Error> {
-    Ok(match change {
+/// Cluster mode: the database, and the epoch at which this broker holds each group it has loaded.
+pub struct SharedGroups {
+    pub records: Arc<CoordinatorStore>,
+    pub epochs: HashMap<String, i64>,
+}
+
+/// A record's key and its value (None: a tombstone).
+type Encoded = (Vec<u8>, Option<Vec<u8>>);
+
+/// A change as a record; None for changes that are no record.
+fn encode(change: &Change) -> Result<Option<Encoded>, serde_json::Error> {
+    Ok(Some(match change {
         Change::Offset {
             group,
             topic,
@@ -121,7 +151,8 @@ fn encode(change: &Change) -> Result<(Vec<u8>, Option<Vec<u8>>), serde_json::Err
             })?,
             value.as_ref().map(serde_json::to_vec).transpose()?,
         ),
-    })
+        Change::MarkerApplied { .. } => return Ok(None),
+    }))
 }
 
 impl GroupStore {
@@ -133,37 +164,103 @@ impl GroupStore {
                 serde_json::from_slice::<Key>(&key).map_err(|e| format!("unreadable key: {e}"))?;
             apply(&mut loaded, key, value.as_deref())
         })?;
-        Ok((GroupStore { log }, loaded))
+        Ok((GroupStore::Local(Box::new(log)), loaded))
     }
 
-    /// Appends the changes as one batch; returns once they are in the log (and fsynced if its policy says so).
+    /// Cluster mode: nothing is loaded until a group is claimed.
+    pub fn shared(records: Arc<CoordinatorStore>) -> Self {
+        GroupStore::Shared(SharedGroups {
+            records,
+            epochs: HashMap::new(),
+        })
+    }
+
+    /// Writes the changes. On a single node they are one batch of the log when this returns (fsynced if its
+    /// policy says so); in a cluster they are queued for the database, and `GroupCoordinator::durable` waits
+    /// for them.
     pub fn write(&mut self, changes: &[Change]) -> Result<(), StorageError> {
         if changes.is_empty() {
             return Ok(());
         }
-        let encoded: Vec<(Vec<u8>, Option<Vec<u8>>)> = changes
-            .iter()
-            .map(encode)
-            .collect::<Result<_, _>>()
-            .map_err(|e| StorageError::CorruptCatalog(e.to_string()))?;
-        let now = runnel_storage::now_ms();
-        let records: Vec<Record> = encoded
-            .iter()
-            .map(|(k, v)| Record {
-                timestamp: now,
-                key: Some(k),
-                value: v.as_deref(),
-                headers: &[],
-            })
-            .collect();
-        let mut batch = BatchBuilder::default().build(&records);
-        self.log.append(&mut batch, now)?;
+        let corrupt = |e: serde_json::Error| StorageError::CorruptCatalog(e.to_string());
+        match self {
+            GroupStore::Local(log) => {
+                let encoded: Vec<Encoded> = changes
+                    .iter()
+                    .map(encode)
+                    .filter_map(Result::transpose)
+                    .collect::<Result<_, _>>()
+                    .map_err(corrupt)?;
+                if encoded.is_empty() {
+                    return Ok(());
+                }
+                let now = runnel_storage::now_ms();
+                let records: Vec<Record> = encoded
+                    .iter()
+                    .map(|(k, v)| Record {
+                        timestamp: now,
+                        key: Some(k),
+                        value: v.as_deref(),
+                        headers: &[],
+                    })
+                    .collect();
+                let mut batch = BatchBuilder::default().build(&records);
+                log.append(&mut batch, now)?;
+            }
+            GroupStore::Shared(shared) => {
+                for change in changes {
+                    let group = change.group();
+                    let Some(&epoch) = shared.epochs.get(group) else {
+                        tracing::error!(
+                            group,
+                            "a change to a group this broker does not hold was dropped"
+                        );
+                        continue;
+                    };
+                    let write = match (change, encode(change).map_err(corrupt)?) {
+                        (Change::MarkerApplied { producer_id, .. }, _) => {
+                            RecordWrite::MarkerApplied {
+                                producer_id: *producer_id,
+                            }
+                        }
+                        (_, Some((key, value))) => {
+                            let record = String::from_utf8_lossy(&key).into_owned();
+                            match value {
+                                Some(v) => RecordWrite::Put {
+                                    record,
+                                    value: String::from_utf8_lossy(&v).into_owned(),
+                                },
+                                None => RecordWrite::Delete { record },
+                            }
+                        }
+                        (_, None) => continue,
+                    };
+                    shared
+                        .records
+                        .enqueue(KeyKind::Group, group, epoch, vec![write]);
+                }
+            }
+        }
         Ok(())
     }
 
-    pub fn log_mut(&mut self) -> &mut PartitionLog {
-        &mut self.log
+    /// The local log, for its periodic work (flush, compaction, checkpoint) and clean close.
+    pub fn log_mut(&mut self) -> Option<&mut PartitionLog> {
+        match self {
+            GroupStore::Local(log) => Some(log),
+            GroupStore::Shared(_) => None,
+        }
     }
+}
+
+/// A group's state from its database rows (record key, value), as a replay of the log would give it.
+pub fn load_records(rows: &[(String, String)]) -> Result<Loaded, String> {
+    let mut loaded = Loaded::default();
+    for (key, value) in rows {
+        let key = serde_json::from_str::<Key>(key).map_err(|e| format!("unreadable key: {e}"))?;
+        apply(&mut loaded, key, Some(value.as_bytes()))?;
+    }
+    Ok(loaded)
 }
 
 fn apply(loaded: &mut Loaded, key: Key, value: Option<&[u8]>) -> Result<(), String> {
@@ -221,14 +318,18 @@ mod tests {
         let (store, loaded) = GroupStore::open(dir.path(), false).expect("reopen");
         assert_eq!(loaded.offsets.len(), 1, "a readable commit replays");
         let mut store = store;
-        let (key, _) = encode(&offset(None)).expect("key");
+        let (key, _) = encode(&offset(None)).expect("key").expect("a record");
         let mut batch = BatchBuilder::default().build(&[Record {
             timestamp: 2,
             key: Some(&key),
             value: Some(b"{not json"),
             headers: &[],
         }]);
-        store.log.append(&mut batch, 2).expect("append");
+        store
+            .log_mut()
+            .expect("a local store")
+            .append(&mut batch, 2)
+            .expect("append");
         drop(store);
         match GroupStore::open(dir.path(), false) {
             Err(StorageError::CorruptFile { reason, .. }) => {

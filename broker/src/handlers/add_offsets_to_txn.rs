@@ -31,6 +31,9 @@ pub async fn handle(
     if let Some(e) = refused {
         return Some(AddOffsetsToTxnResponse::default().with_error_code(e.code()));
     }
+    if let Err(code) = broker.hold_txn(txn_id).await {
+        return Some(AddOffsetsToTxnResponse::default().with_error_code(code));
+    }
     let result = tokio::task::block_in_place(|| {
         broker.txns.add(
             &req.transactional_id,
@@ -41,6 +44,10 @@ pub async fn handle(
             Some(&req.group_id),
         )
     });
+    let result = match result {
+        Ok(()) => broker.durable(&broker.txns, txn_id).await,
+        Err(code) => Err(code),
+    };
     Some(
         AddOffsetsToTxnResponse::default()
             .with_error_code(result.err().unwrap_or(ErrorCode::NONE.code())),

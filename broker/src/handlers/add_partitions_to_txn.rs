@@ -76,7 +76,7 @@ struct Txn<'a> {
 
 /// Results per topic for one transaction. `writable` is None for brokers' requests (v4+), which are not
 /// checked per topic.
-fn add_one(
+async fn add_one(
     broker: &Broker,
     txn: Txn<'_>,
     version: i16,
@@ -89,6 +89,9 @@ fn add_one(
         topics,
         verify_only,
     } = txn;
+    if let Err(code) = broker.hold_txn(txn_id).await {
+        return all_failed(topics, code);
+    }
     let wanted: Vec<(String, i32)> = topics
         .iter()
         .flat_map(|t| t.partitions.iter().map(move |p| (t.name.to_string(), *p)))
@@ -123,13 +126,16 @@ fn add_one(
             })
             .collect()
     } else {
-        let code = tokio::task::block_in_place(|| {
+        let added = tokio::task::block_in_place(|| {
             broker
                 .txns
                 .add(txn_id, pid, epoch, fenced_code(version), &wanted, None)
-        })
-        .err()
-        .unwrap_or(0);
+        });
+        let added = match added {
+            Ok(()) => broker.durable(&broker.txns, txn_id).await,
+            Err(code) => Err(code),
+        };
+        let code = added.err().unwrap_or(0);
         vec![code; wanted.len()]
     };
     let mut codes = codes.into_iter();
@@ -159,7 +165,7 @@ pub async fn handle(
                 topics,
                 verify_only: false,
             };
-            add_one(broker, txn, version, Some(&writable))
+            add_one(broker, txn, version, Some(&writable)).await
         } else {
             all_failed(
                 topics,
@@ -176,25 +182,20 @@ pub async fn handle(
                 .with_error_code(ResponseError::ClusterAuthorizationFailed.code()),
         );
     }
-    let results = req
-        .transactions
-        .iter()
-        .map(|t| {
+    let mut results = Vec::with_capacity(req.transactions.len());
+    for t in &req.transactions {
+        let txn = Txn {
+            id: &t.transactional_id,
+            pid: t.producer_id.0,
+            epoch: t.producer_epoch,
+            topics: &t.topics,
+            verify_only: t.verify_only,
+        };
+        results.push(
             AddPartitionsToTxnResult::default()
                 .with_transactional_id(t.transactional_id.clone())
-                .with_topic_results(add_one(
-                    broker,
-                    Txn {
-                        id: &t.transactional_id,
-                        pid: t.producer_id.0,
-                        epoch: t.producer_epoch,
-                        topics: &t.topics,
-                        verify_only: t.verify_only,
-                    },
-                    version,
-                    None,
-                ))
-        })
-        .collect();
+                .with_topic_results(add_one(broker, txn, version, None).await),
+        );
+    }
     Some(AddPartitionsToTxnResponse::default().with_results_by_transaction(results))
 }

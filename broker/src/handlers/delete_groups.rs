@@ -22,17 +22,26 @@ pub async fn handle(
         .into_iter()
         .filter(|g| seen.insert(g.clone()))
         .partition(|g| ctx.allowed(broker, Operation::Delete, ResourceType::Group, g));
-    let deleted = allowed.into_iter().map(|g| {
-        let code = tokio::task::block_in_place(|| broker.groups.delete_group(&g));
-        DeletableGroupResult::default()
-            .with_group_id(g)
-            .with_error_code(code)
-    });
+    let mut deleted = Vec::with_capacity(allowed.len());
+    for g in allowed {
+        let code = match broker.hold(&broker.groups, &g).await {
+            Err(code) => code,
+            Ok(_) => match tokio::task::block_in_place(|| broker.groups.delete_group(&g)) {
+                0 => broker.durable(&broker.groups, &g).await.err().unwrap_or(0),
+                code => code,
+            },
+        };
+        deleted.push(
+            DeletableGroupResult::default()
+                .with_group_id(g)
+                .with_error_code(code),
+        );
+    }
     let refused = refused.into_iter().map(|g| {
         DeletableGroupResult::default()
             .with_group_id(g)
             .with_error_code(ResponseError::GroupAuthorizationFailed.code())
     });
-    let results = deleted.chain(refused).collect();
+    let results = deleted.into_iter().chain(refused).collect();
     Some(DeleteGroupsResponse::default().with_results(results))
 }

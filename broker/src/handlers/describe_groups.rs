@@ -19,6 +19,13 @@ pub async fn handle(
     ctx: &RequestContext,
 ) -> Option<DescribeGroupsResponse> {
     let want_ops = version >= 3 && req.include_authorized_operations;
+    // In a cluster each group is described by the broker holding it.
+    let mut not_here = std::collections::HashMap::new();
+    for id in &req.groups {
+        if let Err(code) = broker.hold(&broker.groups, id).await {
+            not_here.insert(id.clone(), code);
+        }
+    }
     let groups = req
         .groups
         .into_iter()
@@ -30,6 +37,13 @@ pub async fn handle(
                 // DescribeGroupsResponse.groupError: empty state and protocol, no members.
                 return g
                     .with_error_code(ResponseError::GroupAuthorizationFailed.code())
+                    .with_group_state(str_bytes(""))
+                    .with_protocol_type(str_bytes(""))
+                    .with_protocol_data(str_bytes(""));
+            }
+            if let Some(&code) = not_here.get(&id) {
+                return g
+                    .with_error_code(code)
                     .with_group_state(str_bytes(""))
                     .with_protocol_type(str_bytes(""))
                     .with_protocol_data(str_bytes(""));

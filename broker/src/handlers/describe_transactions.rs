@@ -19,6 +19,13 @@ pub async fn handle(
     _version: i16,
     ctx: &RequestContext,
 ) -> Option<DescribeTransactionsResponse> {
+    // In a cluster each transactional id is described by the broker holding it.
+    let mut not_here = std::collections::HashMap::new();
+    for id in &req.transactional_ids {
+        if let Err(code) = broker.hold_txn(id).await {
+            not_here.insert(id.clone(), code);
+        }
+    }
     let states = req
         .transactional_ids
         .into_iter()
@@ -32,6 +39,9 @@ pub async fn handle(
             ) {
                 return base
                     .with_error_code(ResponseError::TransactionalIdAuthorizationFailed.code());
+            }
+            if let Some(&code) = not_here.get(&id) {
+                return base.with_error_code(code);
             }
             match broker.txns.describe(&id) {
                 None => base

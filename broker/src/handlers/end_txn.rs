@@ -28,6 +28,9 @@ pub async fn handle(
                 .with_error_code(ResponseError::TransactionalIdAuthorizationFailed.code()),
         );
     }
+    if let Err(code) = broker.hold_txn(txn_id).await {
+        return Some(EndTxnResponse::default().with_error_code(code));
+    }
     let prepared = tokio::task::block_in_place(|| {
         broker.txns.prepare_end(
             &req.transactional_id,
@@ -38,11 +41,19 @@ pub async fn handle(
         )
     });
     let code = match prepared {
-        Ok(Some(plan)) => broker
-            .complete_transaction(&plan)
-            .await
-            .err()
-            .unwrap_or(ErrorCode::NONE.code()),
+        // The decision is in the database before the first marker: whoever finishes the transaction
+        // (this broker, or the next holder after a crash) writes the same markers.
+        Ok(Some(plan)) => match broker.durable(&broker.txns, txn_id).await {
+            Err(code) => code,
+            Ok(()) => match broker.complete_transaction(&plan).await {
+                Ok(()) => broker
+                    .durable(&broker.txns, txn_id)
+                    .await
+                    .err()
+                    .unwrap_or(ErrorCode::NONE.code()),
+                Err(code) => code,
+            },
+        },
         Ok(None) => ErrorCode::NONE.code(),
         Err(code) => code,
     };

@@ -20,6 +20,9 @@ pub async fn handle(
                 .with_error_code(ResponseError::GroupAuthorizationFailed.code()),
         );
     }
+    if let Err(code) = broker.hold(&broker.groups, &req.group_id).await {
+        return Some(HeartbeatResponse::default().with_error_code(code));
+    }
     let code = broker.groups.heartbeat(
         &req.group_id,
         req.generation_id,

@@ -59,11 +59,20 @@ pub async fn handle(
             },
         );
     };
+    if let Err(code) = broker.hold_txn(txn_id).await {
+        return Some(failed(code));
+    }
     let outcome = tokio::task::block_in_place(|| {
         broker.txns.init(txn_id, req.transaction_timeout_ms, || {
             broker.producer_ids.next_id().ok()
         })
     });
+    // The new epoch (or the abort that fences the old producer) is in the database before anyone acts on it.
+    if outcome.is_ok() {
+        if let Err(code) = broker.durable(&broker.txns, txn_id).await {
+            return Some(failed(code));
+        }
+    }
     let resp = match outcome {
         Ok(InitOutcome::Ready {
             producer_id,
@@ -74,6 +83,10 @@ pub async fn handle(
                 .complete_transaction(&plan)
                 .await
                 .and_then(|()| broker.txns.after_forced_abort(txn_id));
+            let done = match done {
+                Ok(ids) => broker.durable(&broker.txns, txn_id).await.map(|()| ids),
+                Err(code) => Err(code),
+            };
             match done {
                 Ok((pid, epoch)) => ready(pid, epoch),
                 Err(code) => failed(code),

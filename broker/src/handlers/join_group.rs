@@ -26,6 +26,13 @@ pub async fn handle(
                 .with_protocol_name((version < 7).then(|| str_bytes(""))),
         );
     }
+    if let Err(code) = broker.hold(&broker.groups, &req.group_id).await {
+        return Some(
+            JoinGroupResponse::default()
+                .with_error_code(code)
+                .with_protocol_name((version < 7).then(|| str_bytes(""))),
+        );
+    }
     let params = JoinParams {
         group_id: req.group_id.to_string(),
         session_timeout_ms: req.session_timeout_ms,

@@ -22,10 +22,16 @@ pub async fn handle(
                 .with_error_code(ResponseError::GroupAuthorizationFailed.code()),
         );
     }
+    if let Err(code) = broker.hold(&broker.groups, &req.group_id).await {
+        return Some(LeaveGroupResponse::default().with_error_code(code));
+    }
     if version < 3 {
         let codes = broker
             .groups
             .leave(&req.group_id, &[(req.member_id.to_string(), None)]);
+        if let Err(code) = broker.durable(&broker.groups, &req.group_id).await {
+            return Some(LeaveGroupResponse::default().with_error_code(code));
+        }
         return Some(
             LeaveGroupResponse::default().with_error_code(codes.first().copied().unwrap_or(0)),
         );
@@ -41,6 +47,9 @@ pub async fn handle(
         })
         .collect();
     let codes = broker.groups.leave(&req.group_id, &members);
+    if let Err(code) = broker.durable(&broker.groups, &req.group_id).await {
+        return Some(LeaveGroupResponse::default().with_error_code(code));
+    }
     let responses = members
         .iter()
         .zip(codes)

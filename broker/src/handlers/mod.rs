@@ -102,3 +102,30 @@ macro_rules! commit_topics {
     };
 }
 pub(crate) use commit_topics;
+
+/// The same code for every partition of an offset commit (a refusal of the whole request).
+pub(crate) fn every_partition(
+    topics: &[(String, Vec<crate::groups::CommitEntry>)],
+    code: i16,
+) -> crate::groups::PartitionCodes {
+    topics
+        .iter()
+        .map(|(t, parts)| {
+            (
+                t.clone(),
+                parts.iter().map(|e| (e.partition, code)).collect(),
+            )
+        })
+        .collect()
+}
+
+/// The codes of an offset commit, each replaced by `code` (the commit did not reach the database).
+pub(crate) fn overridden(
+    codes: crate::groups::PartitionCodes,
+    code: i16,
+) -> crate::groups::PartitionCodes {
+    codes
+        .into_iter()
+        .map(|(t, parts)| (t, parts.into_iter().map(|(p, _)| (p, code)).collect()))
+        .collect()
+}

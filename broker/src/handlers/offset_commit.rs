@@ -9,9 +9,9 @@ use kafka_protocol::messages::offset_commit_response::{
 use kafka_protocol::messages::{OffsetCommitRequest, OffsetCommitResponse};
 
 use super::authz::split_readable;
-use super::topic_name;
+use super::{every_partition, overridden, topic_name};
 use crate::broker::Broker;
-use crate::groups::{CommitParams, PartitionCodes};
+use crate::groups::{CommitEntry, CommitParams, PartitionCodes};
 use crate::request::RequestContext;
 use crate::security::acl::{Operation, ResourceType};
 
@@ -21,23 +21,21 @@ pub async fn handle(
     _version: i16,
     ctx: &RequestContext,
 ) -> Option<OffsetCommitResponse> {
-    let topics: Vec<(String, Vec<crate::groups::CommitEntry>)> = super::commit_topics!(req.topics);
+    let topics: Vec<(String, Vec<CommitEntry>)> = super::commit_topics!(req.topics);
     let result: PartitionCodes =
         if !ctx.allowed(broker, Operation::Read, ResourceType::Group, &req.group_id) {
-            let code = ResponseError::GroupAuthorizationFailed.code();
-            topics
-                .iter()
-                .map(|(t, parts)| {
-                    (
-                        t.clone(),
-                        parts.iter().map(|e| (e.partition, code)).collect(),
-                    )
-                })
-                .collect()
+            every_partition(&topics, ResponseError::GroupAuthorizationFailed.code())
         } else {
             let (allowed, mut result) = split_readable(broker, ctx, topics);
             // Nothing left to commit: Kafka answers without asking the coordinator.
-            if !allowed.is_empty() {
+            let held = if allowed.is_empty() {
+                Ok(false)
+            } else {
+                broker.hold(&broker.groups, &req.group_id).await
+            };
+            if let Err(code) = held {
+                result.extend(every_partition(&allowed, code));
+            } else if !allowed.is_empty() {
                 let params = CommitParams {
                     group_id: req.group_id.to_string(),
                     generation: req.generation_id_or_member_epoch,
@@ -45,11 +43,15 @@ pub async fn handle(
                     instance_id: req.group_instance_id.as_ref().map(|s| s.to_string()),
                     topics: allowed,
                 };
-                result.extend(tokio::task::block_in_place(|| {
+                let codes = tokio::task::block_in_place(|| {
                     broker.groups.commit(params, |topic, partition| {
                         broker.partition(topic, partition).is_some()
                     })
-                }));
+                });
+                match broker.durable(&broker.groups, &req.group_id).await {
+                    Ok(()) => result.extend(codes),
+                    Err(code) => result.extend(overridden(codes, code)),
+                }
             }
             result
         };

@@ -49,6 +49,9 @@ pub async fn handle(
             )
         })
         .partition(|(t, _)| readable.contains(t));
+    if let Err(code) = broker.hold(&broker.groups, &req.group_id).await {
+        return Some(OffsetDeleteResponse::default().with_error_code(code));
+    }
     let deleted = tokio::task::block_in_place(|| {
         broker
             .groups
@@ -56,6 +59,11 @@ pub async fn handle(
                 broker.partition(t, p).is_some()
             })
     });
+    if deleted.is_ok() {
+        if let Err(code) = broker.durable(&broker.groups, &req.group_id).await {
+            return Some(OffsetDeleteResponse::default().with_error_code(code));
+        }
+    }
     let result = match deleted {
         Err(code) => return Some(OffsetDeleteResponse::default().with_error_code(code)),
         Ok(result) => {

@@ -69,7 +69,7 @@ fn fields(
     }
 }
 
-fn group_answer(
+async fn group_answer(
     broker: &Broker,
     ctx: &RequestContext,
     group: &str,
@@ -78,6 +78,10 @@ fn group_answer(
 ) -> GroupAnswer {
     if !ctx.allowed(broker, Operation::Describe, ResourceType::Group, group) {
         return Err(ResponseError::GroupAuthorizationFailed.code());
+    }
+    // In a cluster, offsets are read from memory only while this broker's claim is still the current one.
+    if !broker.hold(&broker.groups, group).await? {
+        broker.confirm_held(&broker.groups, group).await?;
     }
     let describable = |names: Vec<&str>| {
         allowed_names(broker, ctx, Operation::Describe, ResourceType::Topic, names)
@@ -129,25 +133,24 @@ pub async fn handle(
     ctx: &RequestContext,
 ) -> Option<OffsetFetchResponse> {
     if version >= 8 {
-        let groups = req
-            .groups
-            .iter()
-            .map(|g| {
-                let topics = g.topics.as_ref().map(|ts| {
-                    ts.iter()
-                        .map(|t| (t.name.to_string(), t.partition_indexes.clone()))
-                        .collect()
-                });
-                let group = OffsetFetchResponseGroup::default()
-                    .with_group_id(GroupId(g.group_id.0.clone()));
-                match group_answer(broker, ctx, &g.group_id, topics, req.require_stable) {
+        let mut groups = Vec::with_capacity(req.groups.len());
+        for g in &req.groups {
+            let topics = g.topics.as_ref().map(|ts| {
+                ts.iter()
+                    .map(|t| (t.name.to_string(), t.partition_indexes.clone()))
+                    .collect()
+            });
+            let group =
+                OffsetFetchResponseGroup::default().with_group_id(GroupId(g.group_id.0.clone()));
+            groups.push(
+                match group_answer(broker, ctx, &g.group_id, topics, req.require_stable).await {
                     Err(code) => group.with_error_code(code),
                     Ok(answer) => group
                         .with_error_code(ErrorCode::NONE.code())
                         .with_topics(answer.into_iter().map(topic_v8).collect()),
-                }
-            })
-            .collect();
+                },
+            );
+        }
         return Some(OffsetFetchResponse::default().with_groups(groups));
     }
     let topics = req.topics.as_ref().map(|ts| {
@@ -158,7 +161,7 @@ pub async fn handle(
     let stable = version >= 7 && req.require_stable;
     // A refused group answers with no topics: before v2 there is no field for its code either, so the
     // answer is empty, as Kafka's conversion of a group error to these versions leaves it.
-    let (code, answer) = match group_answer(broker, ctx, &req.group_id, topics, stable) {
+    let (code, answer) = match group_answer(broker, ctx, &req.group_id, topics, stable).await {
         Err(code) => (code, Vec::new()),
         Ok(answer) => (ErrorCode::NONE.code(), answer),
     };

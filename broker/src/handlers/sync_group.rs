@@ -27,6 +27,9 @@ pub async fn handle(
     if let Some(e) = refused {
         return Some(SyncGroupResponse::default().with_error_code(e.code()));
     }
+    if let Err(code) = broker.hold(&broker.groups, &req.group_id).await {
+        return Some(SyncGroupResponse::default().with_error_code(code));
+    }
     let params = SyncParams {
         group_id: req.group_id.to_string(),
         generation: req.generation_id,
@@ -47,6 +50,12 @@ pub async fn handle(
             ..Default::default()
         }),
     };
+    // The assignment is answered only once the group's new generation is in the database (a cluster).
+    if outcome.error == 0 {
+        if let Err(code) = broker.durable(&broker.groups, &req.group_id).await {
+            return Some(SyncGroupResponse::default().with_error_code(code));
+        }
+    }
     let mut resp = SyncGroupResponse::default()
         .with_error_code(outcome.error)
         .with_assignment(outcome.assignment);

@@ -10,40 +10,33 @@ use kafka_protocol::messages::txn_offset_commit_response::{
 use kafka_protocol::messages::{TxnOffsetCommitRequest, TxnOffsetCommitResponse};
 
 use super::authz::split_readable;
-use super::{fenced_code, topic_name};
+use super::{every_partition, fenced_code, overridden, topic_name};
 use crate::broker::Broker;
+use crate::cluster::coordinator_store::KeyKind;
+use crate::coordinator_ownership::KeyHolder;
 use crate::groups::{CommitEntry, CommitParams, PartitionCodes};
 use crate::request::RequestContext;
 use crate::security::acl::{Operation, ResourceType};
+use crate::transactions::store::META_RECORD;
+use crate::transactions::{TxnCoordinator, TxnMeta};
 
-fn all_failed(topics: &[(String, Vec<CommitEntry>)], code: i16) -> PartitionCodes {
-    topics
-        .iter()
-        .map(|(t, parts)| {
-            (
-                t.clone(),
-                parts.iter().map(|e| (e.partition, code)).collect(),
-            )
-        })
-        .collect()
-}
-
-fn commit(
+async fn commit(
     broker: &Broker,
     req: &TxnOffsetCommitRequest,
     version: i16,
     topics: Vec<(String, Vec<CommitEntry>)>,
 ) -> PartitionCodes {
-    if let Err(code) = broker.txns.check_producer(
-        &req.transactional_id,
-        req.producer_id.0,
-        req.producer_epoch,
-        fenced_code(version),
-    ) {
-        return all_failed(&topics, code);
+    let group = req.group_id.as_str();
+    if let Err(code) = broker.hold(&broker.groups, group).await {
+        return every_partition(&topics, code);
     }
+    if let Err(code) = check_producer(broker, req, version).await {
+        return every_partition(&topics, code);
+    }
+    // The outcome of this producer's previous transaction must be settled before new offsets join it.
+    broker.apply_markers_of(vec![group.to_string()]).await;
     let params = CommitParams {
-        group_id: req.group_id.to_string(),
+        group_id: group.to_string(),
         generation: if version >= 3 { req.generation_id } else { -1 },
         member_id: if version >= 3 {
             req.member_id.to_string()
@@ -53,11 +46,52 @@ fn commit(
         instance_id: req.group_instance_id.as_ref().map(|s| s.to_string()),
         topics,
     };
-    tokio::task::block_in_place(|| {
+    let codes = tokio::task::block_in_place(|| {
         broker.groups.txn_commit(params, req.producer_id.0, |t, p| {
             broker.partition(t, p).is_some()
         })
-    })
+    });
+    match broker.durable(&broker.groups, group).await {
+        Ok(()) => codes,
+        Err(code) => overridden(codes, code),
+    }
+}
+
+/// The producer must be the transactional id's current one. In a cluster the id is usually held by
+/// another broker: its metadata is then read from the database, as its coordinator last wrote it.
+async fn check_producer(
+    broker: &Broker,
+    req: &TxnOffsetCommitRequest,
+    version: i16,
+) -> Result<(), i16> {
+    let (id, pid, epoch) = (
+        req.transactional_id.as_str(),
+        req.producer_id.0,
+        req.producer_epoch,
+    );
+    let fenced = fenced_code(version);
+    match &broker.cluster {
+        Some(node) if broker.txns.epoch(id).is_none() => {
+            let unavailable = ResponseError::CoordinatorNotAvailable.code();
+            let record = node
+                .coordinators
+                .record(KeyKind::Transaction, id, META_RECORD)
+                .await
+                .map_err(|e| {
+                    tracing::warn!(error = %e, "cannot read a transaction's state");
+                    unavailable
+                })?;
+            let meta: Option<TxnMeta> = record
+                .map(|v| serde_json::from_str(&v))
+                .transpose()
+                .map_err(|e| {
+                    tracing::error!(transactional_id = id, error = %e, "unreadable transaction state");
+                    unavailable
+                })?;
+            TxnCoordinator::check_producer_of(meta.as_ref(), pid, epoch, fenced)
+        }
+        _ => broker.txns.check_producer(id, pid, epoch, fenced),
+    }
 }
 
 pub async fn handle(
@@ -74,17 +108,17 @@ pub async fn handle(
         ResourceType::TransactionalId,
         txn_id,
     ) {
-        all_failed(
+        every_partition(
             &topics,
             ResponseError::TransactionalIdAuthorizationFailed.code(),
         )
     } else if !ctx.allowed(broker, Operation::Read, ResourceType::Group, &req.group_id) {
-        all_failed(&topics, ResponseError::GroupAuthorizationFailed.code())
+        every_partition(&topics, ResponseError::GroupAuthorizationFailed.code())
     } else {
         let (allowed, mut result) = split_readable(broker, ctx, topics);
         // Nothing left to commit: Kafka answers without asking the coordinator.
         if !allowed.is_empty() {
-            result.extend(commit(broker, &req, version, allowed));
+            result.extend(commit(broker, &req, version, allowed).await);
         }
         result
     };

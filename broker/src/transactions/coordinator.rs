@@ -8,13 +8,15 @@
 //! readers). Expired transactions are aborted with a bumped epoch, which fences the producer that left them.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use kafka_protocol::error::ResponseError;
 use runnel_storage::StorageError;
 use serde::{Deserialize, Serialize};
 
-use super::store::TxnStore;
+use super::store::{self, TxnStore};
+use crate::cluster::coordinator_store::{Claimed, CoordinatorStore, KeyKind};
+use crate::coordinator_ownership::KeyHolder;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum TxnStatus {
@@ -119,6 +121,17 @@ impl TxnCoordinator {
             inner: Mutex::new(Inner { txns, store }),
             settings,
         })
+    }
+
+    /// A coordinator for a cluster: transactional ids are loaded as this broker claims them.
+    pub fn open_shared(records: Arc<CoordinatorStore>, settings: TxnSettings) -> Self {
+        TxnCoordinator {
+            inner: Mutex::new(Inner {
+                txns: BTreeMap::new(),
+                store: TxnStore::shared(records),
+            }),
+            settings,
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -392,6 +405,37 @@ impl TxnCoordinator {
             .collect()
     }
 
+    /// The work left half-done on one transactional id (found when a cluster broker claims it).
+    pub fn unfinished_of(&self, id: &str) -> Option<EndPlan> {
+        let inner = self.lock();
+        inner.txns.get(id).and_then(|m| match m.state {
+            TxnStatus::PrepareCommit => Some(plan_of(id, m, true)),
+            TxnStatus::PrepareAbort => Some(plan_of(id, m, false)),
+            _ => None,
+        })
+    }
+
+    /// Checks a TxnOffsetCommit's producer against metadata read from the database (in a cluster the
+    /// transactional id is usually held by another broker).
+    pub fn check_producer_of(
+        meta: Option<&TxnMeta>,
+        pid: i64,
+        epoch: i16,
+        fenced: i16,
+    ) -> Result<(), i16> {
+        let m = meta.ok_or(code(ResponseError::InvalidProducerIdMapping))?;
+        if m.producer_id != pid {
+            return Err(code(ResponseError::InvalidProducerIdMapping));
+        }
+        if m.producer_epoch != epoch {
+            return Err(fenced);
+        }
+        if matches!(m.state, TxnStatus::PrepareCommit | TxnStatus::PrepareAbort) {
+            return Err(code(ResponseError::ConcurrentTransactions));
+        }
+        Ok(())
+    }
+
     pub fn describe(&self, id: &str) -> Option<TxnMeta> {
         self.lock().txns.get(id).cloned()
     }
@@ -404,9 +448,9 @@ impl TxnCoordinator {
             .collect()
     }
 
-    pub fn with_log<T>(&self, f: impl FnOnce(&mut runnel_storage::PartitionLog) -> T) -> T {
+    pub fn with_log<T>(&self, f: impl FnOnce(&mut runnel_storage::PartitionLog) -> T) -> Option<T> {
         let mut inner = self.lock();
-        f(inner.store.log_mut())
+        inner.store.log_mut().map(f)
     }
 }
 
@@ -418,5 +462,49 @@ fn plan_of(id: &str, m: &TxnMeta, commit: bool) -> EndPlan {
         commit,
         partitions: m.partitions.iter().cloned().collect(),
         groups: m.groups.iter().cloned().collect(),
+    }
+}
+
+impl KeyHolder for TxnCoordinator {
+    const KIND: KeyKind = KeyKind::Transaction;
+
+    fn epoch(&self, id: &str) -> Option<i64> {
+        match &self.lock().store {
+            TxnStore::Shared(s) => s.epochs.get(id).copied(),
+            TxnStore::Local(_) => None,
+        }
+    }
+
+    fn install(&self, id: &str, claimed: Claimed) -> Result<(), String> {
+        let meta = store::load_records(&claimed.records)?;
+        let mut inner = self.lock();
+        let TxnStore::Shared(shared) = &mut inner.store else {
+            return Ok(());
+        };
+        shared.epochs.insert(id.to_string(), claimed.epoch);
+        match meta {
+            Some(m) => inner.txns.insert(id.to_string(), m),
+            None => inner.txns.remove(id),
+        };
+        Ok(())
+    }
+
+    fn unload(&self, id: &str, epoch: Option<i64>) {
+        let mut inner = self.lock();
+        let TxnStore::Shared(shared) = &mut inner.store else {
+            return;
+        };
+        if epoch.is_some() && shared.epochs.get(id) != epoch.as_ref() {
+            return;
+        }
+        shared.epochs.remove(id);
+        inner.txns.remove(id);
+    }
+
+    fn held(&self) -> Vec<(String, i64)> {
+        match &self.lock().store {
+            TxnStore::Shared(s) => s.epochs.iter().map(|(k, &e)| (k.clone(), e)).collect(),
+            TxnStore::Local(_) => Vec::new(),
+        }
     }
 }

@@ -1,18 +1,32 @@
-//! Durable transaction coordinator state: one record per transactional id (its latest metadata) in an
-//! internal compacted log (`__transaction_state-0` in the data directory), replayed at start.
+//! Durable transaction coordinator state: one record per transactional id (its latest metadata). On a
+//! single node the records are an internal compacted log (`__transaction_state-0` in the data directory),
+//! replayed at start; in a cluster they are rows of the metadata database, written by the broker holding
+//! the id's claim (see `cluster::coordinator_store`).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
+use std::sync::Arc;
 
 use runnel_storage::builder::{BatchBuilder, Record};
 use runnel_storage::{PartitionLog, StorageError};
 
 use super::coordinator::TxnMeta;
+use crate::cluster::coordinator_store::{CoordinatorStore, KeyKind, RecordWrite};
 
 pub const LOG_DIR: &str = "__transaction_state-0";
 
-pub struct TxnStore {
-    log: PartitionLog,
+/// The record key of a transactional id's metadata among its rows (it has only the one).
+pub const META_RECORD: &str = "";
+
+pub enum TxnStore {
+    Local(Box<PartitionLog>),
+    Shared(SharedTxns),
+}
+
+/// Cluster mode: the database, and the epoch at which this broker holds each transactional id it loaded.
+pub struct SharedTxns {
+    pub records: Arc<CoordinatorStore>,
+    pub epochs: HashMap<String, i64>,
 }
 
 impl TxnStore {
@@ -30,25 +44,64 @@ impl TxnStore {
             };
             Ok(())
         })?;
-        Ok((TxnStore { log }, state))
+        Ok((TxnStore::Local(Box::new(log)), state))
     }
 
-    /// Persists a transactional id's metadata before the coordinator acts on it.
+    pub fn shared(records: Arc<CoordinatorStore>) -> Self {
+        TxnStore::Shared(SharedTxns {
+            records,
+            epochs: HashMap::new(),
+        })
+    }
+
+    /// Persists a transactional id's metadata before the coordinator acts on it (in a cluster: queues it,
+    /// and the handler waits for it with `Broker::durable`).
     pub fn write(&mut self, transactional_id: &str, meta: &TxnMeta) -> Result<(), StorageError> {
         let value =
             serde_json::to_vec(meta).map_err(|e| StorageError::CorruptCatalog(e.to_string()))?;
-        let now = runnel_storage::now_ms();
-        let mut batch = BatchBuilder::default().build(&[Record {
-            timestamp: now,
-            key: Some(transactional_id.as_bytes()),
-            value: Some(&value),
-            headers: &[],
-        }]);
-        self.log.append(&mut batch, now)?;
+        match self {
+            TxnStore::Local(log) => {
+                let now = runnel_storage::now_ms();
+                let mut batch = BatchBuilder::default().build(&[Record {
+                    timestamp: now,
+                    key: Some(transactional_id.as_bytes()),
+                    value: Some(&value),
+                    headers: &[],
+                }]);
+                log.append(&mut batch, now)?;
+            }
+            TxnStore::Shared(shared) => {
+                let Some(&epoch) = shared.epochs.get(transactional_id) else {
+                    return Err(StorageError::Unavailable(format!(
+                        "transactional id {transactional_id} is not held by this broker"
+                    )));
+                };
+                let write = RecordWrite::Put {
+                    record: META_RECORD.to_string(),
+                    value: String::from_utf8_lossy(&value).into_owned(),
+                };
+                shared
+                    .records
+                    .enqueue(KeyKind::Transaction, transactional_id, epoch, vec![write]);
+            }
+        }
         Ok(())
     }
 
-    pub fn log_mut(&mut self) -> &mut PartitionLog {
-        &mut self.log
+    pub fn log_mut(&mut self) -> Option<&mut PartitionLog> {
+        match self {
+            TxnStore::Local(log) => Some(log),
+            TxnStore::Shared(_) => None,
+        }
     }
+}
+
+/// A transactional id's metadata from its rows.
+pub fn load_records(rows: &[(String, String)]) -> Result<Option<TxnMeta>, String> {
+    rows.iter()
+        .find(|(record, _)| record == META_RECORD)
+        .map(|(_, value)| {
+            serde_json::from_str(value).map_err(|e| format!("unreadable transaction state: {e}"))
+        })
+        .transpose()
 }

@@ -8,10 +8,12 @@
 //! The request handling is split by concern, each file adding its own `impl GroupCoordinator` block:
 //! [`membership`] (JoinGroup, SyncGroup, Heartbeat, LeaveGroup and the timers), [`offsets`] (OffsetCommit,
 //! OffsetFetch, transactional offsets and expiry) and [`admin`] (ListGroups, DescribeGroups, DeleteGroups,
-//! OffsetDelete). This file holds the coordinator itself, the types its callers use, and the helpers the
+//! OffsetDelete), with [`held`] the cluster side (groups claimed from and written to the metadata database).
+//! This file holds the coordinator itself, the types its callers use, and the helpers the
 //! three share.
 
 mod admin;
+mod held;
 mod membership;
 mod offsets;
 
@@ -25,7 +27,7 @@ use runnel_storage::StorageError;
 use tokio::sync::oneshot;
 
 use super::group::{CommittedOffset, Group, GroupState, Member};
-use super::store::{Change, GroupRecord, GroupStore, MemberRecord};
+use super::store::{Change, GroupRecord, GroupStore, Loaded, MemberRecord};
 
 /// The broker settings that govern groups (Kafka's names in parentheses).
 #[derive(Debug, Clone)]
@@ -224,40 +226,55 @@ impl GroupCoordinator {
         settings: GroupSettings,
     ) -> Result<Self, StorageError> {
         let (store, loaded) = GroupStore::open(data_dir, clean)?;
-        let mut groups: HashMap<String, Group> = HashMap::new();
-        for (id, rec) in loaded.groups {
-            groups.insert(id.clone(), restore(&id, rec));
-        }
-        for ((g, topic, partition), offset) in loaded.offsets {
-            groups
-                .entry(g.clone())
-                .or_insert_with(|| Group::new(&g))
-                .offsets
-                .insert((topic, partition), offset);
-        }
-        for ((g, pid, topic, partition), offset) in loaded.pending {
-            groups
-                .entry(g.clone())
-                .or_insert_with(|| Group::new(&g))
-                .pending_txn
-                .entry(pid)
-                .or_default()
-                .insert((topic, partition), offset);
-        }
+        let groups = groups_from(loaded);
         tracing::info!(groups = groups.len(), "group coordinator loaded");
-        Ok(GroupCoordinator {
+        Ok(Self::with_store(store, groups, settings))
+    }
+
+    fn with_store(
+        store: GroupStore,
+        groups: HashMap<String, Group>,
+        settings: GroupSettings,
+    ) -> Self {
+        GroupCoordinator {
             inner: Mutex::new(Inner { groups, store }),
             settings,
-        })
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Periodic work on the store's own log (flush, compaction, checkpoint) and its clean close.
-    pub fn with_log<T>(&self, f: impl FnOnce(&mut runnel_storage::PartitionLog) -> T) -> T {
+    /// Periodic work on the store's own log (flush, compaction, checkpoint) and its clean close; None in a
+    /// cluster, where there is no log.
+    pub fn with_log<T>(&self, f: impl FnOnce(&mut runnel_storage::PartitionLog) -> T) -> Option<T> {
         let mut inner = self.lock();
-        f(inner.store.log_mut())
+        inner.store.log_mut().map(f)
     }
+}
+
+/// The groups a replay (or a cluster load) found: metadata, committed offsets and open transactions' offsets.
+fn groups_from(loaded: Loaded) -> HashMap<String, Group> {
+    let mut groups: HashMap<String, Group> = HashMap::new();
+    for (id, rec) in loaded.groups {
+        groups.insert(id.clone(), restore(&id, rec));
+    }
+    for ((g, topic, partition), offset) in loaded.offsets {
+        groups
+            .entry(g.clone())
+            .or_insert_with(|| Group::new(&g))
+            .offsets
+            .insert((topic, partition), offset);
+    }
+    for ((g, pid, topic, partition), offset) in loaded.pending {
+        groups
+            .entry(g.clone())
+            .or_insert_with(|| Group::new(&g))
+            .pending_txn
+            .entry(pid)
+            .or_default()
+            .insert((topic, partition), offset);
+    }
+    groups
 }

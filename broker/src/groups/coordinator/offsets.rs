@@ -215,41 +215,7 @@ impl GroupCoordinator {
         producer_id: i64,
         commit: bool,
     ) -> Result<(), StorageError> {
-        let mut inner = self.lock();
-        let Some(pending) = inner
-            .groups
-            .get(group_id)
-            .and_then(|g| g.pending_txn.get(&producer_id))
-            .cloned()
-        else {
-            return Ok(());
-        };
-        let mut changes = Vec::new();
-        for ((topic, partition), offset) in &pending {
-            changes.push(Change::TxnOffset {
-                group: group_id.to_string(),
-                producer_id,
-                topic: topic.clone(),
-                partition: *partition,
-                value: None,
-            });
-            if commit {
-                changes.push(Change::Offset {
-                    group: group_id.to_string(),
-                    topic: topic.clone(),
-                    partition: *partition,
-                    value: Some(offset.clone()),
-                });
-            }
-        }
-        inner.store.write(&changes)?;
-        if let Some(g) = inner.groups.get_mut(group_id) {
-            g.pending_txn.remove(&producer_id);
-            if commit {
-                g.offsets.extend(pending);
-            }
-        }
-        Ok(())
+        self.lock().settle_txn(group_id, producer_id, commit)
     }
 
     /// True when an open transaction holds an offset for the partition (OffsetFetch with require_stable).
@@ -312,5 +278,49 @@ impl GroupCoordinator {
             !(g.state == GroupState::Empty && g.offsets.is_empty() && g.protocol_type.is_none())
         });
         tracing::debug!("expired committed offsets");
+    }
+}
+
+impl Inner {
+    pub(super) fn settle_txn(
+        &mut self,
+        group_id: &str,
+        producer_id: i64,
+        commit: bool,
+    ) -> Result<(), StorageError> {
+        let Some(pending) = self
+            .groups
+            .get(group_id)
+            .and_then(|g| g.pending_txn.get(&producer_id))
+            .cloned()
+        else {
+            return Ok(());
+        };
+        let mut changes = Vec::new();
+        for ((topic, partition), offset) in &pending {
+            changes.push(Change::TxnOffset {
+                group: group_id.to_string(),
+                producer_id,
+                topic: topic.clone(),
+                partition: *partition,
+                value: None,
+            });
+            if commit {
+                changes.push(Change::Offset {
+                    group: group_id.to_string(),
+                    topic: topic.clone(),
+                    partition: *partition,
+                    value: Some(offset.clone()),
+                });
+            }
+        }
+        self.store.write(&changes)?;
+        if let Some(g) = self.groups.get_mut(group_id) {
+            g.pending_txn.remove(&producer_id);
+            if commit {
+                g.offsets.extend(pending);
+            }
+        }
+        Ok(())
     }
 }
