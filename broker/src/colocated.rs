@@ -62,11 +62,15 @@ pub struct HostedJob {
     pub metrics: Arc<JobMetrics>,
 }
 
-pub fn prepare(specs: &[String]) -> Result<Vec<HostedJob>, String> {
+/// The jobs of `--job` specs; `instance` is the instance id of those whose settings name none.
+pub fn prepare(specs: &[String], instance: &str) -> Result<Vec<HostedJob>, String> {
     specs
         .iter()
         .map(|spec| {
-            let (name, settings) = parse_spec(spec)?;
+            let (name, mut settings) = parse_spec(spec)?;
+            settings
+                .entry("instance.id".to_string())
+                .or_insert_with(|| instance.to_string());
             let (config, job) =
                 runnel_processor::jobs::configure(&name, &settings).map_err(|e| e.to_string())?;
             Ok(HostedJob {

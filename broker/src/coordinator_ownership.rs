@@ -26,6 +26,10 @@ pub trait KeyHolder {
     fn held(&self) -> Vec<(String, i64)>;
 }
 
+/// The longest a request waits on the database for a claim or for its changes to be written; past it the
+/// client is told to retry (and finds the coordinator again) rather than left hanging.
+const DB_WAIT: std::time::Duration = std::time::Duration::from_secs(15);
+
 fn not_coordinator() -> i16 {
     ResponseError::NotCoordinator.code()
 }
@@ -61,10 +65,19 @@ impl Broker {
         if coordinator.epoch(key).is_some() {
             return Ok(false);
         }
-        let claimed = node.coordinators.claim(C::KIND, key).await.map_err(|e| {
-            tracing::warn!(kind = ?C::KIND, key, error = %e, "cannot claim a coordinator key");
-            unavailable()
-        })?;
+        let claimed = match tokio::time::timeout(DB_WAIT, node.coordinators.claim(C::KIND, key))
+            .await
+        {
+            Ok(Ok(claimed)) => claimed,
+            Ok(Err(e)) => {
+                tracing::warn!(kind = ?C::KIND, key, error = %e, "cannot claim a coordinator key");
+                return Err(unavailable());
+            }
+            Err(_) => {
+                tracing::warn!(kind = ?C::KIND, key, "no answer from the database to a claim");
+                return Err(unavailable());
+            }
+        };
         let epoch = claimed.epoch;
         coordinator.install(key, claimed).map_err(|e| {
             tracing::error!(kind = ?C::KIND, key, error = %e, "unreadable coordinator state");
@@ -101,7 +114,14 @@ impl Broker {
             return Err(not_coordinator());
         };
         let store = &node.coordinators;
-        store.wait(store.queued()).await;
+        if tokio::time::timeout(DB_WAIT, store.wait(store.queued()))
+            .await
+            .is_err()
+        {
+            // Whether it lands later is unknown: forget the key, so the next request loads what did.
+            coordinator.unload(key, Some(epoch));
+            return Err(unavailable());
+        }
         if store.was_refused(C::KIND, key, epoch) {
             coordinator.unload(key, Some(epoch));
             return Err(not_coordinator());

@@ -19,7 +19,10 @@ impl Broker {
         let Some(node) = &self.cluster else {
             return vec![me];
         };
-        let mut live = placement::addresses(&node.live_brokers(), &listener.name);
+        // Hosted jobs come in on the internal listener, which no other broker has: they reach the others on
+        // each broker's first listener (this broker's internal address is its first listener's too).
+        let name = (!listener.is_internal()).then_some(listener.name.as_str());
+        let mut live = placement::addresses(&node.live_brokers(), name);
         // This broker answers, so it is alive whatever the last heartbeat read.
         if !live.iter().any(|b| b.node_id == self.node_id) {
             live.push(me);

@@ -54,7 +54,13 @@ pub async fn run(config: BrokerConfig) -> Result<(), ServeError> {
     let effective = dynamic.overlay(&config);
     let counter = ConnectionCounter::new(effective.connection_limits()?);
     runnel_storage::open_files::set_limit(config.max_open_files());
-    let hosted = crate::colocated::prepare(&config.jobs).map_err(ServeError::Job)?;
+    // On a cluster every broker hosts an instance of each job: the node id tells them apart unless the
+    // job's own settings name an instance.
+    let instance = match config.cluster_settings() {
+        Some(_) => config.node_id().to_string(),
+        None => "0".to_string(),
+    };
+    let hosted = crate::colocated::prepare(&config.jobs, &instance).map_err(ServeError::Job)?;
     let metrics_listener = match &config.metrics_listen {
         Some(addr) => Some(
             TcpListener::bind(addr)

@@ -99,7 +99,7 @@ impl Cluster {
                     &self.config.client_id,
                     left.min(self.config.request_timeout),
                     &self.config.security,
-                    self.in_process.as_ref(),
+                    self.in_process_for(addr),
                 )
                 .await
                 {
@@ -135,7 +135,7 @@ impl Cluster {
             &self.config.client_id,
             self.config.request_timeout,
             &self.config.security,
-            self.in_process.as_ref(),
+            self.in_process_for(addr),
         )
         .await?;
         conns.insert(addr.to_string(), Arc::clone(&c));
@@ -320,9 +320,17 @@ impl Cluster {
             &self.config.client_id,
             self.config.request_timeout,
             &self.config.security,
-            self.in_process.as_ref(),
+            self.in_process_for(shared.addr()),
         )
         .await
+    }
+
+    /// The in-process broker answers for its own address only: the other brokers of a cluster (a group's
+    /// coordinator elsewhere) are reached over the network like any client reaches them.
+    fn in_process_for(&self, addr: &str) -> Option<&Arc<dyn InProcess>> {
+        self.in_process
+            .as_ref()
+            .filter(|_| self.config.bootstrap_addrs().iter().any(|a| a == addr))
     }
 
     /// The coordinator of a group or transactional id, retrying while it is not available yet.

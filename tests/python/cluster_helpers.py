@@ -15,6 +15,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -75,7 +76,8 @@ class Postgres:
 
     def start(self):
         _run(_as_postgres([_pg_bin("pg_ctl"), "-D", str(self.data), "-l", str(self.dir / "postgres.log"), "-w",
-                           "-t", "60", "-o", f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.dir}",
+                           "-t", "60", "-o",
+                           f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.dir} -c max_connections=300",
                            "start"]))
 
     def stop(self):
@@ -85,7 +87,8 @@ class Postgres:
 
     def remove(self):
         self.stop()
-        shutil.rmtree(self.dir, ignore_errors=True)
+        if not os.environ.get("RUNNEL_KEEP_ENGINES"):
+            shutil.rmtree(self.dir, ignore_errors=True)
 
     def psql(self, sql: str, database: str = "postgres") -> str:
         out = subprocess.run(_as_postgres([_pg_bin("psql"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "runnel",
@@ -130,14 +133,16 @@ class SeaweedFs:
 
 
 class ClusterBroker(Broker):
-    """A cluster broker that also serves /metrics on a port of its own."""
+    """A cluster broker that also serves /metrics on a port of its own, and hosts `jobs` (`--job` specs)."""
 
-    def __init__(self, workdir: Path, sets: dict):
+    def __init__(self, workdir: Path, sets: dict, jobs: list[str] | None = None):
         super().__init__(workdir, sets)
         self.metrics_port = free_port()
+        self.jobs = jobs or []
 
     def _command(self, port: int) -> list[str]:
-        return super()._command(port) + ["--metrics-listen", f"127.0.0.1:{self.metrics_port}"]
+        hosted = [a for j in self.jobs for a in ("--job", j)]
+        return super()._command(port) + ["--metrics-listen", f"127.0.0.1:{self.metrics_port}", *hosted]
 
     def metrics(self) -> dict[str, float]:
         """The scrape as {series: value} (series with their labels as written)."""
@@ -152,16 +157,99 @@ class ClusterBroker(Broker):
         return out
 
 
+class DbProxy:
+    """A TCP relay between one broker and PostgreSQL that a test can cut, as a network partition would: bytes
+    stop flowing both ways and new connections are accepted but never answered, so the broker's queries and
+    connects hang until its own timeouts; heal() closes what was cut (the broker reconnects) and relays again."""
+
+    def __init__(self, target_port: int):
+        self.target = target_port
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.port = self.server.getsockname()[1]
+        self.healed = threading.Event()
+        self.healed.set()
+        self.lock = threading.Lock()
+        self.open: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                client, _ = self.server.accept()
+            except OSError:
+                return
+            with self.lock:
+                self.open.append(client)
+            if not self.healed.is_set():
+                continue  # accepted, never answered
+            try:
+                upstream = socket.create_connection(("127.0.0.1", self.target), timeout=5)
+                upstream.settimeout(None)  # the timeout was for connecting: an idle session is no error
+            except OSError:
+                client.close()
+                continue
+            with self.lock:
+                self.open.append(upstream)
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    def _pipe(self, src: socket.socket, dst: socket.socket):
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                if not self.healed.is_set():
+                    self.healed.wait()  # held, then dropped: heal() closes this connection
+                    break
+                dst.sendall(data)
+        except OSError:
+            pass
+        for s in (src, dst):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def cut(self):
+        self.healed.clear()
+
+    def heal(self):
+        if self.healed.is_set():
+            return
+        # Relaying first: a connection accepted from here on is relayed; the ones taken while cut are closed.
+        self.healed.set()
+        with self.lock:
+            conns, self.open = self.open, []
+        for s in conns:
+            # shutdown, not just close: it wakes a relay thread blocked reading the socket and sends the
+            # peers their FIN (a close alone would leave the database's end open).
+            for end in (lambda: s.shutdown(socket.SHUT_RDWR), s.close):
+                try:
+                    end()
+                except OSError:
+                    pass
+
+    @property
+    def url_prefix(self) -> str:
+        return f"postgres://runnel@127.0.0.1:{self.port}"
+
+
 class Cluster:
-    """Brokers 1..n on one bucket prefix and one database."""
+    """Brokers 1..n on one bucket prefix and one database. With `proxied`, each broker reaches the database
+    through a DbProxy of its own (`cluster.proxies[node].cut()` cuts it off)."""
 
     def __init__(self, workdir: Path, pg: Postgres, s3: SeaweedFs, n: int = 3, sets: dict | None = None,
-                 prefix: str = "cluster", database: str = "postgres", racks: dict[int, str] | None = None):
+                 prefix: str = "cluster", database: str = "postgres", racks: dict[int, str] | None = None,
+                 proxied: bool = False, jobs: list[str] | None = None):
         self.workdir = Path(workdir)
         self.pg, self.s3 = pg, s3
         self.database = database
         self.url = pg.url.rsplit("/", 1)[0] + "/" + database
         self.racks = racks or {}
+        self.proxied = proxied
+        self.proxies: dict[int, DbProxy] = {}
+        self.jobs = jobs or []
         self.base_sets = {"storage": f"s3://{s3.bucket}/{prefix}", "metadata": self.url, **s3.sets(),
                           "broker.session.timeout.ms": "3000", **(sets or {})}
         self.brokers: dict[int, Broker] = {}
@@ -170,7 +258,13 @@ class Cluster:
 
     def add(self, node: int) -> Broker:
         rack = {"broker.rack": self.racks[node]} if node in self.racks else {}
-        b = ClusterBroker(self.workdir / f"broker-{node}", {**self.base_sets, "node.id": str(node), **rack})
+        if self.proxied:
+            if node not in self.proxies:
+                self.proxies[node] = DbProxy(self.pg.port)
+            proxy = self.proxies[node]
+            rack["metadata"] = f"{proxy.url_prefix}/{self.database}"
+        b = ClusterBroker(self.workdir / f"broker-{node}", {**self.base_sets, "node.id": str(node), **rack},
+                          self.jobs)
         _started.append(b)
         self.brokers[node] = b
         b.start()
@@ -244,3 +338,44 @@ def check_log(bootstrap: str, topic: str, partitions: int, acked: dict[bytes, tu
     moved = {v: (at, seen[v]) for v, at in acked.items() if seen[v] != at}
     assert not moved, f"acknowledged at one place, read at another: {list(moved.items())[:5]}"
     return seen
+
+
+# The topics the cluster tests produce to.
+PARTITIONS = 12
+
+
+class Acks:
+    """Delivery reports of a librdkafka producer: value -> (partition, offset) for each acknowledged record."""
+
+    def __init__(self):
+        self.acked: dict[bytes, tuple[int, int]] = {}
+        self.errors: list[str] = []
+        self.lock = threading.Lock()
+
+    def __call__(self, err, msg):
+        with self.lock:
+            if err is None:
+                self.acked[msg.value()] = (msg.partition(), msg.offset())
+            else:
+                self.errors.append(str(err))
+
+
+def idempotent_producer(bootstrap: str):
+    from confluent_kafka import Producer
+
+    return Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "acks": "all",
+                     "linger.ms": 5, "message.timeout.ms": 120000, "retry.backoff.ms": 200,
+                     "topic.metadata.refresh.interval.ms": 1000})
+
+
+def produce_with(producer, topic: str, acks: Acks, count: int, events: dict[int, callable], pace: float = 0.001,
+                 partitions: int = PARTITIONS):
+    """Produces `count` records round-robin over the partitions, running events[i] before record i."""
+    for i in range(count):
+        if i in events:
+            events[i]()
+        producer.produce(topic, value=f"rec-{i:07d}".encode(), partition=i % partitions, on_delivery=acks)
+        producer.poll(0)
+        time.sleep(pace)
+    left = producer.flush(180)
+    assert left == 0, f"{left} records still unacknowledged after 180 s; errors: {acks.errors[:5]}"

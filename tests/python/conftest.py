@@ -272,6 +272,19 @@ def _module_broker_survives(request):
 
 
 @pytest.fixture(scope="session")
+def cluster_engines(tmp_path_factory):
+    """PostgreSQL and SeaweedFS for the cluster tests, started once; each test module takes a database and
+    bucket prefix of its own."""
+    from cluster_helpers import Postgres, SeaweedFs
+
+    pg = Postgres()
+    s3 = SeaweedFs(tmp_path_factory.mktemp("seaweedfs"))
+    yield pg, s3
+    s3.stop()
+    pg.remove()
+
+
+@pytest.fixture(scope="session")
 def certs(tmp_path_factory):
     """TLS material for the security tests, made with the openssl CLI (security_helpers.make_certs): a CA, a
     server keystore (SAN IP:127.0.0.1, DNS:localhost), a client CN=alice,O=runnel, an expired server

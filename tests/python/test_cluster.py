@@ -6,26 +6,18 @@ each, a reader checks that no acknowledged record was lost or duplicated and tha
 
 from __future__ import annotations
 
-import threading
 import time
 
 import pytest
 
-from cluster_helpers import Cluster, Postgres, SeaweedFs, check_log
+from cluster_helpers import PARTITIONS, Acks, Cluster, check_log, idempotent_producer, produce_with
 from helpers import TARGET, create_topic, topic_partitions, unique_topic, wait_until
 
 pytestmark = pytest.mark.skipif(TARGET == "kafka", reason="Runnel's cluster mode (Kafka has its own replication)")
 
-PARTITIONS = 12
-
-
 @pytest.fixture(scope="module")
-def engines(tmp_path_factory):
-    pg = Postgres()
-    s3 = SeaweedFs(tmp_path_factory.mktemp("seaweedfs"))
-    yield pg, s3
-    s3.stop()
-    pg.remove()
+def engines(cluster_engines):
+    return cluster_engines
 
 
 @pytest.fixture(scope="module")
@@ -47,43 +39,6 @@ def _all_brokers_up(cluster):
             b.restart(same_port=True)
     cluster.wait_listed({1, 2, 3})
     yield
-
-
-class Acks:
-    """Delivery reports of a librdkafka producer: value -> (partition, offset) for each acknowledged record."""
-
-    def __init__(self):
-        self.acked: dict[bytes, tuple[int, int]] = {}
-        self.errors: list[str] = []
-        self.lock = threading.Lock()
-
-    def __call__(self, err, msg):
-        with self.lock:
-            if err is None:
-                self.acked[msg.value()] = (msg.partition(), msg.offset())
-            else:
-                self.errors.append(str(err))
-
-
-def idempotent_producer(bootstrap: str):
-    from confluent_kafka import Producer
-
-    return Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "acks": "all",
-                     "linger.ms": 5, "message.timeout.ms": 120000, "retry.backoff.ms": 200,
-                     "topic.metadata.refresh.interval.ms": 1000})
-
-
-def produce_with(producer, topic: str, acks: Acks, count: int, events: dict[int, callable], pace: float = 0.001,
-                 partitions: int = PARTITIONS):
-    """Produces `count` records round-robin over the partitions, running events[i] before record i."""
-    for i in range(count):
-        if i in events:
-            events[i]()
-        producer.produce(topic, value=f"rec-{i:07d}".encode(), partition=i % partitions, on_delivery=acks)
-        producer.poll(0)
-        time.sleep(pace)
-    left = producer.flush(180)
-    assert left == 0, f"{left} records still unacknowledged after 180 s; errors: {acks.errors[:5]}"
 
 
 def test_brokers_share_one_log(cluster):

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::{watch, Notify};
-use tokio_postgres::{AsyncMessage, NoTls};
+use tokio_postgres::AsyncMessage;
 use uuid::Uuid;
 
 pub const CHANNEL: &str = "runnel_appends";
@@ -51,9 +51,8 @@ impl AppendWatch {
         watch
     }
 
-    async fn listen(&self, url: &str) -> Result<(), tokio_postgres::Error> {
-        let config = super::db::config(url).map_err(|super::DbError::Postgres(e)| e)?;
-        let (client, mut connection) = config.connect(NoTls).await?;
+    async fn listen(&self, url: &str) -> Result<(), super::DbError> {
+        let (client, mut connection) = super::db::handshake(&super::db::config(url)?).await?;
         let listen = async {
             client
                 .batch_execute(&format!(
@@ -88,8 +87,8 @@ impl AppendWatch {
         };
         // The connection must be driven for LISTEN itself to complete, so both run together.
         tokio::select! {
-            r = listen => r,
-            r = pump => r,
+            r = listen => Ok(r?),
+            r = pump => Ok(r?),
         }
     }
 

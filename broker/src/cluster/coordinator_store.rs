@@ -72,6 +72,11 @@ struct Queued {
 
 type Refused = Arc<Mutex<HashMap<(KeyKind, String), i64>>>;
 
+/// How long one batch of writes may take before its connection is dropped and the batch counted as failed:
+/// a database that stopped answering (a cut network, a stuck server) must not hold the coordinators up
+/// for the kernel's TCP timeouts. The holder forgets the keys and loads the database's truth again.
+const WRITE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 pub struct CoordinatorStore {
     node_id: i32,
     /// Claims and reads; the writer has a connection of its own (it needs transactions).
@@ -303,17 +308,31 @@ async fn writer(
             }
         }
         let last = batch.last().map_or(0, |q| q.seq);
-        let outcome = match client.as_mut().filter(|c| !c.is_closed()) {
-            Some(c) => write_batch(c, node_id, &batch).await,
-            None => match super::connect(&url).await {
-                Ok(c) => write_batch(client.insert(c), node_id, &batch).await,
-                Err(DbError::Postgres(e)) => Err(e),
-            },
+        let attempt = async {
+            match client.as_mut().filter(|c| !c.is_closed()) {
+                Some(c) => write_batch(c, node_id, &batch)
+                    .await
+                    .map_err(|e| describe(&e)),
+                None => match super::connect(&url).await {
+                    Ok(c) => write_batch(client.insert(c), node_id, &batch)
+                        .await
+                        .map_err(|e| describe(&e)),
+                    Err(DbError::Postgres(e)) => Err(describe(&e)),
+                    Err(e) => Err(e.to_string()),
+                },
+            }
+        };
+        let outcome = match tokio::time::timeout(WRITE_TIMEOUT, attempt).await {
+            Ok(outcome) => outcome,
+            Err(_) => {
+                client = None;
+                Err(format!("no answer within {WRITE_TIMEOUT:?}"))
+            }
         };
         let failed: Vec<(KeyKind, String, i64)> = match outcome {
             Ok(fenced) => fenced,
             Err(e) => {
-                tracing::warn!(error = %describe(&e), changes = batch.len(), "cannot write coordinator state");
+                tracing::warn!(error = %e, changes = batch.len(), "cannot write coordinator state");
                 batch
                     .iter()
                     .map(|q| (q.kind, q.key.clone(), q.epoch))

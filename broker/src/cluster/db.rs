@@ -10,6 +10,10 @@ use tokio_postgres::{Client, NoTls};
 pub enum DbError {
     #[error("metadata database: {0}")]
     Postgres(#[from] tokio_postgres::Error),
+    #[error("metadata database: no answer to a new connection within {0:?}")]
+    Handshake(Duration),
+    #[error("metadata database: no answer within {0:?}")]
+    NoAnswer(Duration),
 }
 
 /// A database error with its cause: tokio-postgres' own text is only "db error" for a server's answer.
@@ -45,6 +49,12 @@ pub fn config(url: &str) -> Result<tokio_postgres::Config, DbError> {
     if config.get_connect_timeout().is_none() {
         config.connect_timeout(Duration::from_secs(5));
     }
+    if config.get_options().is_none() {
+        // A broker cut off in the middle of a transaction must not keep its row locks (partitions' offsets,
+        // coordinator claims) until the server's TCP keepalive notices, hours by default: the server ends
+        // such a session itself, and a statement waits for a lock only so long.
+        config.options("-c idle_in_transaction_session_timeout=10000 -c lock_timeout=10000");
+    }
     config
         .keepalives(true)
         .keepalives_idle(Duration::from_secs(5))
@@ -55,9 +65,30 @@ pub fn config(url: &str) -> Result<tokio_postgres::Config, DbError> {
     Ok(config)
 }
 
+/// The whole of opening a connection (TCP, then the server's startup answers) may take this long:
+/// tokio-postgres' connect timeout covers only the TCP part, and a server that accepts but never answers
+/// (a stuck proxy, a half-cut network) would otherwise hang the caller for good.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Opens a connection with `config`, giving up after [`HANDSHAKE_TIMEOUT`].
+pub async fn handshake(
+    config: &tokio_postgres::Config,
+) -> Result<
+    (
+        Client,
+        tokio_postgres::Connection<tokio_postgres::Socket, tokio_postgres::tls::NoTlsStream>,
+    ),
+    DbError,
+> {
+    match tokio::time::timeout(HANDSHAKE_TIMEOUT, config.connect(NoTls)).await {
+        Ok(connected) => Ok(connected?),
+        Err(_) => Err(DbError::Handshake(HANDSHAKE_TIMEOUT)),
+    }
+}
+
 /// Connects to the metadata database; the connection's I/O runs on its own task until the client drops.
 pub async fn connect(url: &str) -> Result<Client, DbError> {
-    let (client, connection) = config(url)?.connect(NoTls).await?;
+    let (client, connection) = handshake(&config(url)?).await?;
     tokio::spawn(async move {
         if let Err(e) = connection.await {
             tracing::warn!(error = %e, "metadata database connection ended");

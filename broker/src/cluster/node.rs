@@ -62,6 +62,8 @@ pub struct ClusterNode {
     /// Set when a heartbeat finds the lease had run out: whatever this broker held by claim may have been
     /// taken over, so its coordinators forget it all.
     pub lease_lapsed: std::sync::atomic::AtomicBool,
+    /// Set when the registry's connection stopped answering: the next heartbeat connects afresh.
+    registry_stale: std::sync::atomic::AtomicBool,
     /// Held while a coordinator key is being claimed and loaded.
     pub claiming: tokio::sync::Mutex<()>,
     pub stored: StoredCounts,
@@ -123,6 +125,7 @@ impl ClusterNode {
             coordinators,
             lease_lapsed: std::sync::atomic::AtomicBool::new(false),
             claiming: tokio::sync::Mutex::new(()),
+            registry_stale: std::sync::atomic::AtomicBool::new(false),
             stored: StoredCounts::default(),
             session_timeout: settings.session_timeout,
             registry: tokio::sync::Mutex::new(Some(registry)),
@@ -258,7 +261,8 @@ impl ClusterNode {
         let Some(registry) = slot.take() else {
             return Ok(()); // left
         };
-        let registry = if registry.is_connected() {
+        let stale = self.registry_stale.swap(false, Ordering::SeqCst);
+        let registry = if registry.is_connected() && !stale {
             registry
         } else {
             match super::connect(self.db.url()).await {
@@ -269,8 +273,18 @@ impl ClusterNode {
                 }
             }
         };
-        let renewed = registry.heartbeat().await;
-        let live = registry.live().await;
+        // A connection that stopped answering must not stop the heartbeat: give up on it after a beat's
+        // interval and connect afresh next time.
+        let wait = self.session_timeout / 3;
+        let answered = tokio::time::timeout(wait, async {
+            (registry.heartbeat().await, registry.live().await)
+        })
+        .await;
+        let Ok((renewed, live)) = answered else {
+            self.registry_stale.store(true, Ordering::SeqCst);
+            *slot = Some(registry);
+            return Err(ClusterError::Db(super::DbError::NoAnswer(wait)));
+        };
         *slot = Some(registry);
         drop(slot);
         if renewed?.had_expired {

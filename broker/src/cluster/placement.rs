@@ -14,11 +14,15 @@ pub struct BrokerAddr {
     pub rack: Option<String>,
 }
 
-/// Each live broker's address on `listener` (by name; a broker without it is left out).
-pub fn addresses(live: &[LiveBroker], listener: &str) -> Vec<BrokerAddr> {
+/// Each live broker's address on `listener` (by name; a broker without it is left out), or on its first
+/// listener when `listener` is None.
+pub fn addresses(live: &[LiveBroker], listener: Option<&str>) -> Vec<BrokerAddr> {
     live.iter()
         .filter_map(|b| {
-            let (host, port) = listener_address(&b.listeners, listener)?;
+            let (host, port) = match listener {
+                Some(name) => listener_address(&b.listeners, name)?,
+                None => first_listener_address(&b.listeners)?,
+            };
             Some(BrokerAddr {
                 node_id: b.node_id,
                 host,
@@ -36,10 +40,19 @@ fn listener_address(listeners: &str, name: &str) -> Option<(String, i32)> {
         if !n.eq_ignore_ascii_case(name) {
             return None;
         }
-        let (host, port) = rest.rsplit_once(':')?;
-        let host = host.trim_start_matches('[').trim_end_matches(']');
-        Some((host.to_string(), port.parse().ok()?))
+        host_port(rest)
     })
+}
+
+fn first_listener_address(listeners: &str) -> Option<(String, i32)> {
+    let (_, rest) = listeners.split(',').next()?.trim().split_once("://")?;
+    host_port(rest)
+}
+
+fn host_port(address: &str) -> Option<(String, i32)> {
+    let (host, port) = address.rsplit_once(':')?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    Some((host.to_string(), port.parse().ok()?))
 }
 
 /// FNV-1a: stable across builds and platforms (std's hasher is not promised to be), so brokers of
@@ -92,10 +105,15 @@ mod tests {
 
     #[test]
     fn addresses_follow_the_listener_name() {
-        let a = addresses(&live(&[1, 2]), "ssl");
+        let a = addresses(&live(&[1, 2]), Some("ssl"));
         assert_eq!(a[0].host, "::1");
         assert_eq!(a[1].port, 9102);
-        assert!(addresses(&live(&[1]), "SASL_SSL").is_empty());
+        assert!(addresses(&live(&[1]), Some("SASL_SSL")).is_empty());
+        assert_eq!(
+            addresses(&live(&[1]), None)[0].port,
+            9001,
+            "the first listener"
+        );
     }
 
     #[test]

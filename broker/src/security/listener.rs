@@ -17,6 +17,9 @@ pub enum ListenerSetupError {
     Invalid { listener: String, what: String },
 }
 
+/// The listener hosted jobs come in on (in process, no socket).
+const INTERNAL: &str = "INTERNAL";
+
 pub struct Listener {
     pub name: String,
     pub protocol: SecurityProtocol,
@@ -100,9 +103,13 @@ impl Listener {
     }
 
     /// A listener for in-process callers (co-located jobs, the fuzzer): plaintext, never bound.
+    pub fn is_internal(&self) -> bool {
+        self.name == INTERNAL
+    }
+
     pub fn internal(advertised_host: String, advertised_port: i32) -> Arc<Self> {
         Arc::new(Listener {
-            name: "INTERNAL".into(),
+            name: INTERNAL.into(),
             protocol: SecurityProtocol::Plaintext,
             advertised_host,
             advertised_port,
