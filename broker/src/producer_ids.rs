@@ -2,7 +2,6 @@
 //! from blocks whose end is made durable before any id of the block is used, so a crash never reuses one.
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 
 use runnel_storage::StorageError;
 use serde::{Deserialize, Serialize};
@@ -29,7 +28,7 @@ enum BlockSource {
 
 pub struct ProducerIdAllocator {
     source: BlockSource,
-    range: Mutex<Range>,
+    range: tokio::sync::Mutex<Range>,
 }
 
 impl ProducerIdAllocator {
@@ -41,7 +40,7 @@ impl ProducerIdAllocator {
             .unwrap_or_default();
         Ok(ProducerIdAllocator {
             source: BlockSource::File(path),
-            range: Mutex::new(Range {
+            range: tokio::sync::Mutex::new(Range {
                 next: persisted.block_end,
                 end: persisted.block_end,
             }),
@@ -52,25 +51,27 @@ impl ProducerIdAllocator {
     pub fn cluster(metadata_url: String) -> Self {
         ProducerIdAllocator {
             source: BlockSource::Cluster(metadata_url),
-            range: Mutex::new(Range { next: 0, end: 0 }),
+            range: tokio::sync::Mutex::new(Range { next: 0, end: 0 }),
         }
     }
 
-    /// The next id. Called on a thread that may block (taking a new block writes a file or asks the
-    /// database).
-    pub fn next_id(&self) -> Result<i64, StorageError> {
-        let mut r = self.range.lock().unwrap_or_else(|p| p.into_inner());
+    /// The next id. Taking a new block writes a file (on a thread allowed to block) or asks the database
+    /// (awaited: blocking a worker on it could starve the very task that drives the database connection).
+    pub async fn next_id(&self) -> Result<i64, StorageError> {
+        let mut r = self.range.lock().await;
         if r.next >= r.end {
             match &self.source {
                 BlockSource::File(path) => {
                     let end = r.end + BLOCK;
                     let bytes = serde_json::to_vec(&Persisted { block_end: end })
                         .map_err(|e| StorageError::CorruptCatalog(e.to_string()))?;
-                    runnel_storage::atomic_file::write(path, &bytes)?;
+                    tokio::task::block_in_place(|| {
+                        runnel_storage::atomic_file::write(path, &bytes)
+                    })?;
                     r.end = end;
                 }
                 BlockSource::Cluster(url) => {
-                    let block = tokio::runtime::Handle::current().block_on(cluster_block(url))?;
+                    let block = cluster_block(url).await?;
                     r.next = block * BLOCK;
                     r.end = r.next + BLOCK;
                 }
@@ -98,14 +99,17 @@ async fn cluster_block(url: &str) -> Result<i64, StorageError> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn ids_are_never_reused_across_restarts() {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn ids_are_never_reused_across_restarts() {
         let dir = tempfile::tempdir().expect("tempdir");
         let a = ProducerIdAllocator::open(dir.path()).expect("open");
-        let first: Vec<i64> = (0..3).map(|_| a.next_id().expect("id")).collect();
+        let mut first = Vec::new();
+        for _ in 0..3 {
+            first.push(a.next_id().await.expect("id"));
+        }
         drop(a);
         let b = ProducerIdAllocator::open(dir.path()).expect("reopen");
-        let next = b.next_id().expect("id");
+        let next = b.next_id().await.expect("id");
         assert!(first.iter().all(|&i| i < next));
     }
 }

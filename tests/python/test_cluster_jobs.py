@@ -23,7 +23,8 @@ RECORDS = 12_000
 
 def members(bootstrap: str, group: str) -> list[str]:
     """The hosts of the group's members, as DescribeGroups reports them."""
-    described = admin(bootstrap).describe_consumer_groups([group])[group].result(10)
+    a = admin(bootstrap)  # kept referenced: a collected client never completes its futures
+    described = a.describe_consumer_groups([group])[group].result(10)
     return [m.host for m in described.members]
 
 

@@ -49,23 +49,32 @@ pub async fn handle(
         return Some(failed(ResponseError::InvalidRequest.code()));
     }
     let Some(txn_id) = req.transactional_id.as_ref() else {
-        return Some(
-            match tokio::task::block_in_place(|| broker.producer_ids.next_id()) {
-                Ok(id) => ready(id, 0),
-                Err(e) => {
-                    tracing::error!(error = %e, "cannot allocate a producer id");
-                    failed(ResponseError::KafkaStorageError.code())
-                }
-            },
-        );
+        return Some(match broker.producer_ids.next_id().await {
+            Ok(id) => ready(id, 0),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot allocate a producer id");
+                failed(ResponseError::KafkaStorageError.code())
+            }
+        });
     };
     if let Err(code) = broker.hold_txn(txn_id).await {
         return Some(failed(code));
     }
+    // A new id is taken before the coordinator's lock, and only when the id may need one: the database
+    // is not asked while the lock is held.
+    let needs_id = broker
+        .txns
+        .describe(txn_id)
+        .is_none_or(|m| m.producer_epoch >= i16::MAX - 1);
+    let fresh = if needs_id {
+        broker.producer_ids.next_id().await.ok()
+    } else {
+        None
+    };
     let outcome = tokio::task::block_in_place(|| {
-        broker.txns.init(txn_id, req.transaction_timeout_ms, || {
-            broker.producer_ids.next_id().ok()
-        })
+        broker
+            .txns
+            .init(txn_id, req.transaction_timeout_ms, || fresh)
     });
     // The new epoch (or the abort that fences the old producer) is in the database before anyone acts on it.
     if outcome.is_ok() {
