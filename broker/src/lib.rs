@@ -4,6 +4,7 @@ pub mod api;
 pub mod broker;
 pub mod cli;
 pub mod cluster;
+pub mod cluster_housekeeping;
 pub mod colocated;
 pub mod config;
 pub mod connection;

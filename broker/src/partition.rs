@@ -72,6 +72,14 @@ impl Partition {
     /// The local log, for the maintenance only a local log has (flush, segment retention, checkpoints). A
     /// poisoned lock (a panic while appending) still yields the log: the log's own `poisoned` flag is what
     /// guards durability.
+    /// The shared log behind the partition, in a cluster.
+    pub fn shared_log(&self) -> Option<&SharedPartition> {
+        match &self.store {
+            PartitionStore::Local(_) => None,
+            PartitionStore::Shared(s) => Some(s),
+        }
+    }
+
     pub fn local_log(&self) -> Option<MutexGuard<'_, PartitionLog>> {
         match &self.store {
             PartitionStore::Local(log) => Some(lock(log)),

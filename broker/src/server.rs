@@ -155,6 +155,7 @@ pub async fn run(config: BrokerConfig) -> Result<(), ServeError> {
     );
     spawn_group_timer(&broker);
     spawn_coordinator_sweep(&broker);
+    spawn_housekeeping(&broker);
     spawn_ticker(&broker, broker.config.txn_cleanup_interval_ms(), |b| {
         tokio::runtime::Handle::current().block_on(b.abort_expired_transactions())
     });
@@ -444,6 +445,24 @@ fn spawn_coordinator_sweep(broker: &Arc<Broker>) {
                 }
                 _ = node.watch.markers_written.notified() => broker.apply_group_markers().await,
             }
+        }
+    });
+}
+
+/// Cluster mode: retention and object deletion every `log.retention.check.interval.ms`.
+fn spawn_housekeeping(broker: &Arc<Broker>) {
+    if broker.cluster.is_none() {
+        return;
+    }
+    let broker = Arc::clone(broker);
+    tokio::spawn(async move {
+        let every = Duration::from_millis(broker.config.retention_check_interval_ms());
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            broker.cluster_housekeeping().await;
         }
     });
 }

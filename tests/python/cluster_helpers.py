@@ -111,7 +111,9 @@ class SeaweedFs:
         self.endpoint = f"http://127.0.0.1:{self.s3_port}"
         self.args = [str(WEED), "mini", f"-dir={self.dir / 'data'}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
                      "-admin.ui=false", "-s3.autoCreateBucket=false", f"-bucket={self.bucket}",
-                     f"-s3.port={self.s3_port}", *[f"-{p}={free_port()}" for p in self.PORTS]]
+                     f"-s3.port={self.s3_port}"]
+        self.ports = {p: free_port() for p in self.PORTS}
+        self.args += [f"-{p}={port}" for p, port in self.ports.items()]
         self.proc: subprocess.Popen | None = None
         self.start()
 
@@ -126,6 +128,20 @@ class SeaweedFs:
         if self.proc and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(10)
+
+    def has_object(self, key: str) -> bool:
+        """Whether the bucket holds `key`, asked of SeaweedFS' filer (the bucket is its /buckets/NAME)."""
+        import urllib.error
+        import urllib.request
+
+        url = f"http://127.0.0.1:{self.ports['filer.port']}/buckets/{self.bucket}/{key}"
+        try:
+            urllib.request.urlopen(urllib.request.Request(url, method="HEAD"), timeout=10).close()
+            return True
+        except urllib.error.HTTPError as e:
+            if e.code == 404:
+                return False
+            raise
 
     def sets(self) -> dict:
         return {"s3.endpoint_url": self.endpoint, "s3.access_key_id": self.access_key,

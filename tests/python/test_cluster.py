@@ -23,7 +23,9 @@ def engines(cluster_engines):
 @pytest.fixture(scope="module")
 def cluster(engines, tmp_path_factory):
     pg, s3 = engines
-    c = Cluster(tmp_path_factory.mktemp("cluster"), pg, s3, n=3)
+    # Retention and object deletion checked every second, unreferenced objects kept one second.
+    c = Cluster(tmp_path_factory.mktemp("cluster"), pg, s3, n=3,
+                sets={"log.retention.check.interval.ms": "1000", "diskless.object.delete.grace.ms": "1000"})
     wait_until(lambda: c.live_brokers() == [1, 2, 3], 30, "three brokers registered")
     c.wait_listed({1, 2, 3})
     yield c
@@ -204,6 +206,40 @@ def test_cluster_status_reads_the_database(cluster):
         assert re.search(rf"^\s+{node}\s+PLAINTEXT://{b.host}:{b.port}\s+-\s+\d+\.\ds\s", out.stdout, re.M), out.stdout
     objects = int(re.search(r"^objects (\d+) \(", out.stdout, re.M).group(1))
     assert objects > 0, out.stdout
+
+
+def test_retention_deletes_old_batches_and_then_their_objects(cluster):
+    """retention.ms on a topic: once its records are older than that, the log start moves to the end of
+    every partition, the objects that held them lose their rows and are deleted from the bucket; a topic
+    without retention beside it keeps everything."""
+    kept, expiring = unique_topic("kept"), unique_topic("expiring")
+    create_topic(cluster.bootstrap, kept, 3)
+    create_topic(cluster.bootstrap, expiring, 3, config={"retention.ms": "4000"})
+    for t in (kept, expiring):
+        acks = Acks()
+        produce_with(idempotent_producer(cluster.bootstrap), t, acks, 300, {}, pace=0, partitions=3)
+        assert len(acks.acked) == 300
+
+    def objects_of(topic):
+        rows = cluster.pg.psql(f"""SELECT DISTINCT b.object_key FROM runnel_batches b
+                                   JOIN runnel_topics t USING (topic_id) WHERE t.name = '{topic}'""")
+        return set(rows.split())
+
+    expiring_objects, kept_objects = objects_of(expiring), objects_of(kept)
+    assert expiring_objects and kept_objects and not expiring_objects & kept_objects
+    prefix = cluster.base_sets["storage"].split("/", 3)[3]  # s3://BUCKET/PREFIX: keys are under PREFIX
+    in_bucket = lambda k: cluster.s3.has_object(f"{prefix}/{k}")  # noqa: E731
+    assert all(in_bucket(k) for k in expiring_objects), "objects are in the bucket"
+
+    from helpers import watermarks
+    wait_until(lambda: all(watermarks(cluster.bootstrap, expiring, p)[0] == 100 for p in range(3)), 60,
+               "retention to move every log start to the end")
+    wait_until(lambda: not cluster.pg.psql("SELECT object_key FROM runnel_objects WHERE object_key IN ("
+                                           + ",".join(f"'{k}'" for k in expiring_objects) + ")"),
+               60, "the expired objects' rows to go")
+    wait_until(lambda: not any(in_bucket(k) for k in expiring_objects), 30, "the expired objects to leave the bucket")
+    assert all(in_bucket(k) for k in kept_objects)
+    assert all(watermarks(cluster.bootstrap, kept, p) == (0, 100) for p in range(3))
 
 
 def test_java_producer_through_a_killed_broker(cluster, tmp_path):

@@ -35,6 +35,12 @@ pub const CLUSTER_CONFIGS: &[ConfigDef] = &[
         Some(0),
     ),
     def(
+        "diskless.object.delete.grace.ms",
+        "60000",
+        ConfigType::Long,
+        Some(0),
+    ),
+    def(
         "broker.session.timeout.ms",
         "9000",
         ConfigType::Int,
@@ -103,6 +109,7 @@ impl BrokerConfig {
             },
             cache_bytes: usize::try_from(number("diskless.read.cache.bytes", 256 << 20))
                 .unwrap_or(256 << 20),
+            delete_grace: Duration::from_millis(number("diskless.object.delete.grace.ms", 60_000)),
         })
     }
 }

@@ -36,6 +36,10 @@ const MIGRATIONS: &[(i32, &str)] = &[
         include_str!("../../migrations/0003_topics_and_transactions.sql"),
     ),
     (4, include_str!("../../migrations/0004_coordinators.sql")),
+    (
+        5,
+        include_str!("../../migrations/0005_object_references.sql"),
+    ),
 ];
 
 /// Any constant both sides agree on: the advisory lock serialising migrations across brokers.

@@ -18,6 +18,7 @@ pub mod orphans;
 pub mod placement;
 pub mod reader;
 pub mod registry;
+pub mod retention;
 pub mod shared_partition;
 pub mod stats;
 pub mod topic_table;

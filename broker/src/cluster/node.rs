@@ -41,6 +41,8 @@ pub struct ClusterSettings {
     pub session_timeout: Duration,
     pub rounds: RoundLimits,
     pub cache_bytes: usize,
+    /// How long an object no batch names is kept before it is deleted.
+    pub delete_grace: Duration,
 }
 
 pub struct ClusterNode {
@@ -64,6 +66,8 @@ pub struct ClusterNode {
     pub lease_lapsed: std::sync::atomic::AtomicBool,
     /// Set when the registry's connection stopped answering: the next heartbeat connects afresh.
     registry_stale: std::sync::atomic::AtomicBool,
+    /// How long an object no batch names is kept before it is deleted (`diskless.object.delete.grace.ms`).
+    pub delete_grace: Duration,
     /// Held while a coordinator key is being claimed and loaded.
     pub claiming: tokio::sync::Mutex<()>,
     pub stored: StoredCounts,
@@ -125,6 +129,7 @@ impl ClusterNode {
             coordinators,
             lease_lapsed: std::sync::atomic::AtomicBool::new(false),
             claiming: tokio::sync::Mutex::new(()),
+            delete_grace: settings.delete_grace,
             registry_stale: std::sync::atomic::AtomicBool::new(false),
             stored: StoredCounts::default(),
             session_timeout: settings.session_timeout,
