@@ -129,19 +129,23 @@ class SeaweedFs:
             self.proc.kill()
             self.proc.wait(10)
 
-    def has_object(self, key: str) -> bool:
-        """Whether the bucket holds `key`, asked of SeaweedFS' filer (the bucket is its /buckets/NAME)."""
+    def get_object(self, key: str) -> bytes | None:
+        """The object `key` of the bucket (None when there is none), read from SeaweedFS' filer, where the
+        bucket is the directory /buckets/NAME."""
         import urllib.error
         import urllib.request
 
         url = f"http://127.0.0.1:{self.ports['filer.port']}/buckets/{self.bucket}/{key}"
         try:
-            urllib.request.urlopen(urllib.request.Request(url, method="HEAD"), timeout=10).close()
-            return True
+            with urllib.request.urlopen(url, timeout=10) as r:
+                return r.read()
         except urllib.error.HTTPError as e:
             if e.code == 404:
-                return False
+                return None
             raise
+
+    def has_object(self, key: str) -> bool:
+        return self.get_object(key) is not None
 
     def sets(self) -> dict:
         return {"s3.endpoint_url": self.endpoint, "s3.access_key_id": self.access_key,

@@ -23,9 +23,11 @@ def engines(cluster_engines):
 @pytest.fixture(scope="module")
 def cluster(engines, tmp_path_factory):
     pg, s3 = engines
-    # Retention and object deletion checked every second, unreferenced objects kept one second.
+    # Housekeeping every second: retention, batches older than 3 s compacted into segment objects (so every
+    # test here also runs with objects moving under it), unreferenced objects kept 5 s.
     c = Cluster(tmp_path_factory.mktemp("cluster"), pg, s3, n=3,
-                sets={"log.retention.check.interval.ms": "1000", "diskless.object.delete.grace.ms": "1000"})
+                sets={"log.retention.check.interval.ms": "1000", "diskless.compaction.delay.ms": "3000",
+                      "diskless.object.delete.grace.ms": "5000"})
     wait_until(lambda: c.live_brokers() == [1, 2, 3], 30, "three brokers registered")
     c.wait_listed({1, 2, 3})
     yield c
@@ -238,8 +240,64 @@ def test_retention_deletes_old_batches_and_then_their_objects(cluster):
                                            + ",".join(f"'{k}'" for k in expiring_objects) + ")"),
                60, "the expired objects' rows to go")
     wait_until(lambda: not any(in_bucket(k) for k in expiring_objects), 30, "the expired objects to leave the bucket")
-    assert all(in_bucket(k) for k in kept_objects)
+    assert not objects_of(expiring), "batch rows of the expired topic are left"
+    # The kept topic's batches may have moved into segment objects meanwhile: wherever they are, they are there.
+    assert all(in_bucket(k) for k in objects_of(kept))
     assert all(watermarks(cluster.bootstrap, kept, p) == (0, 100) for p in range(3))
+
+
+def batch_offsets(segment: bytes) -> list[tuple[int, int]]:
+    """(base offset, last offset) of each record batch of a Kafka segment file's bytes."""
+    import struct
+
+    out, at = [], 0
+    while at + 27 <= len(segment):
+        base, length = struct.unpack_from(">qi", segment, at)
+        (last_delta,) = struct.unpack_from(">i", segment, at + 23)
+        out.append((base, base + last_delta))
+        at += 12 + length
+    assert at == len(segment), f"{len(segment) - at} bytes after the last batch"
+    return out
+
+
+def test_old_batches_are_compacted_into_segment_objects(cluster):
+    """A partition's batches, scattered over many produce rounds' objects, are copied once older than the
+    compaction delay into segment objects of that partition alone, in Kafka's segment format (batches with
+    their offsets, back to back, dense); the log reads the same, and the round objects leave the bucket."""
+    topic = unique_topic("segments")
+    create_topic(cluster.bootstrap, topic, 3)
+    acks = Acks()
+    produce_with(idempotent_producer(cluster.bootstrap), topic, acks, 600, {}, pace=0.003, partitions=3)
+    assert len(acks.acked) == 600
+
+    def rows():
+        out = cluster.pg.psql(f"""SELECT b.partition, b.object_key FROM runnel_batches b
+                                  JOIN runnel_topics t USING (topic_id) WHERE t.name = '{topic}'""")
+        return [(int(p), k) for p, k in (line.split("|") for line in out.splitlines())]
+
+    rounds = {k for _, k in rows()}
+    assert len(rounds) > 3, f"the records came in {len(rounds)} rounds only"
+    wait_until(lambda: all(k.startswith("objects/seg-") for _, k in rows()), 60,
+               "every batch of the topic in a segment object")
+    prefix = cluster.base_sets["storage"].split("/", 3)[3]
+    by_partition: dict[int, set[str]] = {}
+    for p, k in rows():
+        by_partition.setdefault(p, set()).add(k)
+    for p, keys in by_partition.items():
+        offsets = []
+        for k in sorted(keys):
+            assert f"-{p}-" in k, f"segment {k} named for another partition than {p}"
+            data = cluster.s3.get_object(f"{prefix}/{k}")
+            assert data is not None, f"segment {k} is not in the bucket"
+            offsets += batch_offsets(data)
+        offsets.sort()
+        assert offsets[0][0] == 0 and all(b == a[1] + 1 for a, (b, _) in zip(offsets, offsets[1:])), \
+            f"partition {p}: segment batches not dense: {offsets[:10]}"
+        assert offsets[-1][1] == 199
+    check_log(cluster.bootstrap, topic, 3, acks.acked)
+    # The rounds held this topic alone (nothing else was produced meanwhile): emptied, they go.
+    wait_until(lambda: not any(cluster.s3.has_object(f"{prefix}/{k}") for k in rounds), 60,
+               "the emptied round objects to leave the bucket")
 
 
 def test_java_producer_through_a_killed_broker(cluster, tmp_path):

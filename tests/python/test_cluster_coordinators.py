@@ -129,7 +129,7 @@ class Failures:
 
 @pytest.mark.timeout(300)
 def test_group_consumes_through_coordinator_failures(cluster):
-    """Two librdkafka consumers in a group consume a 12-partition topic, committing as they go, while the
+    """Two consumers in a group, librdkafka and kafka-python, consume a 12-partition topic, committing as they go, while the
     group's coordinator is killed, paused past its lease and cut off from the database: every record is
     consumed, no committed offset ever goes backwards, the generation is kept, and in the end the committed
     offsets reach the end of every partition."""
@@ -169,6 +169,30 @@ def test_group_consumes_through_coordinator_failures(cluster):
                     commit_errors.append(str(e))
         c.close()
 
+    def consume_with_kafka_python():
+        from kafka import KafkaConsumer
+        from kafka.errors import KafkaError
+
+        c = KafkaConsumer(topic, bootstrap_servers=cluster.bootstrap.split(","), group_id=group,
+                          enable_auto_commit=False, auto_offset_reset="earliest", session_timeout_ms=10000,
+                          heartbeat_interval_ms=1000, request_timeout_ms=15000, metadata_max_age_ms=1000)
+        uncommitted = 0
+        while not stop.is_set():
+            polled = c.poll(timeout_ms=200, max_records=20)
+            for records in polled.values():
+                for m in records:
+                    with lock:
+                        seen.add(m.value)
+                    uncommitted += 1
+                    time.sleep(0.008)
+            if uncommitted >= 50 or (not polled and uncommitted):
+                try:
+                    c.commit()
+                    uncommitted = 0
+                except KafkaError as e:
+                    commit_errors.append(repr(e))
+        c.close()
+
     backwards: list[str] = []
     last: dict[tuple[str, int], int] = {}
 
@@ -181,7 +205,7 @@ def test_group_consumes_through_coordinator_failures(cluster):
                 last[tp] = max(o, last.get(tp, -1))
             time.sleep(0.1)
 
-    threads = [threading.Thread(target=consume) for _ in range(2)] + [threading.Thread(target=watch_commits)]
+    threads = [threading.Thread(target=t) for t in (consume, consume_with_kafka_python, watch_commits)]
     for t in threads:
         t.start()
     try:

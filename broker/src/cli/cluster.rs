@@ -58,7 +58,10 @@ pub async fn run(args: ClusterArgs) -> anyhow::Result<()> {
                     (SELECT count(*) FROM runnel_objects),
                     (SELECT coalesce(sum(size_bytes), 0)::bigint FROM runnel_objects),
                     (SELECT count(*) FROM runnel_objects o
-                     WHERE NOT EXISTS (SELECT 1 FROM runnel_batches b WHERE b.object_key = o.object_key))",
+                     WHERE NOT EXISTS (SELECT 1 FROM runnel_batches b WHERE b.object_key = o.object_key)),
+                    (SELECT count(*) FROM runnel_objects WHERE object_key NOT LIKE 'objects/seg-%'),
+                    (SELECT coalesce(sum(byte_length), 0)::bigint FROM runnel_batches
+                     WHERE object_key NOT LIKE 'objects/seg-%')",
             &[],
         )
         .await?;
@@ -97,10 +100,10 @@ pub async fn run(args: ClusterArgs) -> anyhow::Result<()> {
     outln!("topics {}, partitions {}", n(0), n(1))?;
     outln!("batch index rows {}", n(2))?;
     outln!("objects {} ({})", n(3), mib(n(4)))?;
-    // Every object is still an upload object until background compaction into segments exists.
     outln!(
-        "compaction: {} upload objects not yet merged into segments; {} objects no batch names (deleted topics or records, awaiting collection)",
-        n(3),
+        "compaction: {} produce-round objects, {} of batches not yet copied into segment objects; {} objects no batch names (awaiting deletion)",
+        n(6),
+        mib(n(7)),
         n(5)
     )?;
     Ok(())

@@ -35,6 +35,18 @@ pub const CLUSTER_CONFIGS: &[ConfigDef] = &[
         Some(0),
     ),
     def(
+        "diskless.compaction.delay.ms",
+        "60000",
+        ConfigType::Long,
+        Some(0),
+    ),
+    def(
+        "diskless.segment.bytes",
+        "67108864",
+        ConfigType::Long,
+        Some(1024),
+    ),
+    def(
         "diskless.object.delete.grace.ms",
         "60000",
         ConfigType::Long,
@@ -110,6 +122,8 @@ impl BrokerConfig {
             cache_bytes: usize::try_from(number("diskless.read.cache.bytes", 256 << 20))
                 .unwrap_or(256 << 20),
             delete_grace: Duration::from_millis(number("diskless.object.delete.grace.ms", 60_000)),
+            compaction_delay: Duration::from_millis(number("diskless.compaction.delay.ms", 60_000)),
+            segment_bytes: number("diskless.segment.bytes", 64 << 20),
         })
     }
 }

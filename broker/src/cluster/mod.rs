@@ -13,6 +13,7 @@ pub mod config;
 pub mod coordinator_store;
 pub mod db;
 pub mod node;
+pub mod object_compaction;
 pub mod objects;
 pub mod orphans;
 pub mod placement;

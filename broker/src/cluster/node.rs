@@ -43,6 +43,9 @@ pub struct ClusterSettings {
     pub cache_bytes: usize,
     /// How long an object no batch names is kept before it is deleted.
     pub delete_grace: Duration,
+    /// How old a round's batches must be before they are copied into segment objects, and their size.
+    pub compaction_delay: Duration,
+    pub segment_bytes: u64,
 }
 
 pub struct ClusterNode {
@@ -68,6 +71,9 @@ pub struct ClusterNode {
     registry_stale: std::sync::atomic::AtomicBool,
     /// How long an object no batch names is kept before it is deleted (`diskless.object.delete.grace.ms`).
     pub delete_grace: Duration,
+    /// `diskless.compaction.delay.ms` and `diskless.segment.bytes`.
+    pub compaction_delay: Duration,
+    pub segment_bytes: u64,
     /// Held while a coordinator key is being claimed and loaded.
     pub claiming: tokio::sync::Mutex<()>,
     pub stored: StoredCounts,
@@ -130,6 +136,8 @@ impl ClusterNode {
             lease_lapsed: std::sync::atomic::AtomicBool::new(false),
             claiming: tokio::sync::Mutex::new(()),
             delete_grace: settings.delete_grace,
+            compaction_delay: settings.compaction_delay,
+            segment_bytes: settings.segment_bytes,
             registry_stale: std::sync::atomic::AtomicBool::new(false),
             stored: StoredCounts::default(),
             session_timeout: settings.session_timeout,

@@ -73,7 +73,17 @@ impl ObjectStorage {
 
     /// Uploads `bytes` as a new object and returns its key.
     pub async fn put_new(&self, bytes: Bytes) -> Result<ObjectKey, ObjectStorageError> {
-        let key = ObjectKey(format!("objects/{}", Uuid::new_v4()));
+        self.put_named(&Uuid::new_v4().to_string(), bytes).await
+    }
+
+    /// Uploads `bytes` as `objects/NAME` (NAME made unique by the caller); the orphan collector sees it
+    /// like any upload until a committed row names it.
+    pub async fn put_named(
+        &self,
+        name: &str,
+        bytes: Bytes,
+    ) -> Result<ObjectKey, ObjectStorageError> {
+        let key = ObjectKey(format!("objects/{name}"));
         self.store
             .put(&self.path(&key), PutPayload::from_bytes(bytes))
             .await?;
