@@ -54,6 +54,43 @@ pub enum RecordWrite {
     },
 }
 
+/// The keys one coordinator holds, with the epoch of each claim, and the store their changes go to.
+pub struct HeldKeys {
+    pub records: Arc<CoordinatorStore>,
+    epochs: HashMap<String, i64>,
+}
+
+impl HeldKeys {
+    pub fn new(records: Arc<CoordinatorStore>) -> Self {
+        HeldKeys {
+            records,
+            epochs: HashMap::new(),
+        }
+    }
+
+    pub fn epoch(&self, key: &str) -> Option<i64> {
+        self.epochs.get(key).copied()
+    }
+
+    pub fn hold(&mut self, key: &str, epoch: i64) {
+        self.epochs.insert(key.to_string(), epoch);
+    }
+
+    /// Forgets the key; given an epoch, only while it is still held at that one (a newer claim's load is
+    /// current). True when it was forgotten.
+    pub fn release(&mut self, key: &str, epoch: Option<i64>) -> bool {
+        if epoch.is_some() && self.epochs.get(key) != epoch.as_ref() {
+            return false;
+        }
+        self.epochs.remove(key);
+        true
+    }
+
+    pub fn held(&self) -> Vec<(String, i64)> {
+        self.epochs.iter().map(|(k, &e)| (k.clone(), e)).collect()
+    }
+}
+
 /// A key as claimed: its new epoch, its records, and (for a group) the transaction outcomes not yet applied.
 #[derive(Debug, Default)]
 pub struct Claimed {

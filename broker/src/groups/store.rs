@@ -4,11 +4,11 @@
 //! directory), replayed at start; in a cluster they are rows of the metadata database, one set per group,
 //! written by the broker holding the group's claim (see `cluster::coordinator_store`).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::cluster::coordinator_store::{CoordinatorStore, KeyKind, RecordWrite};
+use crate::cluster::coordinator_store::{CoordinatorStore, HeldKeys, KeyKind, RecordWrite};
 
 use runnel_storage::builder::{BatchBuilder, Record};
 use runnel_storage::{PartitionLog, StorageError};
@@ -104,13 +104,8 @@ pub struct Loaded {
 /// Where the records go: the local internal log, or the metadata database under each group's claim.
 pub enum GroupStore {
     Local(Box<PartitionLog>),
-    Shared(SharedGroups),
-}
-
-/// Cluster mode: the database, and the epoch at which this broker holds each group it has loaded.
-pub struct SharedGroups {
-    pub records: Arc<CoordinatorStore>,
-    pub epochs: HashMap<String, i64>,
+    /// Cluster mode: the database, and the epoch at which this broker holds each group it has loaded.
+    Shared(HeldKeys),
 }
 
 /// A record's key and its value (None: a tombstone).
@@ -169,10 +164,7 @@ impl GroupStore {
 
     /// Cluster mode: nothing is loaded until a group is claimed.
     pub fn shared(records: Arc<CoordinatorStore>) -> Self {
-        GroupStore::Shared(SharedGroups {
-            records,
-            epochs: HashMap::new(),
-        })
+        GroupStore::Shared(HeldKeys::new(records))
     }
 
     /// Writes the changes. On a single node they are one batch of the log when this returns (fsynced if its
@@ -210,7 +202,7 @@ impl GroupStore {
             GroupStore::Shared(shared) => {
                 for change in changes {
                     let group = change.group();
-                    let Some(&epoch) = shared.epochs.get(group) else {
+                    let Some(epoch) = shared.epoch(group) else {
                         tracing::error!(
                             group,
                             "a change to a group this broker does not hold was dropped"

@@ -470,7 +470,7 @@ impl KeyHolder for TxnCoordinator {
 
     fn epoch(&self, id: &str) -> Option<i64> {
         match &self.lock().store {
-            TxnStore::Shared(s) => s.epochs.get(id).copied(),
+            TxnStore::Shared(s) => s.epoch(id),
             TxnStore::Local(_) => None,
         }
     }
@@ -481,7 +481,7 @@ impl KeyHolder for TxnCoordinator {
         let TxnStore::Shared(shared) = &mut inner.store else {
             return Ok(());
         };
-        shared.epochs.insert(id.to_string(), claimed.epoch);
+        shared.hold(id, claimed.epoch);
         match meta {
             Some(m) => inner.txns.insert(id.to_string(), m),
             None => inner.txns.remove(id),
@@ -494,16 +494,14 @@ impl KeyHolder for TxnCoordinator {
         let TxnStore::Shared(shared) = &mut inner.store else {
             return;
         };
-        if epoch.is_some() && shared.epochs.get(id) != epoch.as_ref() {
-            return;
+        if shared.release(id, epoch) {
+            inner.txns.remove(id);
         }
-        shared.epochs.remove(id);
-        inner.txns.remove(id);
     }
 
     fn held(&self) -> Vec<(String, i64)> {
         match &self.lock().store {
-            TxnStore::Shared(s) => s.epochs.iter().map(|(k, &e)| (k.clone(), e)).collect(),
+            TxnStore::Shared(s) => s.held(),
             TxnStore::Local(_) => Vec::new(),
         }
     }

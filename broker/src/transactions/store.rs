@@ -3,7 +3,7 @@
 //! replayed at start; in a cluster they are rows of the metadata database, written by the broker holding
 //! the id's claim (see `cluster::coordinator_store`).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -11,7 +11,7 @@ use runnel_storage::builder::{BatchBuilder, Record};
 use runnel_storage::{PartitionLog, StorageError};
 
 use super::coordinator::TxnMeta;
-use crate::cluster::coordinator_store::{CoordinatorStore, KeyKind, RecordWrite};
+use crate::cluster::coordinator_store::{CoordinatorStore, HeldKeys, KeyKind, RecordWrite};
 
 pub const LOG_DIR: &str = "__transaction_state-0";
 
@@ -20,13 +20,8 @@ pub const META_RECORD: &str = "";
 
 pub enum TxnStore {
     Local(Box<PartitionLog>),
-    Shared(SharedTxns),
-}
-
-/// Cluster mode: the database, and the epoch at which this broker holds each transactional id it loaded.
-pub struct SharedTxns {
-    pub records: Arc<CoordinatorStore>,
-    pub epochs: HashMap<String, i64>,
+    /// Cluster mode: the database, and the epoch at which this broker holds each transactional id it loaded.
+    Shared(HeldKeys),
 }
 
 impl TxnStore {
@@ -48,10 +43,7 @@ impl TxnStore {
     }
 
     pub fn shared(records: Arc<CoordinatorStore>) -> Self {
-        TxnStore::Shared(SharedTxns {
-            records,
-            epochs: HashMap::new(),
-        })
+        TxnStore::Shared(HeldKeys::new(records))
     }
 
     /// Persists a transactional id's metadata before the coordinator acts on it (in a cluster: queues it,
@@ -71,7 +63,7 @@ impl TxnStore {
                 log.append(&mut batch, now)?;
             }
             TxnStore::Shared(shared) => {
-                let Some(&epoch) = shared.epochs.get(transactional_id) else {
+                let Some(epoch) = shared.epoch(transactional_id) else {
                     return Err(StorageError::Unavailable(format!(
                         "transactional id {transactional_id} is not held by this broker"
                     )));

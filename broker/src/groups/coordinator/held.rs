@@ -30,7 +30,7 @@ impl GroupCoordinator {
 impl Inner {
     fn epoch(&self, group: &str) -> Option<i64> {
         match &self.store {
-            GroupStore::Shared(s) => s.epochs.get(group).copied(),
+            GroupStore::Shared(s) => s.epoch(group),
             GroupStore::Local(_) => None,
         }
     }
@@ -63,7 +63,7 @@ impl KeyHolder for GroupCoordinator {
         let GroupStore::Shared(shared) = &mut inner.store else {
             return Ok(());
         };
-        shared.epochs.insert(group.to_string(), claimed.epoch);
+        shared.hold(group, claimed.epoch);
         match groups.remove(group) {
             Some(g) => inner.groups.insert(group.to_string(), g),
             None => inner.groups.remove(group),
@@ -79,17 +79,16 @@ impl KeyHolder for GroupCoordinator {
         let GroupStore::Shared(shared) = &mut inner.store else {
             return;
         };
-        if epoch.is_some() && shared.epochs.get(group) != epoch.as_ref() {
-            return; // claimed again since: that load is current
+        if !shared.release(group, epoch) {
+            return;
         }
-        shared.epochs.remove(group);
         // Waiting joins and syncs see their group gone and answer so; the members find the new coordinator.
         inner.groups.remove(group);
     }
 
     fn held(&self) -> Vec<(String, i64)> {
         match &self.lock().store {
-            GroupStore::Shared(s) => s.epochs.iter().map(|(k, &e)| (k.clone(), e)).collect(),
+            GroupStore::Shared(s) => s.held(),
             GroupStore::Local(_) => Vec::new(),
         }
     }
