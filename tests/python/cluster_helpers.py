@@ -8,7 +8,9 @@ The Rust engines helper (broker/tests/engines) starts the same two engines the s
 
 from __future__ import annotations
 
+import atexit
 import os
+import re
 import shutil
 import signal
 import socket
@@ -17,6 +19,7 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
 from pathlib import Path
 
 from conftest import Broker, _started
@@ -28,18 +31,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def wait_port(port: int, timeout: float, what: str, log: Path):
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise AssertionError(f"{what} did not open port {port}:\n{log.read_text(errors='replace')[-3000:]}")
-            time.sleep(0.1)
 
 
 def _run(cmd: list[str]):
@@ -112,17 +103,37 @@ class SeaweedFs:
         self.args = [str(WEED), "mini", f"-dir={self.dir / 'data'}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
                      "-admin.ui=false", "-s3.autoCreateBucket=false", f"-bucket={self.bucket}",
                      f"-s3.port={self.s3_port}"]
-        self.ports = {p: free_port() for p in self.PORTS}
-        self.args += [f"-{p}={port}" for p, port in self.ports.items()]
+        self.ports: dict[str, int] = {}
         self.proc: subprocess.Popen | None = None
         self.start()
 
     def start(self):
-        log = open(self.dir / "weed.log", "ab")
+        """Starts weed on the same S3 port and data. The internal ports are picked afresh on each start: one
+        found free may be taken (by another suite's listener or a connection's local port) before weed binds
+        it, and then weed exits at once, so such a start is tried again with new ones."""
+        log_path = self.dir / "weed.log"
         env = dict(os.environ, AWS_ACCESS_KEY_ID=self.access_key, AWS_SECRET_ACCESS_KEY=self.secret_key)
-        self.proc = subprocess.Popen(self.args, stdout=log, stderr=log, env=env, start_new_session=True)
-        log.close()
-        wait_port(self.s3_port, 60, "SeaweedFS", self.dir / "weed.log")
+        for _ in range(5):
+            log_start = log_path.stat().st_size if log_path.exists() else 0
+            self.ports = {p: free_port() for p in self.PORTS}
+            args = self.args + [f"-{p}={port}" for p, port in self.ports.items()]
+            with open(log_path, "ab") as log:
+                self.proc = subprocess.Popen(args, stdout=log, stderr=log, env=env, start_new_session=True)
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    socket.create_connection(("127.0.0.1", self.s3_port), timeout=1).close()
+                    return
+                except OSError:
+                    pass
+                this_start = log_path.read_bytes()[log_start:].decode(errors="replace")
+                exited = self.proc.poll() is not None
+                if exited and "address already in use" in this_start:
+                    break
+                if exited or time.monotonic() > deadline:
+                    raise AssertionError(f"SeaweedFS did not open port {self.s3_port}:\n{this_start[-3000:]}")
+                time.sleep(0.1)
+        raise AssertionError("SeaweedFS found a port taken on five starts in a row")
 
     def stop(self):
         if self.proc and self.proc.poll() is None:
@@ -399,3 +410,88 @@ def produce_with(producer, topic: str, acks: Acks, count: int, events: dict[int,
         time.sleep(pace)
     left = producer.flush(180)
     assert left == 0, f"{left} records still unacknowledged after 180 s; errors: {acks.errors[:5]}"
+
+
+_engines: tuple[Postgres, SeaweedFs] | None = None
+
+
+def shared_engines() -> tuple[Postgres, SeaweedFs]:
+    """PostgreSQL and SeaweedFS for the whole test session, started on first use and stopped at exit; each
+    cluster takes a database and bucket prefix of its own."""
+    global _engines
+    if _engines is None:
+        pg = Postgres()
+        s3 = SeaweedFs(Path(tempfile.mkdtemp(prefix="runnel-s3-")))
+        _engines = (pg, s3)
+
+        def stop():
+            s3.stop()
+            pg.remove()
+            if not os.environ.get("RUNNEL_KEEP_ENGINES"):
+                shutil.rmtree(s3.dir, ignore_errors=True)
+        atexit.register(stop)
+    return _engines
+
+
+class ClusterModeBroker(Broker):
+    """The broker a test gets with RUNNEL_TEST_TARGET=cluster: node 1 of a three-broker cluster on the
+    session's PostgreSQL and SeaweedFS, with a database and bucket prefix of its own. Nodes 2 and 3 run beside
+    it with the same settings and stop with it, so clients bootstrap from node 1 and then write to and read
+    from leaders on all three. Restarts and kills act on node 1 alone: a stateless broker coming back."""
+
+    PEERS = (2, 3)
+
+    def __init__(self, workdir: Path, sets: dict | None = None):
+        super().__init__(workdir, sets)
+        pg, s3 = shared_engines()
+        name = "t" + uuid.uuid4().hex[:16]
+        pg.psql(f"CREATE DATABASE {name}")
+        url = pg.url.rsplit("/", 1)[0] + "/" + name
+        self.cluster_sets = {"storage": f"s3://{s3.bucket}/{name}", "metadata": url, **s3.sets(),
+                             "broker.session.timeout.ms": "3000"}
+        self.peers = [ClusterBroker(self.workdir / f"peer-{n}", {}) for n in self.PEERS]
+        self.pg, self.database = pg, name
+
+    def _command(self, port: int) -> list[str]:
+        cmd = super()._command(port)
+        for k, v in {**self.cluster_sets, "node.id": "1"}.items():
+            cmd += ["--set", f"{k}={v}"]
+        return cmd
+
+    def start(self, port: int = 0) -> "Broker":
+        super().start(port)
+        for n, peer in zip(self.PEERS, self.peers):
+            if not peer.alive():
+                # the test's settings as they are now (a restart may have added some), listeners on port 0
+                peer.sets = {**self.sets, **self.cluster_sets, "node.id": str(n)}
+                if "listeners" in peer.sets:
+                    peer.sets["listeners"] = re.sub(r":\d+(,|$)", r":0\1", peer.sets["listeners"])
+                if peer not in _started:
+                    _started.append(peer)
+                peer.start()
+        self._wait_all_live()
+        return self
+
+    def _wait_all_live(self, timeout: float = 30):
+        deadline = time.monotonic() + timeout
+        want = 1 + len(self.PEERS)
+        while True:
+            try:
+                live = self.pg.psql("SELECT count(*) FROM runnel_brokers WHERE lease_until > now()",
+                                    self.database)
+            except subprocess.CalledProcessError:
+                live = ""  # not migrated yet
+            if live and int(live) >= want:
+                return
+            if time.monotonic() > deadline:
+                raise AssertionError(f"only {live} of {want} brokers registered\n{self.log_tail()}")
+            time.sleep(0.05)
+
+    def teardown(self):
+        for peer in self.peers:
+            if peer.alive():
+                peer.stop()
+            if peer in _started:
+                _started.remove(peer)
+        if self.alive():
+            self.stop()

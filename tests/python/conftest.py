@@ -2,7 +2,9 @@
 
 By default that is the Runnel binary (env RUNNEL_BIN, else <repo>/target/release/runnel). With
 RUNNEL_TEST_TARGET=kafka the same suite runs against real Apache Kafka started by scripts/kafka-ref, which is
-how the expectations in these tests were checked.
+how the expectations in these tests were checked. With RUNNEL_TEST_TARGET=cluster every broker a test starts
+is node 1 of a three-broker Runnel cluster on PostgreSQL and SeaweedFS (cluster_helpers.ClusterModeBroker);
+tests of what only a local log has are marked `standalone_only` and skipped there.
 
 Fixtures:
   broker        one broker per test module (fresh data dir); tests share it and use unique topic names.
@@ -19,6 +21,7 @@ and, in the same write, `<name> listener NAME on HOST:PORT` per listener: Broker
 from __future__ import annotations
 
 import atexit
+import gc
 import os
 import re
 import shutil
@@ -219,7 +222,11 @@ def _kill_leftovers():
 
 
 def _new_broker(tmp_path_factory, sets, name="broker") -> Broker:
-    b = Broker(tmp_path_factory.mktemp(name), sets)
+    if TARGET == "cluster":
+        from cluster_helpers import ClusterModeBroker
+        b = ClusterModeBroker(tmp_path_factory.mktemp(name), sets)
+    else:
+        b = Broker(tmp_path_factory.mktemp(name), sets)
     _started.append(b)
     b.start()
     return b
@@ -227,7 +234,9 @@ def _new_broker(tmp_path_factory, sets, name="broker") -> Broker:
 
 def _teardown(b: Broker):
     try:
-        if b.alive():
+        if hasattr(b, "teardown"):
+            b.teardown()
+        elif b.alive():
             b.stop()
     finally:
         if b in _started:
@@ -272,16 +281,12 @@ def _module_broker_survives(request):
 
 
 @pytest.fixture(scope="session")
-def cluster_engines(tmp_path_factory):
+def cluster_engines():
     """PostgreSQL and SeaweedFS for the cluster tests, started once; each test module takes a database and
     bucket prefix of its own."""
-    from cluster_helpers import Postgres, SeaweedFs
+    from cluster_helpers import shared_engines
 
-    pg = Postgres()
-    s3 = SeaweedFs(tmp_path_factory.mktemp("seaweedfs"))
-    yield pg, s3
-    s3.stop()
-    pg.remove()
+    return shared_engines()
 
 
 @pytest.fixture(scope="session")
@@ -299,22 +304,38 @@ def topic(request):
 
 
 def pytest_configure(config):
+    # A confluent-kafka client left to the cyclic garbage collector (one in a reference cycle, such as a
+    # producer whose delivery callback is a method of the object holding it) may be collected while one of
+    # librdkafka's own threads runs Python code (a delivery report, an admin future's callback), and
+    # rd_kafka_destroy on librdkafka's own thread takes the whole process down (confluent-kafka-python
+    # #1761, #2129). So the collector runs only on the main thread: after each test, and from wait_until.
+    gc.disable()
     config.addinivalue_line("markers", "runnel_only: needs Runnel-specific behaviour; skipped against real Kafka")
     config.addinivalue_line("markers", "java: drives the Java client programs in tests/java/src")
+    config.addinivalue_line("markers", "standalone_only: a local log's behaviour; skipped with RUNNEL_TEST_TARGET=cluster")
 
 
 def pytest_collection_modifyitems(config, items):
-    if TARGET != "kafka":
+    if TARGET == "kafka":
+        skip, marker = pytest.mark.skip(reason="Runnel-specific (RUNNEL_TEST_TARGET=kafka)"), "runnel_only"
+    elif TARGET == "cluster":
+        skip, marker = pytest.mark.skip(reason="a local log's behaviour (RUNNEL_TEST_TARGET=cluster)"), \
+            "standalone_only"
+    else:
         return
-    skip = pytest.mark.skip(reason="Runnel-specific (RUNNEL_TEST_TARGET=kafka)")
     for item in items:
-        if "runnel_only" in item.keywords:
+        if marker in item.keywords:
             item.add_marker(skip)
 
 
 def pytest_report_header(config):
-    where = f"scripts/kafka-ref (Apache Kafka)" if TARGET == "kafka" else str(RUNNEL_BIN)
+    where = {"kafka": "scripts/kafka-ref (Apache Kafka)",
+             "cluster": f"{RUNNEL_BIN}, three brokers on PostgreSQL + SeaweedFS"}.get(TARGET, str(RUNNEL_BIN))
     return f"broker under test: {TARGET} ({where})"
+
+
+def pytest_runtest_teardown(item, nextitem):
+    gc.collect()
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import re
+import threading
 import time
 import uuid
 
@@ -11,11 +13,24 @@ TARGET = os.environ.get("RUNNEL_TEST_TARGET", "runnel")
 CODECS = ["none", "gzip", "snappy", "lz4", "zstd"]
 
 
+_last_collect = 0.0
+
+
+def collect_garbage_here():
+    """Runs the cyclic garbage collector (disabled by conftest) at most once a second, on the main thread
+    only: the one place a confluent-kafka client may be destroyed safely."""
+    global _last_collect
+    if threading.current_thread() is threading.main_thread() and time.monotonic() - _last_collect > 1.0:
+        _last_collect = time.monotonic()
+        gc.collect()
+
+
 def wait_until(cond, timeout=20.0, what="condition", interval=0.05):
     """Poll cond() until it returns a truthy value; return that value, or fail after timeout seconds."""
     deadline = time.monotonic() + timeout
     last_exc = None
     while True:
+        collect_garbage_here()
         try:
             v = cond()
             if v:

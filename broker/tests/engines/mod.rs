@@ -154,7 +154,37 @@ impl SeaweedFs {
     pub fn start() -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let s3_port = free_port();
-        let ports = [
+        let bucket = "runnel".to_string();
+        let args = vec![
+            "mini".to_string(),
+            format!("-dir={}", dir.path().display()),
+            "-ip=127.0.0.1".into(),
+            "-ip.bind=127.0.0.1".into(),
+            "-admin.ui=false".into(),
+            // as S3 itself: a bucket exists only once made, so a mistyped one fails the probe
+            "-s3.autoCreateBucket=false".into(),
+            format!("-bucket={bucket}"),
+            format!("-s3.port={s3_port}"),
+        ];
+        let mut weed = SeaweedFs {
+            child: None,
+            dir,
+            args,
+            s3_port,
+            endpoint: format!("http://127.0.0.1:{s3_port}"),
+            bucket,
+            access_key: "runnel-test".into(),
+            secret_key: "runnel-test-secret".into(),
+        };
+        weed.restart();
+        weed
+    }
+
+    /// The internal ports (everything but the S3 gateway's), picked afresh on each start: a port found free
+    /// may be taken (by another suite's listener or a connection's local port) before weed binds it, and
+    /// then weed exits at once, so a start that fails that way is tried again with new ones.
+    fn internal_port_args() -> Vec<String> {
+        const PORTS: [&str; 14] = [
             "admin.port",
             "admin.port.grpc",
             "debug.port",
@@ -170,58 +200,56 @@ impl SeaweedFs {
             "s3.port.iceberg",
             "s3.port.lance",
         ];
-        let bucket = "runnel".to_string();
-        let mut args = vec![
-            "mini".to_string(),
-            format!("-dir={}", dir.path().display()),
-            "-ip=127.0.0.1".into(),
-            "-ip.bind=127.0.0.1".into(),
-            "-admin.ui=false".into(),
-            // as S3 itself: a bucket exists only once made, so a mistyped one fails the probe
-            "-s3.autoCreateBucket=false".into(),
-            format!("-bucket={bucket}"),
-            format!("-s3.port={s3_port}"),
-        ];
-        args.extend(ports.iter().map(|p| format!("-{p}={}", free_port())));
-        let mut weed = SeaweedFs {
-            child: None,
-            dir,
-            args,
-            s3_port,
-            endpoint: format!("http://127.0.0.1:{s3_port}"),
-            bucket,
-            access_key: "runnel-test".into(),
-            secret_key: "runnel-test-secret".into(),
-        };
-        weed.restart();
-        weed
+        PORTS
+            .iter()
+            .map(|p| format!("-{p}={}", free_port()))
+            .collect()
     }
 
-    /// Starts the server (again) on the same ports and data.
+    /// Starts the server (again) on the same S3 port and data.
     pub fn restart(&mut self) {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.dir.path().join("weed.log"))
-            .expect("log file");
-        let child = Command::new(weed_bin())
-            .args(&self.args)
-            .env("AWS_ACCESS_KEY_ID", &self.access_key)
-            .env("AWS_SECRET_ACCESS_KEY", &self.secret_key)
-            .stdout(log.try_clone().expect("log file"))
-            .stderr(log)
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {}: {e}", weed_bin().display()));
-        self.child = Some(child);
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-        while std::net::TcpStream::connect(("127.0.0.1", self.s3_port)).is_err() {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "SeaweedFS's S3 port did not open: {}",
-                std::fs::read_to_string(self.dir.path().join("weed.log")).unwrap_or_default()
-            );
-            std::thread::sleep(std::time::Duration::from_millis(100));
+        let log_path = self.dir.path().join("weed.log");
+        for _attempt in 0..5 {
+            let log_start = std::fs::metadata(&log_path).map(|m| m.len()).unwrap_or(0);
+            let log = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&log_path)
+                .expect("log file");
+            let child = Command::new(weed_bin())
+                .args(&self.args)
+                .args(Self::internal_port_args())
+                .env("AWS_ACCESS_KEY_ID", &self.access_key)
+                .env("AWS_SECRET_ACCESS_KEY", &self.secret_key)
+                .stdout(log.try_clone().expect("log file"))
+                .stderr(log)
+                .spawn()
+                .unwrap_or_else(|e| panic!("cannot start {}: {e}", weed_bin().display()));
+            self.child = Some(child);
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+            loop {
+                if std::net::TcpStream::connect(("127.0.0.1", self.s3_port)).is_ok() {
+                    return;
+                }
+                let log_text = std::fs::read(&log_path).unwrap_or_default();
+                let this_start =
+                    String::from_utf8_lossy(log_text.get(log_start as usize..).unwrap_or_default());
+                let exited = self
+                    .child
+                    .as_mut()
+                    .is_some_and(|c| matches!(c.try_wait(), Ok(Some(_))));
+                if exited && this_start.contains("address already in use") {
+                    self.stop();
+                    break;
+                }
+                assert!(
+                    !exited && std::time::Instant::now() < deadline,
+                    "SeaweedFS's S3 port did not open: {this_start}"
+                );
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
         }
+        panic!("SeaweedFS found a port taken on five starts in a row");
     }
 
     /// Kills the server (SIGKILL), as a crash would.
