@@ -316,6 +316,12 @@ impl Broker {
     /// Prepare state and the work is redone by a retry or at the next start.
     pub async fn complete_transaction(&self, plan: &EndPlan) -> Result<(), i16> {
         let now = runnel_storage::now_ms();
+        let marker_failed = |topic: &str, index: i32, e: runnel_storage::StorageError| {
+            tracing::error!(topic = %topic, partition = index, error = %e, "cannot write transaction marker");
+            kafka_protocol::error::ResponseError::CoordinatorNotAvailable.code()
+        };
+        // Every marker is begun before any is waited for: in a cluster they share one commit round.
+        let mut started = Vec::with_capacity(plan.partitions.len());
         for (topic, index) in &plan.partitions {
             let Some(partition) = self.partition(topic, *index) else {
                 continue; // deleted since: nothing left to mark
@@ -327,11 +333,17 @@ impl Broker {
                 0,
                 now,
             );
-            let written = partition.append(marker, now).await;
-            if let Err(e) = written {
-                tracing::error!(topic = %topic, partition = index, error = %e, "cannot write transaction marker");
-                return Err(kafka_protocol::error::ResponseError::CoordinatorNotAvailable.code());
-            }
+            let append = partition
+                .start_append(marker, now)
+                .await
+                .map_err(|e| marker_failed(topic, *index, e))?;
+            started.push((topic, *index, append));
+        }
+        for (topic, index, append) in started {
+            append
+                .finish()
+                .await
+                .map_err(|e| marker_failed(topic, index, e))?;
         }
         self.appended.notify_waiters();
         if let Some(node) = &self.cluster {

@@ -1,18 +1,20 @@
 //! One client connection: the listener's transport (TLS when it says so), SASL before anything else on SASL
-//! listeners, then size-prefixed frames handled one at a time, each response written before the next
-//! request's, so responses leave in request order (as Kafka guarantees).
+//! listeners, then size-prefixed frames handled one at a time (a produce answered once durable while the
+//! next request is read), responses leaving in request order (as Kafka guarantees).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use kafka_protocol::messages::ApiKey;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader, BufWriter};
 use tokio::net::TcpStream;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::broker::Broker;
-use crate::dispatch::{dispatch, Caller};
+use crate::dispatch::{dispatch_pipelined, Caller, Dispatched};
+use crate::protocol::FixedHeader;
 use crate::request::Reply;
 use crate::security::authenticator::{Authenticator, Gate};
 use crate::security::{Listener, Principal};
@@ -88,18 +90,56 @@ fn tls_principal(
         .ok_or_else(|| format!("no ssl.principal.mapping.rules rule matches '{subject}'"))
 }
 
+/// How many answers a connection may have queued: produce requests past the first are read and their
+/// appends begun while earlier ones wait for durability (Kafka clients keep up to five in flight).
+const MAX_QUEUED_ANSWERS: usize = 8;
+
+/// One answer on its way to the writer, in request order.
+enum Answer<'a> {
+    /// `more`: further requests were already buffered when it was queued, so the write can wait for
+    /// theirs and leave in one go.
+    Reply(Dispatched<'a>, bool),
+    /// Answered once everything queued before it is written.
+    Drained(oneshot::Sender<()>),
+}
+
+/// Reads requests and writes answers side by side. Requests are handled one at a time, in order, except
+/// that a produce is answered later: the next request is read while its appends become durable, so
+/// pipelined produce requests share commit rounds. Anything else waits until every earlier answer is out,
+/// so it sees those appends done, as it would on Kafka.
 async fn frames<S: AsyncRead + AsyncWrite + Unpin>(
     stream: S,
     peer: SocketAddr,
     broker: &Broker,
+    auth: Authenticator,
+    shutdown: watch::Receiver<bool>,
+) {
+    let (rd, wr) = tokio::io::split(stream);
+    let reader = BufReader::with_capacity(64 * 1024, rd);
+    let writer = BufWriter::with_capacity(64 * 1024, wr);
+    let (answers, queued) = mpsc::channel(MAX_QUEUED_ANSWERS);
+    let read = read_requests(reader, peer, broker, auth, shutdown, answers);
+    let write = write_answers(writer, peer, queued);
+    tokio::pin!(read, write);
+    tokio::select! {
+        // The reader stopped (peer closed, idle, shutdown, a refused request): what it queued still goes out.
+        _ = &mut read => write.await,
+        // A write failed or an answer closes the connection: nothing more is read.
+        _ = &mut write => {}
+    }
+}
+
+async fn read_requests<'a, R: AsyncRead + Unpin>(
+    mut reader: BufReader<R>,
+    peer: SocketAddr,
+    broker: &'a Broker,
     mut auth: Authenticator,
     mut shutdown: watch::Receiver<bool>,
+    answers: mpsc::Sender<Answer<'a>>,
 ) {
     let max = broker.config.max_request_bytes();
     let idle = Duration::from_millis(broker.config.connections_max_idle_ms());
-    let (rd, wr) = tokio::io::split(stream);
-    let mut reader = BufReader::with_capacity(64 * 1024, rd);
-    let mut writer = BufWriter::with_capacity(64 * 1024, wr);
+    let mut later_queued = false;
     loop {
         let frame = tokio::select! {
             biased;
@@ -118,15 +158,60 @@ async fn frames<S: AsyncRead + AsyncWrite + Unpin>(
                 }
             },
         };
-        let (reply, mute) = match auth.on_frame(broker, &frame) {
-            Gate::Answered(reply) => (reply, Duration::ZERO),
+        let is_produce =
+            FixedHeader::peek(&frame).is_some_and(|h| h.api_key == ApiKey::Produce as i16);
+        if later_queued && !is_produce {
+            let (done, drained) = oneshot::channel();
+            if answers.send(Answer::Drained(done)).await.is_err() || drained.await.is_err() {
+                break;
+            }
+            later_queued = false;
+        }
+        let (answer, mute) = match auth.on_frame(broker, &frame) {
+            Gate::Answered(reply) => (Dispatched::Ready(reply), Duration::ZERO),
             Gate::Dispatch => {
                 let caller = Caller {
                     peer,
                     listener: Arc::clone(auth.listener()),
                     principal: Arc::clone(auth.principal()),
                 };
-                dispatch(broker, frame, &caller).await
+                dispatch_pipelined(broker, frame, &caller).await
+            }
+        };
+        let closes = matches!(
+            answer,
+            Dispatched::Ready(Reply::Close(_) | Reply::FrameThenClose(..))
+        );
+        later_queued |= matches!(answer, Dispatched::Later(_));
+        let more = !reader.buffer().is_empty() && mute.is_zero();
+        if answers.send(Answer::Reply(answer, more)).await.is_err() || closes {
+            break;
+        }
+        // Over quota: the response goes out (with throttle_time_ms); nothing more is read for that long,
+        // as Kafka mutes the channel. Shutdown still ends the wait.
+        if !mute.is_zero() {
+            tokio::select! {
+                _ = tokio::time::sleep(mute) => {}
+                _ = shutdown.changed() => break,
+            }
+        }
+    }
+}
+
+async fn write_answers<W: AsyncWrite + Unpin>(
+    mut writer: BufWriter<W>,
+    peer: SocketAddr,
+    mut queued: mpsc::Receiver<Answer<'_>>,
+) {
+    while let Some(answer) = queued.recv().await {
+        let (reply, more) = match answer {
+            Answer::Reply(answer, more) => (answer.reply().await, more),
+            Answer::Drained(done) => {
+                if writer.flush().await.is_err() {
+                    break;
+                }
+                let _ = done.send(());
+                continue;
             }
         };
         match reply {
@@ -146,17 +231,9 @@ async fn frames<S: AsyncRead + AsyncWrite + Unpin>(
                 break;
             }
         }
-        // Responses to pipelined requests already buffered go out together in one write.
-        if (reader.buffer().is_empty() || !mute.is_zero()) && writer.flush().await.is_err() {
+        // Answers to pipelined requests go out together in one write.
+        if !more && queued.is_empty() && writer.flush().await.is_err() {
             break;
-        }
-        // Over quota: the response went out (with throttle_time_ms); nothing more is read for that long,
-        // as Kafka mutes the channel. Shutdown still ends the wait.
-        if !mute.is_zero() {
-            tokio::select! {
-                _ = tokio::time::sleep(mute) => {}
-                _ = shutdown.changed() => break,
-            }
         }
     }
     let _ = writer.flush().await;

@@ -2,6 +2,8 @@
 //! the handler, encoding. Anything a real broker would refuse by closing the connection returns
 //! [`Reply::Close`] with the reason, which the connection logs.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,7 +25,7 @@ macro_rules! route {
             $(ApiKey::$key => {
                 let req = match <$req>::decode(&mut $body, $version) {
                     Ok(r) => r,
-                    Err(e) => return (Reply::Close(format!("cannot decode {:?} v{}: {e}", $api, $version)), Duration::ZERO),
+                    Err(e) => return unthrottled(Reply::Close(format!("cannot decode {:?} v{}: {e}", $api, $version))),
                 };
                 let started = std::time::Instant::now();
                 let mut outcome: Outcome<_> = $handler($broker, req, $version, &$ctx).await.into();
@@ -69,23 +71,96 @@ pub struct Caller {
 }
 
 /// Handles one frame; besides the reply, how long the connection must stay muted for the client's quotas.
-fn unthrottled(reply: Reply) -> (Reply, Duration) {
-    (reply, Duration::ZERO)
+fn unthrottled<'a>(reply: Reply) -> (Dispatched<'a>, Duration) {
+    (Dispatched::Ready(reply), Duration::ZERO)
+}
+
+/// A request's answer: ready, or (a produce whose appends have all begun) still to be awaited, so the
+/// connection can read the next request meanwhile.
+pub enum Dispatched<'a> {
+    Ready(Reply),
+    Later(Pin<Box<dyn Future<Output = Reply> + Send + 'a>>),
+}
+
+impl Dispatched<'_> {
+    pub async fn reply(self) -> Reply {
+        match self {
+            Dispatched::Ready(r) => r,
+            Dispatched::Later(f) => f.await,
+        }
+    }
 }
 
 pub async fn dispatch(broker: &Broker, frame: Bytes, caller: &Caller) -> (Reply, Duration) {
+    let (answer, throttle) = dispatch_pipelined(broker, frame, caller).await;
+    (answer.reply().await, throttle)
+}
+
+/// As [`dispatch`], but a produce request comes back as soon as its appends are queued.
+pub async fn dispatch_pipelined<'a>(
+    broker: &'a Broker,
+    frame: Bytes,
+    caller: &Caller,
+) -> (Dispatched<'a>, Duration) {
     let started = std::time::Instant::now();
     let api = FixedHeader::peek(&frame).map(|h| h.api_key);
     let size = frame.len();
-    let (reply, throttle) = handle(broker, frame, caller).await;
-    if let Some(api) = api {
-        let out = match &reply {
+    let (answer, throttle) = handle(broker, frame, caller).await;
+    let Some(api) = api else {
+        return (answer, throttle);
+    };
+    let measured = move |reply: &Reply| {
+        let out = match reply {
             Reply::Frame(b) | Reply::FrameThenClose(b, _) => b.len(),
             _ => 0,
         };
         broker.metrics.request(api, size, out, started.elapsed());
-    }
-    (reply, throttle)
+    };
+    let answer = match answer {
+        Dispatched::Ready(reply) => {
+            measured(&reply);
+            Dispatched::Ready(reply)
+        }
+        Dispatched::Later(later) => Dispatched::Later(Box::pin(async move {
+            let reply = later.await;
+            measured(&reply);
+            reply
+        })),
+    };
+    (answer, throttle)
+}
+
+/// Produce, answered in two steps: every partition's append begins now (and with it the order of this
+/// connection's appends), the answer waits for their durability.
+async fn produce<'a>(
+    broker: &'a Broker,
+    version: i16,
+    correlation_id: i32,
+    mut body: Bytes,
+    ctx: RequestContext,
+    size: usize,
+) -> (Dispatched<'a>, Duration) {
+    let req = match ProduceRequest::decode(&mut body, version) {
+        Ok(r) => r,
+        Err(e) => {
+            let reason = format!("cannot decode Produce v{version}: {e}");
+            return (Dispatched::Ready(Reply::Close(reason)), Duration::ZERO);
+        }
+    };
+    let started = handlers::produce::start(broker, req, version, &ctx).await;
+    let throttle = throttle_for(broker, ApiKey::Produce, &ctx, size, 0, Duration::ZERO);
+    let throttle_ms = i32::try_from(throttle.as_millis()).unwrap_or(i32::MAX);
+    let later = async move {
+        let mut outcome = match started {
+            Ok(started) => started.finish(broker).await,
+            Err(refused) => refused,
+        };
+        if let Outcome::Respond(r) = &mut outcome {
+            r.throttle_time_ms = throttle_ms;
+        }
+        encode(ApiKey::Produce, version, correlation_id, outcome)
+    };
+    (Dispatched::Later(Box::pin(later)), throttle)
 }
 
 /// The throttle a request earns under the client's quotas: produce bytes in, fetch bytes out, and request
@@ -132,7 +207,11 @@ fn throttle_for(
     throttle
 }
 
-async fn handle(broker: &Broker, frame: Bytes, caller: &Caller) -> (Reply, Duration) {
+async fn handle<'a>(
+    broker: &'a Broker,
+    frame: Bytes,
+    caller: &Caller,
+) -> (Dispatched<'a>, Duration) {
     let size = frame.len();
     let Some(fixed) = FixedHeader::peek(&frame) else {
         return unthrottled(Reply::Close(format!(
@@ -165,10 +244,12 @@ async fn handle(broker: &Broker, frame: Bytes, caller: &Caller) -> (Reply, Durat
         listener: Arc::clone(&caller.listener),
         principal: Arc::clone(&caller.principal),
     };
-    let reply = route!(broker, api, version, corr, body, ctx, size, {
+    if api == ApiKey::Produce {
+        return produce(broker, version, corr, body, ctx, size).await;
+    }
+    let (reply, throttle) = route!(broker, api, version, corr, body, ctx, size, {
         ApiVersions => ApiVersionsRequest => handlers::api_versions::handle,
         Metadata => MetadataRequest => handlers::metadata::handle,
-        Produce => ProduceRequest => handlers::produce::handle,
         Fetch => FetchRequest => handlers::fetch::handle,
         ListOffsets => ListOffsetsRequest => handlers::list_offsets::handle,
         CreateTopics => CreateTopicsRequest => handlers::create_topics::handle,
@@ -215,5 +296,5 @@ async fn handle(broker: &Broker, frame: Bytes, caller: &Caller) -> (Reply, Durat
             "request had trailing bytes"
         );
     }
-    reply
+    (Dispatched::Ready(reply), throttle)
 }

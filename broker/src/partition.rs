@@ -43,6 +43,21 @@ pub struct Fetched {
     pub records: Bytes,
 }
 
+/// An append begun by [`Partition::start_append`]; [`StartedAppend::finish`] waits for its durability.
+pub enum StartedAppend {
+    Done(AppendInfo),
+    Queued(crate::cluster::shared_partition::QueuedAppend),
+}
+
+impl StartedAppend {
+    pub async fn finish(self) -> Result<AppendInfo, StorageError> {
+        match self {
+            StartedAppend::Done(info) => Ok(info),
+            StartedAppend::Queued(q) => q.finish().await,
+        }
+    }
+}
+
 /// A producer as DescribeProducers shows it.
 pub struct ProducerView {
     pub producer_id: i64,
@@ -69,9 +84,6 @@ impl Partition {
         }
     }
 
-    /// The local log, for the maintenance only a local log has (flush, segment retention, checkpoints). A
-    /// poisoned lock (a panic while appending) still yields the log: the log's own `poisoned` flag is what
-    /// guards durability.
     /// The shared log behind the partition, in a cluster.
     pub fn shared_log(&self) -> Option<&SharedPartition> {
         match &self.store {
@@ -80,6 +92,9 @@ impl Partition {
         }
     }
 
+    /// The local log, for the maintenance only a local log has (flush, segment retention, checkpoints). A
+    /// poisoned lock (a panic while appending) still yields the log: the log's own `poisoned` flag is what
+    /// guards durability.
     pub fn local_log(&self) -> Option<MutexGuard<'_, PartitionLog>> {
         match &self.store {
             PartitionStore::Local(log) => Some(lock(log)),
@@ -104,17 +119,31 @@ impl Partition {
     /// Appends one produce request's batches (offsets assigned in place for the local log). Answers once
     /// the configured durability holds: fsynced as configured locally, committed in the cluster.
     pub async fn append(&self, records: Vec<u8>, now_ms: i64) -> Result<AppendInfo, StorageError> {
+        self.start_append(records, now_ms).await?.finish().await
+    }
+
+    /// The first half of [`Partition::append`]: the local log appends at once; the shared log queues the
+    /// batches for this broker's next commit round. Requests that start all their appends before finishing
+    /// any share one round, however many partitions they write, and keep their order within each partition.
+    pub async fn start_append(
+        &self,
+        records: Vec<u8>,
+        now_ms: i64,
+    ) -> Result<StartedAppend, StorageError> {
         match &self.store {
             PartitionStore::Local(log) => {
                 let mut records = records;
                 // Appends that fsync leave the runtime's thread free for other connections meanwhile.
-                if lock(log).config().flush_messages < i64::MAX {
+                let info = if lock(log).config().flush_messages < i64::MAX {
                     tokio::task::block_in_place(|| lock(log).append(&mut records, now_ms))
                 } else {
                     lock(log).append(&mut records, now_ms)
-                }
+                }?;
+                Ok(StartedAppend::Done(info))
             }
-            PartitionStore::Shared(s) => s.append(records, now_ms).await,
+            PartitionStore::Shared(s) => {
+                Ok(StartedAppend::Queued(s.submit(records, now_ms).await?))
+            }
         }
     }
 

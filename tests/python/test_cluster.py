@@ -277,8 +277,17 @@ def test_old_batches_are_compacted_into_segment_objects(cluster):
 
     rounds = {k for _, k in rows()}
     assert len(rounds) > 3, f"the records came in {len(rounds)} rounds only"
+    batch_rows = len(rows())
     wait_until(lambda: all(k.startswith("objects/seg-") for _, k in rows()), 60,
                "every batch of the topic in a segment object")
+    # The index of old data is a row per run of batches (about 1 MiB), not a row per batch: here, with
+    # 200 small records per partition, one row per segment.
+    merged = rows()
+    assert len(merged) < batch_rows, f"{len(merged)} rows after compaction, {batch_rows} before"
+    for p in range(3):
+        segments = {k for q, k in merged if q == p}
+        assert len([k for q, k in merged if q == p]) == len(segments), \
+            f"partition {p}: more index rows than segments: {[k for q, k in merged if q == p]}"
     prefix = cluster.base_sets["storage"].split("/", 3)[3]
     by_partition: dict[int, set[str]] = {}
     for p, k in rows():
@@ -295,9 +304,88 @@ def test_old_batches_are_compacted_into_segment_objects(cluster):
             f"partition {p}: segment batches not dense: {offsets[:10]}"
         assert offsets[-1][1] == 199
     check_log(cluster.bootstrap, topic, 3, acks.acked)
+    # A read from inside a merged row starts at the offset asked for, and a timestamp inside one finds its
+    # record, on every broker.
+    by_offset = {at: v for v, at in acks.acked.items()}
+    for b in cluster.brokers.values():
+        assert read_from(b.bootstrap, topic, 1, 137)[0] == (137, by_offset[(1, 137)])
+        first, ts = read_from(b.bootstrap, topic, 2, 88, with_timestamp=True)[0]
+        assert first == 88
+        found = offsets_for_times(b.bootstrap, topic, 2, ts)
+        assert found <= 88 and read_from(b.bootstrap, topic, 2, found, with_timestamp=True)[0][1] == ts
     # The rounds held this topic alone (nothing else was produced meanwhile): emptied, they go.
     wait_until(lambda: not any(cluster.s3.has_object(f"{prefix}/{k}") for k in rounds), 60,
                "the emptied round objects to leave the bucket")
+
+
+def read_from(bootstrap: str, topic: str, partition: int, offset: int, with_timestamp: bool = False) -> list:
+    """The first records of `partition` from `offset`: (offset, value), or (offset, timestamp)."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": unique_topic("reader"), "enable.auto.commit": False})
+    try:
+        c.assign([TopicPartition(topic, partition, offset)])
+        msgs = wait_until(lambda: [m for m in c.consume(10, timeout=1) if m.error() is None], 30,
+                          f"records of {topic}-{partition} from {offset}")
+        return [(m.offset(), m.timestamp()[1] if with_timestamp else m.value()) for m in msgs]
+    finally:
+        c.close()
+
+
+def offsets_for_times(bootstrap: str, topic: str, partition: int, ts: int) -> int:
+    from confluent_kafka import Consumer, TopicPartition
+
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": unique_topic("times")})
+    try:
+        return c.offsets_for_times([TopicPartition(topic, partition, ts)], timeout=10)[0].offset
+    finally:
+        c.close()
+
+
+def test_compacted_topic_keeps_the_newest_record_per_key(cluster):
+    """cleanup.policy=compact on the shared log: once in segment objects, a partition keeps of each key only
+    its newest record, at the offset it was written at, and a tombstone goes after delete.retention.ms."""
+    from confluent_kafka import Consumer, Producer, TopicPartition
+
+    topic = unique_topic("compacted")
+    create_topic(cluster.bootstrap, topic, 1, {"cleanup.policy": "compact", "delete.retention.ms": "2000"})
+    acked: dict[int, tuple[bytes, bytes | None]] = {}
+
+    def on_delivery(err, msg):
+        assert err is None, err
+        acked[msg.offset()] = (msg.key(), msg.value())
+
+    p = Producer({"bootstrap.servers": cluster.bootstrap, "enable.idempotence": True, "linger.ms": 2})
+    for i in range(300):
+        p.produce(topic, key=f"k{i % 10}".encode(), value=f"v{i}".encode(), partition=0, on_delivery=on_delivery)
+        if i % 20 == 0:
+            p.flush(10)  # many small batches, in several rounds
+    p.produce(topic, key=b"k0", value=None, partition=0, on_delivery=on_delivery)
+    assert p.flush(30) == 0 and len(acked) == 301
+    newest = {}
+    for offset in sorted(acked):
+        newest[acked[offset][0]] = offset
+    expected = sorted((o, acked[o][1]) for k, o in newest.items() if k != b"k0")
+
+    def view() -> list[tuple[int, bytes | None]]:
+        c = Consumer({"bootstrap.servers": cluster.bootstrap, "group.id": unique_topic("view"),
+                      "enable.auto.commit": False})
+        try:
+            c.assign([TopicPartition(topic, 0, 0)])
+            out, idle_since = [], time.monotonic()
+            while time.monotonic() - idle_since < 1.5:
+                m = c.poll(0.2)
+                if m is not None and m.error() is None:
+                    out.append((m.offset(), m.value()))
+                    idle_since = time.monotonic()
+            return out
+        finally:
+            c.close()
+
+    wait_until(lambda: view() == expected, 90, "the newest record of each key alone, the tombstone gone")
+    rows = cluster.pg.psql(f"""SELECT count(*) FROM runnel_batches b JOIN runnel_topics t USING (topic_id)
+                               WHERE t.name = '{topic}' AND b.object_key NOT LIKE 'objects/seg-%'""")
+    assert rows == "0", f"{rows} rows of the topic still outside segments"
 
 
 def test_java_producer_through_a_killed_broker(cluster, tmp_path):

@@ -3,11 +3,13 @@
 //! partition uses, and the live brokers as last heard. Started before the broker opens its partitions;
 //! left on a clean stop so the others stop listing it at once.
 
+use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use tokio::sync::Notify;
+use uuid::Uuid;
 
 use super::append_watch::AppendWatch;
 use super::commit_pipeline::{CommitPipeline, RoundLimits};
@@ -48,6 +50,14 @@ pub struct ClusterSettings {
     pub segment_bytes: u64,
 }
 
+/// A partition's segment rows (count, highest base offset) as a cleaning pass left them, and when: the
+/// next pass runs only once they changed or a tombstone may have aged past `delete.retention.ms`.
+#[derive(Debug, Clone, Copy)]
+pub struct KeyPass {
+    pub rows: (i64, i64),
+    pub at: std::time::Instant,
+}
+
 pub struct ClusterNode {
     pub node_id: i32,
     pub cluster_id: String,
@@ -74,6 +84,8 @@ pub struct ClusterNode {
     /// `diskless.compaction.delay.ms` and `diskless.segment.bytes`.
     pub compaction_delay: Duration,
     pub segment_bytes: u64,
+    /// Per compacted partition, what its segment rows were after the last cleaning pass and when it ran.
+    pub key_passes: std::sync::Mutex<HashMap<(Uuid, i32), KeyPass>>,
     /// Held while a coordinator key is being claimed and loaded.
     pub claiming: tokio::sync::Mutex<()>,
     pub stored: StoredCounts,
@@ -138,6 +150,7 @@ impl ClusterNode {
             delete_grace: settings.delete_grace,
             compaction_delay: settings.compaction_delay,
             segment_bytes: settings.segment_bytes,
+            key_passes: std::sync::Mutex::default(),
             registry_stale: std::sync::atomic::AtomicBool::new(false),
             stored: StoredCounts::default(),
             session_timeout: settings.session_timeout,

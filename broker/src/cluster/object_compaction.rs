@@ -4,19 +4,28 @@
 //! are copied, in offset order and with their offsets written into their headers (Kafka's segment format,
 //! so the object can be read as a segment file), into one segment object of that partition
 //! (`objects/seg-TOPIC-PARTITION-BASE-UUID`), and their rows are pointed at it in one transaction, each
-//! only if it still names the object it was read from. Reads of old data become one sequential range per
-//! segment; a round's object is deleted by the unreferenced-object collector once every partition in it
-//! has moved out (or been deleted).
+//! only if it still names the object it was read from. The moved rows are merged, a row per run of about
+//! [`CHUNK_BYTES`] of neighbouring batches, so the index of old data is bounded by its bytes, not by how
+//! many batches producers sent. Reads of old data become one sequential range per segment; a round's
+//! object is deleted by the unreferenced-object collector once every partition in it has moved out (or
+//! been deleted).
+
+use std::collections::HashMap;
 
 use bytes::{Bytes, BytesMut};
-use tokio_postgres::Client;
+use tokio_postgres::{Client, Transaction};
 use uuid::Uuid;
 
 use super::objects::{ObjectKey, ObjectStorage, ObjectStorageError};
 use super::reader::patched;
 
 /// Rows in round objects (not yet in a segment) are the candidates.
-const SEGMENT_PREFIX: &str = "objects/seg-";
+pub(super) const SEGMENT_PREFIX: &str = "objects/seg-";
+
+/// A segment's batches are indexed by one row per run of about this many bytes: the index stays a row per
+/// megabyte of old data however small the batches were, and a fetch from inside a run reads at most this
+/// much more than it asked for (Kafka's default `max.partition.fetch.bytes` is the same 1 MiB).
+pub(super) const CHUNK_BYTES: i64 = 1 << 20;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CompactionError {
@@ -26,6 +35,8 @@ pub enum CompactionError {
     Store(#[from] ObjectStorageError),
     #[error("object {0} is shorter than its rows say")]
     Short(String),
+    #[error("a batch cannot be read: {0}")]
+    Corrupt(String),
 }
 
 /// What one compaction of a partition did.
@@ -108,7 +119,12 @@ pub async fn compact_partition(
             let raw = bytes
                 .get(from..to)
                 .ok_or_else(|| CompactionError::Short(r.object.clone()))?;
-            placed.push((r.base_offset, r.object.clone(), segment.len() as i64));
+            placed.push(Placed {
+                base_offset: r.base_offset,
+                old_object: r.object.clone(),
+                at: segment.len() as i64,
+                len: raw.len() as i64,
+            });
             segment.extend_from_slice(&patched(raw, r.base_offset));
         }
         i = j;
@@ -126,29 +142,236 @@ pub async fn compact_partition(
         &[&key.0, &(size as i64), &node_id],
     )
     .await?;
-    let (bases, olds, offsets): (Vec<i64>, Vec<String>, Vec<i64>) = placed.into_iter().fold(
-        (Vec::new(), Vec::new(), Vec::new()),
-        |(mut b, mut o, mut f), (base, old, at)| {
-            b.push(base);
-            o.push(old);
-            f.push(at);
-            (b, o, f)
-        },
-    );
-    // A row deleted or moved meanwhile (DeleteRecords, retention) is left as it is.
-    let moved = tx
-        .execute(
-            "UPDATE runnel_batches b SET object_key = $3, byte_offset = m.byte_offset
-             FROM unnest($4::bigint[], $5::text[], $6::bigint[]) AS m(base_offset, old_key, byte_offset)
+    let (bases, olds): (Vec<i64>, Vec<String>) = placed
+        .iter()
+        .map(|p| (p.base_offset, p.old_object.clone()))
+        .unzip();
+    // The rows copied, each only if it still names the object it was read from: a row deleted or moved
+    // meanwhile (DeleteRecords, retention) is left as it is, and its batch's copy is never named.
+    let taken: HashMap<i64, TakenRow> = tx
+        .query(
+            "DELETE FROM runnel_batches b
+             USING unnest($3::bigint[], $4::text[]) AS m(base_offset, old_key)
              WHERE b.topic_id = $1 AND b.partition = $2 AND b.base_offset = m.base_offset
-               AND b.object_key = m.old_key",
-            &[&topic_id, &partition, &key.0, &bases, &olds, &offsets],
+               AND b.object_key = m.old_key
+             RETURNING b.base_offset, b.last_offset, b.max_timestamp, b.is_control",
+            &[&topic_id, &partition, &bases, &olds],
         )
-        .await?;
+        .await?
+        .iter()
+        .map(|r| {
+            (
+                r.get(0),
+                TakenRow {
+                    last_offset: r.get(1),
+                    max_timestamp: r.get(2),
+                    is_control: r.get(3),
+                },
+            )
+        })
+        .collect();
+    let chunks = chunks_of(&placed, &taken, CHUNK_BYTES);
+    let moved: usize = chunks.iter().map(|c| c.batches).sum();
+    insert_chunks(&tx, topic_id, partition, &key, &chunks).await?;
     tx.commit().await?;
     Ok(Some(Compacted {
         segment: key,
-        batches: usize::try_from(moved).unwrap_or(0),
+        batches: moved,
         bytes: size,
     }))
+}
+
+/// A batch as copied into the segment: where it came from, where it is now.
+pub(super) struct Placed {
+    pub base_offset: i64,
+    pub old_object: String,
+    pub at: i64,
+    pub len: i64,
+}
+
+/// What a copied row said that its run's row must keep.
+pub(super) struct TakenRow {
+    pub last_offset: i64,
+    pub max_timestamp: i64,
+    pub is_control: bool,
+}
+
+/// One row of the segment's index: neighbouring batches, byte range in the segment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Chunk {
+    base_offset: i64,
+    last_offset: i64,
+    byte_offset: i64,
+    byte_length: i64,
+    /// Over the data batches only (-1 when all are control batches), so timestamp lookups never land on
+    /// a transaction marker.
+    max_timestamp: i64,
+    all_control: bool,
+    pub batches: usize,
+}
+
+/// Runs of batches whose rows were taken, in segment order, each up to `max_bytes` (a larger batch alone);
+/// a batch whose row was not taken ends the run before it and is left out.
+pub(super) fn chunks_of(
+    placed: &[Placed],
+    taken: &HashMap<i64, TakenRow>,
+    max_bytes: i64,
+) -> Vec<Chunk> {
+    let mut chunks: Vec<Chunk> = Vec::new();
+    let mut open = false;
+    for p in placed {
+        let Some(row) = taken.get(&p.base_offset) else {
+            open = false;
+            continue;
+        };
+        let len = p.len;
+        let data_ts = if row.is_control {
+            -1
+        } else {
+            row.max_timestamp
+        };
+        match chunks.last_mut() {
+            Some(c) if open && c.byte_length + len <= max_bytes => {
+                c.last_offset = row.last_offset;
+                c.byte_length += len;
+                c.max_timestamp = c.max_timestamp.max(data_ts);
+                c.all_control &= row.is_control;
+                c.batches += 1;
+            }
+            _ => chunks.push(Chunk {
+                base_offset: p.base_offset,
+                last_offset: row.last_offset,
+                byte_offset: p.at,
+                byte_length: len,
+                max_timestamp: data_ts,
+                all_control: row.is_control,
+                batches: 1,
+            }),
+        }
+        open = true;
+    }
+    chunks
+}
+
+pub(super) async fn insert_chunks(
+    tx: &Transaction<'_>,
+    topic_id: Uuid,
+    partition: i32,
+    segment: &ObjectKey,
+    chunks: &[Chunk],
+) -> Result<(), tokio_postgres::Error> {
+    let column = |f: fn(&Chunk) -> i64| chunks.iter().map(f).collect::<Vec<i64>>();
+    let control: Vec<bool> = chunks.iter().map(|c| c.all_control).collect();
+    // A run's row keeps no producer: the producers' state is in runnel_producer_batches, and a run may
+    // hold many producers' batches.
+    tx.execute(
+        "INSERT INTO runnel_batches (topic_id, partition, base_offset, last_offset, object_key, byte_offset,
+             byte_length, max_timestamp, producer_id, producer_epoch, base_sequence, is_transactional,
+             is_control)
+         SELECT $1, $2, c.base_offset, c.last_offset, $3, c.byte_offset, c.byte_length::integer,
+                c.max_timestamp, -1, -1, -1, false, c.is_control
+         FROM unnest($4::bigint[], $5::bigint[], $6::bigint[], $7::bigint[], $8::bigint[], $9::boolean[])
+             AS c(base_offset, last_offset, byte_offset, byte_length, max_timestamp, is_control)",
+        &[
+            &topic_id,
+            &partition,
+            &segment.0,
+            &column(|c| c.base_offset),
+            &column(|c| c.last_offset),
+            &column(|c| c.byte_offset),
+            &column(|c| c.byte_length),
+            &column(|c| c.max_timestamp),
+            &control,
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn placed(lens: &[i64]) -> Vec<Placed> {
+        let mut at = 0;
+        lens.iter()
+            .enumerate()
+            .map(|(i, &len)| {
+                let p = Placed {
+                    base_offset: i as i64 * 10,
+                    old_object: "o".into(),
+                    at,
+                    len,
+                };
+                at += len;
+                p
+            })
+            .collect()
+    }
+
+    fn taken(bases: &[i64], control: &[i64]) -> HashMap<i64, TakenRow> {
+        bases
+            .iter()
+            .map(|&b| {
+                (
+                    b,
+                    TakenRow {
+                        last_offset: b + 9,
+                        max_timestamp: 1000 + b,
+                        is_control: control.contains(&b),
+                    },
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn neighbouring_batches_share_a_row_up_to_the_byte_bound() {
+        let p = placed(&[400, 400, 400, 2000, 100]);
+        let chunks = chunks_of(&p, &taken(&[0, 10, 20, 30, 40], &[]), 1000);
+        let spans: Vec<(i64, i64, i64, i64, usize)> = chunks
+            .iter()
+            .map(|c| {
+                (
+                    c.base_offset,
+                    c.last_offset,
+                    c.byte_offset,
+                    c.byte_length,
+                    c.batches,
+                )
+            })
+            .collect();
+        // 400+400 fit, the third starts a new run; a batch over the bound stands alone.
+        assert_eq!(
+            spans,
+            vec![
+                (0, 19, 0, 800, 2),
+                (20, 29, 800, 400, 1),
+                (30, 39, 1200, 2000, 1),
+                (40, 49, 3200, 100, 1)
+            ]
+        );
+    }
+
+    #[test]
+    fn a_row_not_taken_splits_the_run_and_is_left_out() {
+        let p = placed(&[10, 10, 10, 10]);
+        let chunks = chunks_of(&p, &taken(&[0, 10, 30], &[]), 1000);
+        let spans: Vec<(i64, i64, i64)> = chunks
+            .iter()
+            .map(|c| (c.base_offset, c.last_offset, c.byte_length))
+            .collect();
+        assert_eq!(spans, vec![(0, 19, 20), (30, 39, 10)]);
+    }
+
+    #[test]
+    fn markers_do_not_count_towards_the_timestamp_and_mark_only_all_control_runs() {
+        let p = placed(&[10, 10, 10]);
+        let mixed = chunks_of(&p, &taken(&[0, 10, 20], &[20]), 1000);
+        assert_eq!(mixed[0].max_timestamp, 1010);
+        assert!(!mixed[0].all_control);
+        let markers = chunks_of(&p, &taken(&[0, 10, 20], &[0, 10, 20]), 1000);
+        assert_eq!(markers[0].max_timestamp, -1);
+        assert!(markers[0].all_control);
+    }
 }

@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::{Bytes, BytesMut};
+use runnel_storage::batch::BatchHeader;
 use tokio_postgres::GenericClient;
 use uuid::Uuid;
 
@@ -171,6 +172,48 @@ impl PartitionReader {
             }
             i = j;
         }
-        Ok(out.into_iter().flatten().collect())
+        // A row of a segment covers a run of batches; the ones wholly before `offset` are not served.
+        let mut batches = Vec::with_capacity(out.len());
+        for (row, bytes) in index.iter().zip(out) {
+            if let Some(bytes) = bytes {
+                split_batches(bytes, &row.object, offset, &mut batches)?;
+            }
+        }
+        Ok(batches)
     }
+}
+
+/// The batches of `bytes` (one row's range) that reach `offset`, each as its own `Bytes`.
+fn split_batches(
+    bytes: Bytes,
+    object: &ObjectKey,
+    offset: i64,
+    into: &mut Vec<Bytes>,
+) -> Result<(), ReadError> {
+    for (header, batch) in batches_in(bytes, object)? {
+        if header.base_offset + i64::from(header.last_offset_delta) >= offset {
+            into.push(batch);
+        }
+    }
+    Ok(())
+}
+
+/// The whole batches back to back in `bytes` (read from `object`), with their headers.
+pub(super) fn batches_in(
+    mut bytes: Bytes,
+    object: &ObjectKey,
+) -> Result<Vec<(BatchHeader, Bytes)>, ReadError> {
+    let short = || ReadError::Short {
+        object: object.0.clone(),
+    };
+    let mut out = Vec::new();
+    while !bytes.is_empty() {
+        let header = BatchHeader::parse(&bytes).map_err(|_| short())?;
+        let len = header.total_len();
+        if len > bytes.len() {
+            return Err(short());
+        }
+        out.push((header, bytes.split_to(len)));
+    }
+    Ok(out)
 }

@@ -13,7 +13,7 @@ use runnel_storage::{LogConfig, StorageError};
 use uuid::Uuid;
 
 use super::batch_index::Appended;
-use super::commit_pipeline::CommitError;
+use super::commit_pipeline::{CommitError, Pending};
 use super::node::ClusterNode;
 use crate::partition::{Bounds, Fetched, ProducerView};
 
@@ -71,9 +71,13 @@ impl SharedPartition {
         StorageError::UnknownTopicOrPartition(format!("{}-{}", self.topic, self.index))
     }
 
-    /// Validates the request's batches as the local log does, queues them back to back (one round) and
-    /// answers once their round is committed.
-    pub async fn append(&self, records: Vec<u8>, now_ms: i64) -> Result<AppendInfo, StorageError> {
+    /// Validates the request's batches as the local log does and queues them back to back (one round);
+    /// [`QueuedAppend::finish`] answers once their round is committed.
+    pub async fn submit(
+        &self,
+        records: Vec<u8>,
+        now_ms: i64,
+    ) -> Result<QueuedAppend, StorageError> {
         let config = self.config();
         let batches = runnel_storage::log::validate_produce(&records, &config)?;
         let mut records = records;
@@ -103,47 +107,11 @@ impl SharedPartition {
                 .map_err(unavailable)?;
             pending.push((header, queued));
         }
-        let mut info: Option<AppendInfo> = None;
-        for (header, queued) in pending {
-            let outcome = queued.outcome().await.map_err(|e| match e {
-                CommitError::Closed => StorageError::Closed,
-                e => unavailable(e),
-            })?;
-            let (base, duplicate) = match outcome {
-                Appended::At(base) => (base, false),
-                Appended::Duplicate(base) => (base, true),
-                Appended::OutOfOrder => {
-                    return Err(StorageError::OutOfOrderSequence {
-                        expected: -1,
-                        got: header.base_sequence,
-                    })
-                }
-                Appended::Fenced => {
-                    return Err(StorageError::StaleProducerEpoch {
-                        got: header.producer_epoch,
-                    })
-                }
-                Appended::UnknownPartition => return Err(self.unknown()),
-            };
-            let last = base + i64::from(header.last_offset_delta);
-            let records = i64::from(header.record_count);
-            info = Some(match info {
-                None => AppendInfo {
-                    base_offset: base,
-                    last_offset: last,
-                    log_append_time: if config.log_append_time { now_ms } else { -1 },
-                    duplicate,
-                    records,
-                },
-                Some(i) => AppendInfo {
-                    last_offset: last,
-                    duplicate: i.duplicate && duplicate,
-                    records: i.records + records,
-                    ..i
-                },
-            });
-        }
-        info.ok_or_else(|| StorageError::InvalidRecord("no record batch in the request".into()))
+        Ok(QueuedAppend {
+            partition: format!("{}-{}", self.topic, self.index),
+            pending,
+            log_append_time: if config.log_append_time { now_ms } else { -1 },
+        })
     }
 
     pub async fn bounds(&self) -> Result<Bounds, StorageError> {
@@ -291,18 +259,21 @@ impl SharedPartition {
                 .read(&*db, self.topic_id, self.index, base, 1)
                 .await
                 .map_err(unavailable)?;
-            let Some(batch) = batches.into_iter().next() else {
-                continue;
-            };
-            let header = BatchHeader::parse(&batch)?;
-            let found = runnel_storage::records::read_records(&batch, &header)?
-                .into_iter()
-                .find(|r| wanted(r.timestamp) && r.offset >= log_start);
-            if let Some(r) = found {
-                return Ok(Some(TimestampOffset {
-                    offset: r.offset,
-                    timestamp: r.timestamp,
-                }));
+            // A row of a segment holds a run of batches (markers among them): each is looked at.
+            for batch in batches {
+                let header = BatchHeader::parse(&batch)?;
+                if header.is_control() || header.max_timestamp < at_least {
+                    continue;
+                }
+                let found = runnel_storage::records::read_records(&batch, &header)?
+                    .into_iter()
+                    .find(|r| wanted(r.timestamp) && r.offset >= log_start);
+                if let Some(r) = found {
+                    return Ok(Some(TimestampOffset {
+                        offset: r.offset,
+                        timestamp: r.timestamp,
+                    }));
+                }
             }
         }
         Ok(None)
@@ -376,5 +347,62 @@ impl SharedPartition {
                 txn_start_offset: r.get::<_, Option<i64>>(3).unwrap_or(-1),
             })
             .collect())
+    }
+}
+
+/// Batches of one request queued for this broker's commit round.
+pub struct QueuedAppend {
+    /// "topic-partition", for the error should the partition be gone when the round commits
+    partition: String,
+    pending: Vec<(BatchHeader, Pending)>,
+    log_append_time: i64,
+}
+
+impl QueuedAppend {
+    /// Waits for the round and answers as an append to the local log would.
+    pub async fn finish(self) -> Result<AppendInfo, StorageError> {
+        let mut info: Option<AppendInfo> = None;
+        for (header, queued) in self.pending {
+            let outcome = queued.outcome().await.map_err(|e| match e {
+                CommitError::Closed => StorageError::Closed,
+                e => unavailable(e),
+            })?;
+            let (base, duplicate) = match outcome {
+                Appended::At(base) => (base, false),
+                Appended::Duplicate(base) => (base, true),
+                Appended::OutOfOrder => {
+                    return Err(StorageError::OutOfOrderSequence {
+                        expected: -1,
+                        got: header.base_sequence,
+                    })
+                }
+                Appended::Fenced => {
+                    return Err(StorageError::StaleProducerEpoch {
+                        got: header.producer_epoch,
+                    })
+                }
+                Appended::UnknownPartition => {
+                    return Err(StorageError::UnknownTopicOrPartition(self.partition))
+                }
+            };
+            let last = base + i64::from(header.last_offset_delta);
+            let records = i64::from(header.record_count);
+            info = Some(match info {
+                None => AppendInfo {
+                    base_offset: base,
+                    last_offset: last,
+                    log_append_time: self.log_append_time,
+                    duplicate,
+                    records,
+                },
+                Some(i) => AppendInfo {
+                    last_offset: last,
+                    duplicate: i.duplicate && duplicate,
+                    records: i.records + records,
+                    ..i
+                },
+            });
+        }
+        info.ok_or_else(|| StorageError::InvalidRecord("no record batch in the request".into()))
     }
 }

@@ -3,16 +3,19 @@
 //! Authorization as in Kafka's `handleProduceRequest`: transactional records need WRITE on the
 //! transactional id (or the whole request fails), and each topic needs WRITE (its partitions fail alone).
 
+use std::sync::Arc;
+
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::produce_response::{
     BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
 };
-use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
+use kafka_protocol::messages::{ProduceRequest, ProduceResponse, TopicName};
 use runnel_storage::StorageError;
 
 use super::authz::allowed_names;
 use super::{str_bytes, ErrorCode};
 use crate::broker::Broker;
+use crate::partition::{Partition, StartedAppend};
 use crate::request::Outcome;
 use crate::request::RequestContext;
 use crate::security::acl::{Operation, ResourceType};
@@ -73,18 +76,38 @@ fn partition_error(
     r
 }
 
-pub async fn handle(
+/// A produce request whose appends have all begun (queued for the cluster's commit round, or done on the
+/// local log), to be answered once they are durable.
+pub struct StartedProduce {
+    acks: i16,
+    version: i16,
+    topics: Vec<(TopicName, Vec<Slot>)>,
+}
+
+enum Slot {
+    Answered(PartitionProduceResponse),
+    Appending {
+        index: i32,
+        name: String,
+        partition: Arc<Partition>,
+        append: StartedAppend,
+    },
+}
+
+/// Checks the request and begins every partition's append before waiting for any, so a request's
+/// partitions share one commit round in a cluster. A request refused as a whole is the `Err`.
+pub async fn start(
     broker: &Broker,
     req: ProduceRequest,
     version: i16,
     ctx: &RequestContext,
-) -> Outcome<ProduceResponse> {
+) -> Result<StartedProduce, Outcome<ProduceResponse>> {
     if has_transactional_records(&req) {
         let authorized = req.transactional_id.as_deref().is_some_and(|id| {
             ctx.allowed(broker, Operation::Write, ResourceType::TransactionalId, id)
         });
         if !authorized {
-            return refuse_transactional(&req, version);
+            return Err(refuse_transactional(&req, version));
         }
     }
     let writable = allowed_names(
@@ -96,31 +119,23 @@ pub async fn handle(
     );
     let acks = req.acks;
     let valid_acks = (-1..=1).contains(&acks);
-    let mut appended = false;
-    let mut responses = Vec::with_capacity(req.topic_data.len());
+    let mut topics = Vec::with_capacity(req.topic_data.len());
     for topic in req.topic_data {
         let name = topic.name.to_string();
         let authorized = writable.contains(&name);
         let known = authorized && broker.topic_meta(&name).is_some();
-        let mut partitions = Vec::with_capacity(topic.partition_data.len());
+        let mut slots = Vec::with_capacity(topic.partition_data.len());
         for pd in topic.partition_data {
             let index = pd.index;
+            let refused = |code: ResponseError, message: Option<String>| {
+                Slot::Answered(partition_error(index, code.code(), message, version))
+            };
             if !authorized {
-                partitions.push(partition_error(
-                    index,
-                    ResponseError::TopicAuthorizationFailed.code(),
-                    None,
-                    version,
-                ));
+                slots.push(refused(ResponseError::TopicAuthorizationFailed, None));
                 continue;
             }
             if !valid_acks {
-                partitions.push(partition_error(
-                    index,
-                    ResponseError::InvalidRequiredAcks.code(),
-                    None,
-                    version,
-                ));
+                slots.push(refused(ResponseError::InvalidRequiredAcks, None));
                 continue;
             }
             let partition = if known {
@@ -129,67 +144,105 @@ pub async fn handle(
                 None
             };
             let Some(partition) = partition else {
-                partitions.push(partition_error(
-                    index,
-                    ResponseError::UnknownTopicOrPartition.code(),
+                slots.push(refused(
+                    ResponseError::UnknownTopicOrPartition,
                     Some(format!(
                         "This server does not host this topic-partition: {name}-{index}"
                     )),
-                    version,
                 ));
                 continue;
             };
             let Some(records) = pd.records else {
-                partitions.push(partition_error(
-                    index,
-                    ResponseError::CorruptMessage.code(),
-                    None,
-                    version,
-                ));
+                slots.push(refused(ResponseError::CorruptMessage, None));
                 continue;
             };
             let now = runnel_storage::now_ms();
-            let result = partition.append(records.to_vec(), now).await;
-            match result {
-                Ok(info) => {
-                    appended |= !info.duplicate;
-                    let mut r = PartitionProduceResponse::default()
-                        .with_index(index)
-                        .with_error_code(ErrorCode::NONE.code())
-                        .with_base_offset(info.base_offset)
-                        .with_log_append_time_ms(info.log_append_time);
-                    if version >= 5 {
-                        r.log_start_offset = partition.log_start_offset_hint();
-                    }
-                    partitions.push(r);
-                }
+            match partition.start_append(records.to_vec(), now).await {
+                Ok(append) => slots.push(Slot::Appending {
+                    index,
+                    name: name.clone(),
+                    partition,
+                    append,
+                }),
                 Err(e) => {
                     log_rejection(&name, index, &e);
-                    partitions.push(rejection(&name, index, &e, version));
+                    slots.push(Slot::Answered(rejection(&name, index, &e, version)));
                 }
             }
         }
-        responses.push(
-            TopicProduceResponse::default()
-                .with_name(topic.name)
-                .with_partition_responses(partitions),
-        );
+        topics.push((topic.name, slots));
     }
-    if appended {
-        broker.appended.notify_waiters();
+    Ok(StartedProduce {
+        acks,
+        version,
+        topics,
+    })
+}
+
+impl StartedProduce {
+    /// Waits for every append and answers (acks=0: nothing, or closing on a failure, as Kafka does).
+    pub async fn finish(self, broker: &Broker) -> Outcome<ProduceResponse> {
+        let version = self.version;
+        let mut appended = false;
+        let mut responses = Vec::with_capacity(self.topics.len());
+        for (topic, slots) in self.topics {
+            let mut partitions = Vec::with_capacity(slots.len());
+            for slot in slots {
+                let (index, name, partition, append) = match slot {
+                    Slot::Answered(r) => {
+                        partitions.push(r);
+                        continue;
+                    }
+                    Slot::Appending {
+                        index,
+                        name,
+                        partition,
+                        append,
+                    } => (index, name, partition, append),
+                };
+                match append.finish().await {
+                    Ok(info) => {
+                        appended |= !info.duplicate;
+                        let mut r = PartitionProduceResponse::default()
+                            .with_index(index)
+                            .with_error_code(ErrorCode::NONE.code())
+                            .with_base_offset(info.base_offset)
+                            .with_log_append_time_ms(info.log_append_time);
+                        if version >= 5 {
+                            r.log_start_offset = partition.log_start_offset_hint();
+                        }
+                        partitions.push(r);
+                    }
+                    Err(e) => {
+                        log_rejection(&name, index, &e);
+                        partitions.push(rejection(&name, index, &e, version));
+                    }
+                }
+            }
+            responses.push(
+                TopicProduceResponse::default()
+                    .with_name(topic)
+                    .with_partition_responses(partitions),
+            );
+        }
+        if appended {
+            broker.appended.notify_waiters();
+        }
+        if self.acks == 0 {
+            // The client will not read an answer, so a failure is signalled the way Kafka does: by closing.
+            let failed = responses
+                .iter()
+                .flat_map(|t| t.partition_responses.iter())
+                .find(|p| p.error_code != ErrorCode::NONE.code());
+            return match failed {
+                Some(p) => {
+                    Outcome::Close(format!("acks=0 produce failed with error {}", p.error_code))
+                }
+                None => Outcome::Silent,
+            };
+        }
+        Outcome::Respond(ProduceResponse::default().with_responses(responses))
     }
-    if acks == 0 {
-        // The client will not read an answer, so a failure is signalled the way Kafka does: by closing.
-        let failed = responses
-            .iter()
-            .flat_map(|t| t.partition_responses.iter())
-            .find(|p| p.error_code != ErrorCode::NONE.code());
-        return match failed {
-            Some(p) => Outcome::Close(format!("acks=0 produce failed with error {}", p.error_code)),
-            None => Outcome::Silent,
-        };
-    }
-    Outcome::Respond(ProduceResponse::default().with_responses(responses))
 }
 
 /// The answer for a refused append. Records refused one by one (KIP-467) are named in `record_errors`, with

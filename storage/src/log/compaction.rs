@@ -47,6 +47,62 @@ fn rebuild(original: &[u8], kept: &[RecordView]) -> Vec<u8> {
     b
 }
 
+/// Notes in `latest` the offset of each key's newest record in `batches` (markers have no keys), so that
+/// called over a log's batches in offset order it leaves the offsets compaction keeps.
+pub fn note_latest_keys(
+    batches: &[(BatchHeader, Bytes)],
+    latest: &mut HashMap<Bytes, i64>,
+) -> Result<()> {
+    for (h, bytes) in batches {
+        if h.is_control() {
+            continue;
+        }
+        for r in read_records(bytes, h)? {
+            if let Some(k) = r.key {
+                latest.insert(k, r.offset);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `batches` as compaction leaves them: of each key only the record `latest` names, tombstones (null
+/// values) only if newer than `horizon`, records without a key and markers kept; a batch left empty goes.
+/// With how many records were removed.
+pub fn retain_latest(
+    batches: &[(BatchHeader, Bytes)],
+    latest: &HashMap<Bytes, i64>,
+    horizon: i64,
+) -> Result<(Vec<u8>, u64)> {
+    let mut out = Vec::with_capacity(batches.iter().map(|(_, b)| b.len()).sum());
+    let mut removed = 0u64;
+    for (h, bytes) in batches {
+        if h.is_control() {
+            out.extend_from_slice(bytes);
+            continue;
+        }
+        let records = read_records(bytes, h)?;
+        let total = records.len();
+        let kept: Vec<RecordView> = records
+            .into_iter()
+            .filter(|r| match &r.key {
+                Some(k) => {
+                    latest.get(k) == Some(&r.offset)
+                        && !(r.value.is_none() && r.timestamp < horizon)
+                }
+                None => true,
+            })
+            .collect();
+        removed += (total - kept.len()) as u64;
+        if kept.len() == total {
+            out.extend_from_slice(bytes);
+        } else if !kept.is_empty() {
+            out.extend_from_slice(&rebuild(bytes, &kept));
+        }
+    }
+    Ok((out, removed))
+}
+
 /// Every batch of a segment with its bytes.
 fn batches(seg: &Segment) -> Result<Vec<(BatchHeader, Bytes)>> {
     let mut positions = Vec::new();
@@ -70,16 +126,7 @@ impl PartitionLog {
         }
         let mut latest: HashMap<Bytes, i64> = HashMap::new();
         for seg in self.closed.values() {
-            for (h, bytes) in batches(seg)? {
-                if h.is_control() {
-                    continue;
-                }
-                for r in read_records(&bytes, &h)? {
-                    if let Some(k) = r.key {
-                        latest.insert(k, r.offset);
-                    }
-                }
-            }
+            note_latest_keys(&batches(seg)?, &mut latest)?;
         }
         let horizon = now_ms.saturating_sub(self.config.delete_retention_ms);
         let bases: Vec<i64> = self.closed.keys().copied().collect();
@@ -87,32 +134,7 @@ impl PartitionLog {
             let Some(seg) = self.closed.get(&base) else {
                 continue;
             };
-            let mut out = Vec::with_capacity(seg.size() as usize);
-            let mut removed = 0u64;
-            for (h, bytes) in batches(seg)? {
-                if h.is_control() {
-                    out.extend_from_slice(&bytes);
-                    continue;
-                }
-                let records = read_records(&bytes, &h)?;
-                let total = records.len();
-                let kept: Vec<RecordView> = records
-                    .into_iter()
-                    .filter(|r| match &r.key {
-                        Some(k) => {
-                            latest.get(k) == Some(&r.offset)
-                                && !(r.value.is_none() && r.timestamp < horizon)
-                        }
-                        None => true,
-                    })
-                    .collect();
-                removed += (total - kept.len()) as u64;
-                if kept.len() == total {
-                    out.extend_from_slice(&bytes);
-                } else if !kept.is_empty() {
-                    out.extend_from_slice(&rebuild(&bytes, &kept));
-                }
-            }
+            let (out, removed) = retain_latest(&batches(seg)?, &latest, horizon)?;
             if removed == 0 {
                 continue;
             }

@@ -23,7 +23,7 @@ mod read;
 mod retention;
 mod transactions;
 pub use append::validate_produce;
-pub use compaction::CompactionStats;
+pub use compaction::{note_latest_keys, retain_latest, CompactionStats};
 use transactions::TxnState;
 pub use transactions::{control_type, marker_batch, AbortedTxn, ControlType};
 
