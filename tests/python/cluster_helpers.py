@@ -452,9 +452,17 @@ class ClusterModeBroker(Broker):
         self.peers = [ClusterBroker(self.workdir / f"peer-{n}", {}) for n in self.PEERS]
         self.pg, self.database = pg, name
 
+    @property
+    def node_id(self) -> int:
+        return 1
+
+    @property
+    def nodes(self) -> list[tuple[int, str, int]]:
+        return [(self.node_id, self.host, self.port)] + [(n, p.host, p.port) for n, p in zip(self.PEERS, self.peers)]
+
     def _command(self, port: int) -> list[str]:
         cmd = super()._command(port)
-        for k, v in {**self.cluster_sets, "node.id": "1"}.items():
+        for k, v in {**self.cluster_sets, "node.id": str(self.node_id)}.items():
             cmd += ["--set", f"{k}={v}"]
         return cmd
 

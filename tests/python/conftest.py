@@ -82,6 +82,16 @@ class Broker:
     def bootstrap(self) -> str:
         return f"{self.host}:{self.port}"
 
+    @property
+    def node_id(self) -> int:
+        """The node id this broker answers as (a config resource name, a partition leader)."""
+        return 0
+
+    @property
+    def nodes(self) -> list[tuple[int, str, int]]:
+        """(id, host, port) of every broker of the cluster this broker belongs to, by id."""
+        return [(self.node_id, self.host, self.port)]
+
     def address(self, name: str) -> str:
         """host:port of the listener NAME (as printed at startup)."""
         assert name in self.listeners, f"no listener {name!r}; the broker printed {sorted(self.listeners)}"

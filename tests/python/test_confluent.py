@@ -233,7 +233,7 @@ def test_describe_configs_of_auto_created_topic(broker, topic):
 
 
 def test_describe_broker_configs(broker):
-    res = ConfigResource(ResourceType.BROKER, "0")
+    res = ConfigResource(ResourceType.BROKER, str(broker.node_id))
     a = admin(broker.bootstrap)
     entries = a.describe_configs([res], request_timeout=15)[res].result(15)
     assert len(entries) >= 10
@@ -362,7 +362,7 @@ def test_describe_cluster(broker):
     a = admin(broker.bootstrap)
     desc = a.describe_cluster(request_timeout=15).result(15)
     assert desc.cluster_id
-    assert [(n.id, n.host, n.port) for n in desc.nodes] == [(0, broker.host, broker.port)]
+    assert sorted((n.id, n.host, n.port) for n in desc.nodes) == broker.nodes
     assert desc.controller is not None
 
 
@@ -376,7 +376,7 @@ def test_metadata_auto_create(broker, topic):
     finally:
         c.close()
     parts = wait_until(lambda: topic_partitions(broker.bootstrap, topic), 10, "metadata")
-    assert list(parts) == [0] and parts[0] == 0
+    assert list(parts) == [0] and parts[0] in [n for n, _, _ in broker.nodes]
 
 
 # ---------------------------------------------------------------- DeleteRecords

@@ -214,8 +214,9 @@ def test_legacy_alter_configs_replaces_the_whole_set(broker, topic, kadmin):
 
 
 def test_describe_broker_config(broker, kadmin):
-    res = kadmin.describe_configs([ConfigResource(ConfigResourceType.BROKER, "0")], config_filter="all")
-    entries = res["broker"]["0"]
+    node = str(broker.node_id)
+    res = kadmin.describe_configs([ConfigResource(ConfigResourceType.BROKER, node)], config_filter="all")
+    entries = res["broker"][node]
     assert len(entries) >= 10
     assert entries["num.partitions"]["value"] == "1"
 
@@ -266,8 +267,8 @@ def test_delete_records(broker, topic, kadmin):
 
 def test_describe_cluster(broker, kadmin):
     desc = kadmin.describe_cluster()
-    assert [(b["broker_id"], b["host"], b["port"]) for b in desc["brokers"]] == [(0, broker.host, broker.port)]
-    assert desc["controller_id"] == 0
+    assert sorted((b["broker_id"], b["host"], b["port"]) for b in desc["brokers"]) == broker.nodes
+    assert desc["controller_id"] == min(n for n, _, _ in broker.nodes)
     assert desc["cluster_id"]
 
 

@@ -364,7 +364,7 @@ def test_describe_configs_needs_describe_configs(acl_broker):
     b = acl_broker
     t = topic_for(b, "dconf")
     a = admin_as(b, "alice")
-    tr, br = ConfigResource(ResourceType.TOPIC, t), ConfigResource(ResourceType.BROKER, "0")
+    tr, br = ConfigResource(ResourceType.TOPIC, t), ConfigResource(ResourceType.BROKER, str(b.node_id))
     assert error_name(lambda: a.describe_configs([tr], request_timeout=15)[tr].result(15)) == \
         "TOPIC_AUTHORIZATION_FAILED"
     assert error_name(lambda: a.describe_configs([br], request_timeout=15)[br].result(15)) == \
@@ -484,7 +484,7 @@ def test_describe_cluster_authorized_operations(acl_broker):
     def ops(user):
         a = admin_as(b, user)  # alive until the future is done
         r = a.describe_cluster(include_authorized_operations=True, request_timeout=15).result(15)
-        assert r.nodes and r.nodes[0].id == 0, r.nodes
+        assert sorted(n.id for n in r.nodes) == [n for n, _, _ in b.nodes], r.nodes
         return {o.name for o in (r.authorized_operations or [])}
 
     assert ops("alice") == set()

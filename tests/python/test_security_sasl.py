@@ -191,7 +191,7 @@ def is_secret_key(name: str) -> bool:
 def test_describe_configs_broker_hides_secrets(sasl_broker, certs):
     from confluent_kafka.admin import AdminClient, ConfigResource, ResourceType
     a = AdminClient({"bootstrap.servers": sasl_broker.bootstrap})
-    res = ConfigResource(ResourceType.BROKER, "0")
+    res = ConfigResource(ResourceType.BROKER, str(sasl_broker.node_id))
     cfg = a.describe_configs([res], request_timeout=15)[res].result(15)
     # the answer is the real configuration: the keystore path is there, not sensitive
     loc = cfg.get("ssl.keystore.location")
