@@ -361,16 +361,22 @@ def assignment(parts: dict) -> bytes:
 
 
 class GroupConn:
-    """One connection speaking JoinGroup v5, SyncGroup v3, Heartbeat v3, LeaveGroup v3, OffsetCommit v7,
-    OffsetFetch v5, DescribeGroups v4 (all non-flexible); every call returns the decoded response."""
+    """Connections speaking JoinGroup v5, SyncGroup v3, Heartbeat v3, LeaveGroup v3, OffsetCommit v7,
+    OffsetFetch v5, DescribeGroups v4 (all non-flexible); every call returns the decoded response. As a client
+    does, a group's requests go to the coordinator FindCoordinator names (in a cluster, not always the bootstrap
+    broker); raw `call`s go to the bootstrap broker unless they name their group."""
 
     def __init__(self, bootstrap, client_id="runnel-group-wire"):
+        self.bootstrap = bootstrap
         self.sock = wire.connect(bootstrap, timeout=30)
         self.client_id = client_id
         self.corr = 0
+        self._socks = {bootstrap: self.sock}
+        self._coordinator_of: dict[str, str] = {}
 
     def close(self):
-        self.sock.close()
+        for sock in self._socks.values():
+            sock.close()
 
     def __enter__(self):
         return self
@@ -378,11 +384,31 @@ class GroupConn:
     def __exit__(self, *a):
         self.close()
 
-    def call(self, api, version, body, timeout=30.0) -> wire.Reader:
+    def coordinator(self, group) -> str:
+        """host:port of the group's coordinator, remembered once named; the bootstrap broker while none is
+        (so its error reaches the caller)."""
+        addr = self._coordinator_of.get(group)
+        if addr is None:
+            r = self.call(API_FIND_COORDINATOR, 1, wire.string(group) + wire.i8(0))
+            r.i32()
+            err = r.i16()
+            r.string()  # error message
+            r.i32()  # node id
+            host, port = r.string(), r.i32()
+            if err != 0:
+                return self.bootstrap
+            addr = self._coordinator_of[group] = f"{host}:{port}"
+        return addr
+
+    def call(self, api, version, body, timeout=30.0, group=None) -> wire.Reader:
+        addr = self.bootstrap if group is None else self.coordinator(group)
+        sock = self._socks.get(addr)
+        if sock is None:
+            sock = self._socks[addr] = wire.connect(addr, timeout=30)
         self.corr += 1
-        self.sock.sendall(wire.request(api, version, self.corr, body, client_id=self.client_id))
-        data = wire.recv_frame(self.sock, timeout)
-        assert data is not None, f"broker closed the connection instead of answering api {api} v{version}"
+        sock.sendall(wire.request(api, version, self.corr, body, client_id=self.client_id))
+        data = wire.recv_frame(sock, timeout)
+        assert data is not None, f"broker {addr} closed the connection instead of answering api {api} v{version}"
         r = wire.Reader(data)
         corr = r.i32()
         assert corr == self.corr, f"correlation id {corr} != {self.corr}"
@@ -394,7 +420,7 @@ class GroupConn:
                 + wire.string(instance_id) + wire.string(protocol_type) + wire.i32(len(protocols)))
         for name, meta in protocols:
             body += wire.string(name) + wire.nbytes(meta)
-        r = self.call(API_JOIN_GROUP, 5, body, timeout)
+        r = self.call(API_JOIN_GROUP, 5, body, timeout, group=group)
         r.i32()  # throttle
         out = {"error": r.i16(), "generation": r.i32(), "protocol": r.string(), "leader": r.string(),
                "member_id": r.string(), "members": []}
@@ -415,13 +441,13 @@ class GroupConn:
                 + wire.i32(len(assignments)))
         for mid, a in assignments:
             body += wire.string(mid) + wire.nbytes(a)
-        r = self.call(API_SYNC_GROUP, 3, body, timeout)
+        r = self.call(API_SYNC_GROUP, 3, body, timeout, group=group)
         r.i32()
         return {"error": r.i16(), "assignment": r.nbytes()}
 
     def heartbeat(self, group, generation, member_id, instance_id=None):
         body = wire.string(group) + wire.i32(generation) + wire.string(member_id) + wire.string(instance_id)
-        r = self.call(API_HEARTBEAT, 3, body)
+        r = self.call(API_HEARTBEAT, 3, body, group=group)
         r.i32()
         return r.i16()
 
@@ -430,7 +456,7 @@ class GroupConn:
         body = wire.string(group) + wire.i32(len(members))
         for mid, inst in members:
             body += wire.string(mid) + wire.string(inst)
-        r = self.call(API_LEAVE_GROUP, 3, body)
+        r = self.call(API_LEAVE_GROUP, 3, body, group=group)
         r.i32()
         err = r.i16()
         return err, [(r.string(), r.string(), r.i16()) for _ in range(r.i32())]
@@ -446,7 +472,7 @@ class GroupConn:
             body += wire.string(t) + wire.i32(len(ps))
             for p, o in ps:
                 body += wire.i32(p) + wire.i64(o) + wire.i32(-1) + wire.string(metadata)
-        r = self.call(API_OFFSET_COMMIT, 7, body)
+        r = self.call(API_OFFSET_COMMIT, 7, body, group=group)
         r.i32()
         out = {}
         for _ in range(r.i32()):
@@ -465,7 +491,7 @@ class GroupConn:
             body = wire.string(group) + wire.i32(len(topics))
             for t, ps in topics.items():
                 body += wire.string(t) + wire.i32(len(ps)) + b"".join(wire.i32(p) for p in ps)
-        r = self.call(API_OFFSET_FETCH, 5, body)
+        r = self.call(API_OFFSET_FETCH, 5, body, group=group)
         r.i32()
         out = {}
         for _ in range(r.i32()):
@@ -483,7 +509,7 @@ class GroupConn:
         body = wire.string(group) + wire.i32(len(topics))
         for t, ps in topics.items():
             body += wire.string(t) + wire.i32(len(ps)) + b"".join(wire.i32(p) for p in ps)
-        r = self.call(API_OFFSET_DELETE, 0, body)
+        r = self.call(API_OFFSET_DELETE, 0, body, group=group)
         err = r.i16()
         r.i32()  # throttle
         out = {}
@@ -498,7 +524,7 @@ class GroupConn:
         """DescribeGroups v4 for one group: {error, state, protocol_type, protocol, members: [(member_id,
         instance_id, client_id, client_host, metadata, assignment)]}."""
         body = wire.i32(1) + wire.string(group) + wire.i8(0)
-        r = self.call(API_DESCRIBE_GROUPS, 4, body)
+        r = self.call(API_DESCRIBE_GROUPS, 4, body, group=group)
         r.i32()
         n = r.i32()
         assert n == 1, f"DescribeGroups answered {n} groups for 1"

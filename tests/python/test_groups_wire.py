@@ -72,8 +72,19 @@ def flexible_call(bootstrap, api, version, body):
         return r
 
 
-def list_groups(bootstrap, version, states=(), types=None):
-    """ListGroups v4/v5: (error, {group: (protocol type, state, group type or None)})."""
+def list_groups(broker, version, states=(), types=None):
+    """ListGroups v4/v5 asked of every broker of the cluster, as an admin client does (each lists the groups
+    it coordinates): (first error or 0, {group: (protocol type, state, group type or None)})."""
+    err, groups = 0, {}
+    for _, host, port in broker.nodes:
+        e, g = list_groups_of(f"{host}:{port}", version, states, types)
+        err = err or e
+        groups.update(g)
+    return err, groups
+
+
+def list_groups_of(bootstrap, version, states=(), types=None):
+    """ListGroups v4/v5 of one broker: (error, {group: (protocol type, state, group type or None)})."""
     body = carr([wire.compact_string(s) for s in states])
     if version >= 5:
         body += carr([wire.compact_string(t) for t in types or []])
@@ -144,7 +155,8 @@ def join_body(version, group, sub):
 def test_member_id_required_from_join_group_v4(gbroker, gtopic, run, version):
     """JoinGroup v0-v3 without a member id joins at once; v4+ first answers MEMBER_ID_REQUIRED with an id."""
     with GroupConn(gbroker.bootstrap) as c:
-        r = c.call(11, version, join_body(version, f"v{version}-{run}", subscription([gtopic])))
+        group = f"v{version}-{run}"
+        r = c.call(11, version, join_body(version, group, subscription([gtopic])), group=group)
         if version >= 2:
             r.i32()
         err, gen = r.i16(), r.i32()
@@ -161,12 +173,12 @@ def test_member_id_required_from_join_group_v4(gbroker, gtopic, run, version):
 def test_leave_group_v0_to_v2_unknown_member(gbroker, gtopic, run, version):
     c, mid, gen = stable_group(gbroker.bootstrap, gtopic, f"leave-{run}")
     try:
-        r = c.call(13, version, wire.string(f"leave-{run}") + wire.string("not-a-member"))
+        r = c.call(13, version, wire.string(f"leave-{run}") + wire.string("not-a-member"), group=f"leave-{run}")
         if version >= 1:
             r.i32()
         assert r.i16() == ERR_UNKNOWN_MEMBER_ID
         assert c.heartbeat(f"leave-{run}", gen, mid) == 0, "the group's member was disturbed"
-        r = c.call(13, version, wire.string(f"leave-{run}") + wire.string(mid))
+        r = c.call(13, version, wire.string(f"leave-{run}") + wire.string(mid), group=f"leave-{run}")
         if version >= 1:
             r.i32()
         assert r.i16() == 0
@@ -185,34 +197,46 @@ def test_list_groups_state_and_type_filters(gbroker, gtopic, run):
             err, groups = res
             assert err == 0, err_name(err)
             return {g: v for g, v in groups.items() if g in (stable, simple)}
-        assert mine(list_groups(gbroker.bootstrap, 4)) == {stable: ("consumer", "Stable", None),
+        assert mine(list_groups(gbroker, 4)) == {stable: ("consumer", "Stable", None),
                                                           simple: ("", "Empty", None)}
-        assert mine(list_groups(gbroker.bootstrap, 4, ["Stable"])) == {stable: ("consumer", "Stable", None)}
-        assert mine(list_groups(gbroker.bootstrap, 4, ["stable"])) == {stable: ("consumer", "Stable", None)}, \
+        assert mine(list_groups(gbroker, 4, ["Stable"])) == {stable: ("consumer", "Stable", None)}
+        assert mine(list_groups(gbroker, 4, ["stable"])) == {stable: ("consumer", "Stable", None)}, \
             "the state filter ignores case"
-        assert mine(list_groups(gbroker.bootstrap, 4, ["Empty"])) == {simple: ("", "Empty", None)}
-        assert mine(list_groups(gbroker.bootstrap, 4, ["Dead", "PreparingRebalance"])) == {}
+        assert mine(list_groups(gbroker, 4, ["Empty"])) == {simple: ("", "Empty", None)}
+        assert mine(list_groups(gbroker, 4, ["Dead", "PreparingRebalance"])) == {}
         both = {stable: ("consumer", "Stable", "classic"), simple: ("", "Empty", "classic")}
-        assert mine(list_groups(gbroker.bootstrap, 5)) == both
-        assert mine(list_groups(gbroker.bootstrap, 5, [], ["classic"])) == both
-        assert mine(list_groups(gbroker.bootstrap, 5, [], ["Classic"])) == both, "the type filter ignores case"
-        assert mine(list_groups(gbroker.bootstrap, 5, [], ["consumer"])) == {}
+        assert mine(list_groups(gbroker, 5)) == both
+        assert mine(list_groups(gbroker, 5, [], ["classic"])) == both
+        assert mine(list_groups(gbroker, 5, [], ["Classic"])) == both, "the type filter ignores case"
+        assert mine(list_groups(gbroker, 5, [], ["consumer"])) == {}
     finally:
         c.close()
 
 
+def groups_of_one_coordinator(conn, names):
+    """The names, each suffixed until its group has the first one's coordinator (an admin client sends one
+    OffsetFetch per coordinator); returns (coordinator, names)."""
+    coordinator = conn.coordinator(names[0])
+    out = [names[0]]
+    for name in names[1:]:
+        candidates = (f"{name}-{i}" for i in range(1000))
+        out.append(next(n for n in candidates if conn.coordinator(n) == coordinator))
+    return coordinator, out
+
+
 def test_offset_fetch_v8_several_groups(gbroker, gtopic, run):
     with GroupConn(gbroker.bootstrap) as c:
-        for i in range(2):
-            assert set(c.commit(f"m{i}-{run}", -1, "", {(gtopic, 0): 10 + i, (gtopic, 1): 20 + i},
+        coordinator, (m0, m1, none, none2) = groups_of_one_coordinator(
+            c, [f"m0-{run}", f"m1-{run}", f"none-{run}", f"none2-{run}"])
+        for i, g in enumerate([m0, m1]):
+            assert set(c.commit(g, -1, "", {(gtopic, 0): 10 + i, (gtopic, 1): 20 + i},
                                 metadata=f"md{i}").values()) == {0}
-    got = offset_fetch_v8(gbroker.bootstrap, [(f"m0-{run}", {gtopic: [0, 1]}), (f"m1-{run}", None),
-                                              (f"none-{run}", {gtopic: [0]}), (f"none2-{run}", None)])
+    got = offset_fetch_v8(coordinator, [(m0, {gtopic: [0, 1]}), (m1, None), (none, {gtopic: [0]}), (none2, None)])
     assert got == {
-        f"m0-{run}": (0, {(gtopic, 0): (10, "md0", 0), (gtopic, 1): (20, "md0", 0)}),
-        f"m1-{run}": (0, {(gtopic, 0): (11, "md1", 0), (gtopic, 1): (21, "md1", 0)}),
-        f"none-{run}": (0, {(gtopic, 0): (-1, "", 0)}),
-        f"none2-{run}": (0, {}),
+        m0: (0, {(gtopic, 0): (10, "md0", 0), (gtopic, 1): (20, "md0", 0)}),
+        m1: (0, {(gtopic, 0): (11, "md1", 0), (gtopic, 1): (21, "md1", 0)}),
+        none: (0, {(gtopic, 0): (-1, "", 0)}),
+        none2: (0, {}),
     }
 
 

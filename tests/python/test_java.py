@@ -11,7 +11,8 @@ pytestmark = pytest.mark.java
 
 
 def test_java_roundtrip_default_producer(broker, tmp_path):
-    rc, out, err = run_java(tmp_path, "RoundTrip", broker.bootstrap)
+    node_ids = ",".join(str(node_id) for node_id, _, _ in broker.nodes)
+    rc, out, err = run_java(tmp_path, "RoundTrip", broker.bootstrap, f"--nodes={node_ids}")
     assert rc == 0 and out.rstrip().endswith("ROUNDTRIP OK"), \
         f"RoundTrip exited {rc}\nstdout:\n{out}\nstderr (tail):\n{err[-5000:]}"
     for step in ["roundtrip zstd", "describeConfigs", "incrementalAlterConfigs", "createPartitions",

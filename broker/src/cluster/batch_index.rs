@@ -157,6 +157,8 @@ pub async fn commit(
             .await?;
             if sequenced {
                 remember_producer_batch(&tx, b, base).await?;
+            } else if h.has_producer_id() {
+                remember_marker_epoch(&tx, b, base).await?;
             }
             track_transaction(&tx, b, base).await?;
             next = last + 1;
@@ -287,6 +289,33 @@ async fn remember_producer_batch(
              WHERE producer_id = $1 AND topic_id = $2 AND partition = $3
              ORDER BY base_offset DESC LIMIT $4)",
         &[&h.producer_id, &b.topic_id, &b.partition, &PRODUCER_WINDOW],
+    )
+    .await?;
+    Ok(())
+}
+
+/// A marker leaves Kafka's producer state on the partition at the marker's epoch even where the producer
+/// has no batch of that epoch: its next batch there must then start at sequence 0 (a row with sequence -1
+/// says so). Where a batch of the epoch is known, that batch still decides the next sequence.
+async fn remember_marker_epoch(
+    tx: &impl GenericClient,
+    b: &Staged,
+    base_offset: i64,
+) -> Result<(), tokio_postgres::Error> {
+    let h = &b.header;
+    tx.execute(
+        "INSERT INTO runnel_producer_batches (producer_id, topic_id, partition, producer_epoch,
+             base_sequence, last_sequence, base_offset)
+         SELECT $1, $2, $3, $4, -1, -1, $5
+         WHERE NOT EXISTS (SELECT 1 FROM runnel_producer_batches
+             WHERE producer_id = $1 AND topic_id = $2 AND partition = $3 AND producer_epoch >= $4)",
+        &[
+            &h.producer_id,
+            &b.topic_id,
+            &b.partition,
+            &h.producer_epoch,
+            &base_offset,
+        ],
     )
     .await?;
     Ok(())

@@ -21,6 +21,7 @@ import org.apache.kafka.common.serialization.ByteArraySerializer;
 
 public class RoundTrip {
     static String bootstrap;
+    static final Set<Integer> nodeIds = new TreeSet<>(Set.of(0));
     static final String RUN = Long.toHexString(System.nanoTime() & 0xffffffffL);
     static final long T = 30; // seconds for any single future
 
@@ -134,7 +135,9 @@ public class RoundTrip {
         try (Admin a = Admin.create(ap)) {
             DescribeClusterResult dc = a.describeCluster();
             Collection<Node> nodes = dc.nodes().get(T, TimeUnit.SECONDS);
-            check(nodes.size() == 1 && nodes.iterator().next().id() == 0, "describeCluster nodes " + nodes);
+            Set<Integer> ids = new TreeSet<>();
+            for (Node n : nodes) ids.add(n.id());
+            check(ids.equals(nodeIds), "describeCluster nodes " + nodes + ", want ids " + nodeIds);
             check(dc.clusterId().get(T, TimeUnit.SECONDS) != null, "describeCluster cluster id is null");
             ok("describeCluster");
 
@@ -236,7 +239,7 @@ public class RoundTrip {
             try {
                 TopicDescription d = a.describeTopics(List.of(topic)).allTopicNames().get(T, TimeUnit.SECONDS).get(topic);
                 if (d.partitions().size() == n && d.partitions().stream().allMatch(p -> p.leader() != null
-                        && p.leader().id() == 0)) return;
+                        && nodeIds.contains(p.leader().id()))) return;
             } catch (ExecutionException e) {
                 if (!(e.getCause() instanceof org.apache.kafka.common.errors.UnknownTopicOrPartitionException)) throw e;
             }
@@ -248,12 +251,17 @@ public class RoundTrip {
     public static void main(String[] args) {
         System.setProperty("org.slf4j.simpleLogger.defaultLogLevel", "warn");
         if (args.length < 1) {
-            System.err.println("usage: RoundTrip HOST:PORT [codec ...]");
+            System.err.println("usage: RoundTrip HOST:PORT [--nodes=ID,ID...] [codec ...]");
             System.exit(64);
         }
         bootstrap = args[0];
-        List<String> codecs = args.length > 1 ? Arrays.asList(args).subList(1, args.length)
-                : List.of("none", "gzip", "snappy", "lz4", "zstd");
+        List<String> rest = new ArrayList<>(Arrays.asList(args).subList(1, args.length));
+        // the node ids the cluster should report; a standalone broker is node 0
+        if (!rest.isEmpty() && rest.get(0).startsWith("--nodes=")) {
+            nodeIds.clear();
+            for (String id : rest.remove(0).substring("--nodes=".length()).split(",")) nodeIds.add(Integer.parseInt(id));
+        }
+        List<String> codecs = !rest.isEmpty() ? rest : List.of("none", "gzip", "snappy", "lz4", "zstd");
         try {
             for (String codec : codecs) roundTrip(codec);
             admin();
