@@ -360,7 +360,10 @@ def check_log(bootstrap: str, topic: str, partitions: int, acked: dict[bytes, tu
     for p in range(partitions):
         records = read_partition(bootstrap, topic, p)
         offsets = [o for o, _ in records]
-        assert offsets == list(range(len(records))), f"partition {p}: offsets not dense: {offsets[:20]}..."
+        if offsets != list(range(len(records))):
+            at = next(i for i, o in enumerate(offsets) if o != i)
+            raise AssertionError(f"partition {p}: offsets not dense: {len(records)} records read below the high "
+                                 f"watermark, index {at} holds offset {offsets[at]}: {offsets[max(0, at - 3):at + 5]}")
         for o, v in records:
             assert v not in seen, f"{v!r} twice: at {seen[v]} and {(p, o)}"
             seen[v] = (p, o)

@@ -19,10 +19,14 @@ pub async fn handle(
     ctx: &RequestContext,
 ) -> Option<DescribeGroupsResponse> {
     let want_ops = version >= 3 && req.include_authorized_operations;
-    // In a cluster each group is described by the broker holding it.
+    // In a cluster each group is described by the broker holding it; a group the principal may not
+    // describe is refused before that, so asking never moves a group to this broker.
+    let mut denied = std::collections::HashSet::new();
     let mut not_here = std::collections::HashMap::new();
     for id in &req.groups {
-        if let Err(code) = broker.hold(&broker.groups, id).await {
+        if !ctx.allowed(broker, Operation::Describe, ResourceType::Group, id) {
+            denied.insert(id.clone());
+        } else if let Err(code) = broker.hold(&broker.groups, id).await {
             not_here.insert(id.clone(), code);
         }
     }
@@ -33,7 +37,7 @@ pub async fn handle(
             let g = DescribedGroup::default()
                 .with_group_id(id.clone())
                 .with_authorized_operations(OPS_NOT_REQUESTED);
-            if !ctx.allowed(broker, Operation::Describe, ResourceType::Group, &id) {
+            if denied.contains(&id) {
                 // DescribeGroupsResponse.groupError: empty state and protocol, no members.
                 return g
                     .with_error_code(ResponseError::GroupAuthorizationFailed.code())

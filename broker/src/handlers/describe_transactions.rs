@@ -19,10 +19,19 @@ pub async fn handle(
     _version: i16,
     ctx: &RequestContext,
 ) -> Option<DescribeTransactionsResponse> {
-    // In a cluster each transactional id is described by the broker holding it.
+    // In a cluster each transactional id is described by the broker holding it; an id the principal may
+    // not describe is refused before that, so asking never moves it to this broker.
+    let mut denied = std::collections::HashSet::new();
     let mut not_here = std::collections::HashMap::new();
     for id in &req.transactional_ids {
-        if let Err(code) = broker.hold_txn(id).await {
+        if !ctx.allowed(
+            broker,
+            Operation::Describe,
+            ResourceType::TransactionalId,
+            id,
+        ) {
+            denied.insert(id.clone());
+        } else if let Err(code) = broker.hold_txn(id).await {
             not_here.insert(id.clone(), code);
         }
     }
@@ -31,12 +40,7 @@ pub async fn handle(
         .into_iter()
         .map(|id| {
             let base = TransactionState::default().with_transactional_id(id.clone());
-            if !ctx.allowed(
-                broker,
-                Operation::Describe,
-                ResourceType::TransactionalId,
-                &id,
-            ) {
+            if denied.contains(&id) {
                 return base
                     .with_error_code(ResponseError::TransactionalIdAuthorizationFailed.code());
             }
