@@ -21,13 +21,12 @@ pub async fn handle(
     let want_ops = version >= 3 && req.include_authorized_operations;
     // In a cluster each group is described by the broker holding it; a group the principal may not
     // describe is refused before that, so asking never moves a group to this broker.
-    let mut denied = std::collections::HashSet::new();
-    let mut not_here = std::collections::HashMap::new();
+    let mut refused = std::collections::HashMap::new();
     for id in &req.groups {
         if !ctx.allowed(broker, Operation::Describe, ResourceType::Group, id) {
-            denied.insert(id.clone());
+            refused.insert(id.clone(), ResponseError::GroupAuthorizationFailed.code());
         } else if let Err(code) = broker.hold(&broker.groups, id).await {
-            not_here.insert(id.clone(), code);
+            refused.insert(id.clone(), code);
         }
     }
     let groups = req
@@ -37,15 +36,8 @@ pub async fn handle(
             let g = DescribedGroup::default()
                 .with_group_id(id.clone())
                 .with_authorized_operations(OPS_NOT_REQUESTED);
-            if denied.contains(&id) {
+            if let Some(&code) = refused.get(&id) {
                 // DescribeGroupsResponse.groupError: empty state and protocol, no members.
-                return g
-                    .with_error_code(ResponseError::GroupAuthorizationFailed.code())
-                    .with_group_state(str_bytes(""))
-                    .with_protocol_type(str_bytes(""))
-                    .with_protocol_data(str_bytes(""));
-            }
-            if let Some(&code) = not_here.get(&id) {
                 return g
                     .with_error_code(code)
                     .with_group_state(str_bytes(""))

@@ -21,8 +21,7 @@ pub async fn handle(
 ) -> Option<DescribeTransactionsResponse> {
     // In a cluster each transactional id is described by the broker holding it; an id the principal may
     // not describe is refused before that, so asking never moves it to this broker.
-    let mut denied = std::collections::HashSet::new();
-    let mut not_here = std::collections::HashMap::new();
+    let mut refused = std::collections::HashMap::new();
     for id in &req.transactional_ids {
         if !ctx.allowed(
             broker,
@@ -30,9 +29,12 @@ pub async fn handle(
             ResourceType::TransactionalId,
             id,
         ) {
-            denied.insert(id.clone());
+            refused.insert(
+                id.clone(),
+                ResponseError::TransactionalIdAuthorizationFailed.code(),
+            );
         } else if let Err(code) = broker.hold_txn(id).await {
-            not_here.insert(id.clone(), code);
+            refused.insert(id.clone(), code);
         }
     }
     let states = req
@@ -40,11 +42,7 @@ pub async fn handle(
         .into_iter()
         .map(|id| {
             let base = TransactionState::default().with_transactional_id(id.clone());
-            if denied.contains(&id) {
-                return base
-                    .with_error_code(ResponseError::TransactionalIdAuthorizationFailed.code());
-            }
-            if let Some(&code) = not_here.get(&id) {
+            if let Some(&code) = refused.get(&id) {
                 return base.with_error_code(code);
             }
             match broker.txns.describe(&id) {
