@@ -148,6 +148,17 @@ impl Broker {
         }
     }
 
+    /// A refusal worked out from memory (a stale epoch, a transaction in the wrong state) is given only
+    /// while the claim the key was loaded at is current: from a copy another broker has since claimed, it
+    /// would fence or fail a client that did nothing wrong. Otherwise NOT_COORDINATOR sends the client to
+    /// the key's holder.
+    pub async fn confirmed_refusal<C: KeyHolder>(&self, coordinator: &C, key: &str, code: i16) -> i16 {
+        match self.confirm_held(coordinator, key).await {
+            Ok(()) => code,
+            Err(moved) => moved,
+        }
+    }
+
     /// Forgets keys that moved or whose writes were refused; with `take_over`, also claims every key placed
     /// here that this broker does not hold (those of brokers that died), then applies group markers.
     pub async fn sweep_coordinators(&self, take_over: bool) {

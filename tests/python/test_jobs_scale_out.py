@@ -80,3 +80,37 @@ def test_two_instances_split_the_partitions_and_state_moves_with_them(broker, tm
     assert totals == expected_word_counts(feeder.values)
     seen = instances_with_records(bootstrap, f"{name}-status")
     assert seen.get("a", 0) > 0 and seen.get("b", 0) > 0, seen
+
+
+@pytest.mark.timeout(300)
+def test_a_second_process_with_the_same_instance_id_fences_the_first(broker, tmp_path):
+    """Two processes under one instance id share a transactional id: the newer one's producer fences the
+    older one, which stops with a message rather than failing every batch, and the newer one's output is
+    still exact."""
+    bootstrap = broker.bootstrap
+    inp, out, name = unique_topic("fe-in"), unique_topic("fe-out"), unique_topic("fe-job")
+    create_topic(bootstrap, inp, PARTS)
+    feeder = Feeder(bootstrap, inp, 6_000, PARTS, 1_000)
+    feeder.produce(1_000)
+    flags = ["--name", name, "--interval-ms", "200", "--instance-id", "a"]
+    old = JobProcess(tmp_path, bootstrap, "wordcount", inp, out, *flags).start()
+    new = None
+    try:
+        wait_until(lambda: instances_with_records(bootstrap, f"{name}-status").get("a", 0) > 0, 60,
+                   "the first process to process records")
+        new = JobProcess(tmp_path, bootstrap, "wordcount", inp, out, *flags).start()
+        feeder.start()
+        code = old.wait(120)
+        assert code != 0, f"the fenced process exited with {code}:\n{old.tail()}"
+        assert "fenced" in old.tail(), old.tail()
+        feeder.join(120)
+        wait_caught_up(bootstrap, name, [inp, f"{name}-words-repartition"], PARTS, 180,
+                       lambda: new.proc.poll() is None or pytest.fail(f"the newer process exited:\n{new.tail()}"))
+    finally:
+        old.stop()
+        if new:
+            new.stop()
+    got = read_output(bootstrap, out, PARTS)
+    assert_totals_only_grow(got)
+    totals = {k: int(v) for k, v in last_values(got).items()}
+    assert totals == expected_word_counts(feeder.values)

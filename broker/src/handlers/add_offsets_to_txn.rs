@@ -46,7 +46,7 @@ pub async fn handle(
     });
     let result = match result {
         Ok(()) => broker.durable(&broker.txns, txn_id).await,
-        Err(code) => Err(code),
+        Err(code) => Err(broker.confirmed_refusal(&broker.txns, txn_id, code).await),
     };
     Some(
         AddOffsetsToTxnResponse::default()

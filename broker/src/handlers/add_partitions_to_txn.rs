@@ -117,14 +117,25 @@ async fn add_one(
             })
             .collect()
     } else if verify_only {
-        wanted
+        let verified: Vec<i16> = wanted
             .iter()
             .map(|tp| match broker.txns.contains(txn_id, pid, epoch, tp) {
                 Ok(true) => 0,
                 Ok(false) => ResponseError::InvalidTxnState.code(),
                 Err(c) => c,
             })
-            .collect()
+            .collect();
+        match verified.iter().find(|c| **c != 0) {
+            Some(&refused) => {
+                let confirmed = broker.confirmed_refusal(&broker.txns, txn_id, refused).await;
+                if confirmed == refused {
+                    verified
+                } else {
+                    vec![confirmed; wanted.len()]
+                }
+            }
+            None => verified,
+        }
     } else {
         let added = tokio::task::block_in_place(|| {
             broker
@@ -133,7 +144,7 @@ async fn add_one(
         });
         let added = match added {
             Ok(()) => broker.durable(&broker.txns, txn_id).await,
-            Err(code) => Err(code),
+            Err(code) => Err(broker.confirmed_refusal(&broker.txns, txn_id, code).await),
         };
         let code = added.err().unwrap_or(0);
         vec![code; wanted.len()]

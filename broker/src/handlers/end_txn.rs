@@ -55,7 +55,7 @@ pub async fn handle(
             },
         },
         Ok(None) => ErrorCode::NONE.code(),
-        Err(code) => code,
+        Err(code) => broker.confirmed_refusal(&broker.txns, txn_id, code).await,
     };
     Some(EndTxnResponse::default().with_error_code(code))
 }

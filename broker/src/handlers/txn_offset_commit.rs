@@ -13,7 +13,6 @@ use super::authz::split_readable;
 use super::{every_partition, fenced_code, overridden, topic_name};
 use crate::broker::Broker;
 use crate::cluster::coordinator_store::KeyKind;
-use crate::coordinator_ownership::KeyHolder;
 use crate::groups::{CommitEntry, CommitParams, PartitionCodes};
 use crate::request::RequestContext;
 use crate::security::acl::{Operation, ResourceType};
@@ -57,8 +56,10 @@ async fn commit(
     }
 }
 
-/// The producer must be the transactional id's current one. In a cluster the id is usually held by
-/// another broker: its metadata is then read from the database, as its coordinator last wrote it.
+/// The producer must be the transactional id's current one. In a cluster its metadata is read from the
+/// database, as its coordinator last wrote it (every change is written before it is answered): the id is
+/// usually held by another broker, and a copy held here may be one another broker has since claimed and
+/// moved on from, which would fence the producer that broker just initialized.
 async fn check_producer(
     broker: &Broker,
     req: &TxnOffsetCommitRequest,
@@ -71,7 +72,7 @@ async fn check_producer(
     );
     let fenced = fenced_code(version);
     match &broker.cluster {
-        Some(node) if broker.txns.epoch(id).is_none() => {
+        Some(node) => {
             let unavailable = ResponseError::CoordinatorNotAvailable.code();
             let record = node
                 .coordinators
@@ -90,7 +91,7 @@ async fn check_producer(
                 })?;
             TxnCoordinator::check_producer_of(meta.as_ref(), pid, epoch, fenced)
         }
-        _ => broker.txns.check_producer(id, pid, epoch, fenced),
+        None => broker.txns.check_producer(id, pid, epoch, fenced),
     }
 }
 

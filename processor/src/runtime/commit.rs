@@ -130,7 +130,7 @@ impl Runtime {
     }
 }
 
-fn fenced(config: &JobConfig) -> JobError {
+pub(super) fn fenced(config: &JobConfig) -> JobError {
     JobError::Fenced {
         instance: config.instance.clone(),
         job: config.name.clone(),

@@ -192,6 +192,10 @@ impl Runtime {
                     }
                 }
                 Err(RoundError::Fatal(e)) => return Err(e),
+                Err(RoundError::Retry(ClientError::Fenced)) => {
+                    // The producer stays fenced (as Kafka's does): going on would fail every round.
+                    return Err(commit::fenced(&self.config));
+                }
                 Err(RoundError::Retry(e)) => {
                     tracing::warn!(job = %self.config.name, error = %e, "batch failed; tasks restart from their last checkpoint");
                     self.metrics.commit_failed();
