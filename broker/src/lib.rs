@@ -27,6 +27,7 @@ pub mod quotas;
 pub mod request;
 pub mod security;
 pub mod server;
+pub mod shared_documents;
 pub mod shared_topics;
 pub mod topics;
 pub mod transactions;

@@ -42,3 +42,19 @@ pub fn save<T: Serialize>(path: &Path, value: &T, private: bool) -> Result<(), M
     }
     Ok(())
 }
+
+/// A failure reading a cluster's copy of one of these files (kept in the metadata database).
+pub fn document_read_error(document: &str, reason: impl ToString) -> MetadataFileError {
+    MetadataFileError::Read {
+        path: format!("the cluster's {document} document"),
+        reason: reason.to_string(),
+    }
+}
+
+/// A failure writing a cluster's copy of one of these files.
+pub fn document_write_error(document: &str, reason: impl ToString) -> MetadataFileError {
+    MetadataFileError::Write {
+        path: format!("the cluster's {document} document"),
+        reason: reason.to_string(),
+    }
+}

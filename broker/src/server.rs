@@ -116,7 +116,12 @@ pub async fn run(config: BrokerConfig) -> Result<(), ServeError> {
             .sync_topics(&node)
             .await
             .map_err(crate::broker::BrokerError::from)?;
-        crate::shared_topics::spawn_topic_follower(&broker, node);
+        broker
+            .sync_documents(&node)
+            .await
+            .map_err(crate::broker::BrokerError::from)?;
+        crate::shared_topics::spawn_topic_follower(&broker, Arc::clone(&node));
+        crate::shared_documents::spawn_document_follower(&broker, node);
     }
     broker.recover_transactions().await;
     // Tests and scripts read the bound address (the port may have been 0) from this first stdout line, then

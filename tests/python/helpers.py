@@ -28,7 +28,7 @@ def collect_garbage_here():
 def wait_until(cond, timeout=20.0, what="condition", interval=0.05):
     """Poll cond() until it returns a truthy value; return that value, or fail after timeout seconds."""
     deadline = time.monotonic() + timeout
-    last_exc = None
+    last_error = None
     while True:
         collect_garbage_here()
         try:
@@ -36,10 +36,12 @@ def wait_until(cond, timeout=20.0, what="condition", interval=0.05):
             if v:
                 return v
         except Exception as e:  # noqa: BLE001 - remembered for the failure message
-            last_exc = e
+            # Only its text: the exception's traceback would keep the failed call's clients alive in a
+            # reference cycle, for the collector to destroy later.
+            last_error = repr(e)
         if time.monotonic() >= deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}"
-                                 + (f" (last error: {last_exc!r})" if last_exc else ""))
+                                 + (f" (last error: {last_error})" if last_error else ""))
         time.sleep(interval)
 
 

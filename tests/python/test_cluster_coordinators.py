@@ -225,6 +225,7 @@ def test_group_consumes_through_coordinator_failures(cluster):
         stop.set()
         for t in threads:
             t.join(60)
+    assert not any(t.is_alive() for t in threads), "a consumer thread did not stop (its client would outlive the test)"
     assert seen == set(acks.acked)
     assert not backwards, f"committed offsets went backwards: {backwards[:10]}"
     assert generation(cluster, group) >= before, "the group lost its generation"

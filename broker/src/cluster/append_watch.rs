@@ -27,6 +27,8 @@ pub struct AppendWatch {
     topics_changed: Arc<Notify>,
     /// Woken with every group transaction marker heard, and after a reconnect.
     pub markers_written: Notify,
+    /// Woken with every metadata document change heard (`runnel_documents`), and after a reconnect.
+    pub documents_changed: Notify,
 }
 
 impl AppendWatch {
@@ -38,6 +40,7 @@ impl AppendWatch {
             appended,
             topics_changed,
             markers_written: Notify::new(),
+            documents_changed: Notify::new(),
         });
         let me = Arc::clone(&watch);
         tokio::spawn(async move {
@@ -56,14 +59,16 @@ impl AppendWatch {
         let listen = async {
             client
                 .batch_execute(&format!(
-                    "LISTEN {CHANNEL}; LISTEN {}; LISTEN {MARKERS_CHANNEL}",
-                    super::topic_table::CHANNEL
+                    "LISTEN {CHANNEL}; LISTEN {}; LISTEN {MARKERS_CHANNEL}; LISTEN {}",
+                    super::topic_table::CHANNEL,
+                    super::documents::CHANNEL
                 ))
                 .await?;
             tracing::debug!("listening for append notifications");
             // What changed while no one listened is read again.
             self.topics_changed.notify_one();
             self.markers_written.notify_one();
+            self.documents_changed.notify_one();
             self.appended.notify_waiters();
             // Keep the client (and so the connection) alive while notifications flow.
             std::future::pending::<()>().await;
@@ -77,6 +82,11 @@ impl AppendWatch {
                     }
                     Some(Ok(AsyncMessage::Notification(n))) if n.channel() == MARKERS_CHANNEL => {
                         self.markers_written.notify_one()
+                    }
+                    Some(Ok(AsyncMessage::Notification(n)))
+                        if n.channel() == super::documents::CHANNEL =>
+                    {
+                        self.documents_changed.notify_one()
                     }
                     Some(Ok(AsyncMessage::Notification(_))) => self.topics_changed.notify_one(),
                     Some(Ok(_)) => {}

@@ -40,6 +40,7 @@ const MIGRATIONS: &[(i32, &str)] = &[
         5,
         include_str!("../../migrations/0005_object_references.sql"),
     ),
+    (6, include_str!("../../migrations/0006_documents.sql")),
 ];
 
 /// Any constant both sides agree on: the advisory lock serialising migrations across brokers.

@@ -12,6 +12,7 @@ pub mod commit_pipeline;
 pub mod config;
 pub mod coordinator_store;
 pub mod db;
+pub mod documents;
 pub mod key_compaction;
 pub mod node;
 pub mod object_compaction;

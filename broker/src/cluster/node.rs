@@ -74,6 +74,8 @@ pub struct ClusterNode {
     pub watch: Arc<AppendWatch>,
     /// Groups' and transactional ids' claims and records.
     pub coordinators: Arc<CoordinatorStore>,
+    /// The versions of the shared metadata documents (ACLs, credentials, quotas, broker configs) installed.
+    pub documents: super::documents::Documents,
     /// Set when a heartbeat finds the lease had run out: whatever this broker held by claim may have been
     /// taken over, so its coordinators forget it all.
     pub lease_lapsed: std::sync::atomic::AtomicBool,
@@ -145,6 +147,7 @@ impl ClusterNode {
             cache,
             watch,
             coordinators,
+            documents: super::documents::Documents::default(),
             lease_lapsed: std::sync::atomic::AtomicBool::new(false),
             claiming: tokio::sync::Mutex::new(()),
             delete_grace: settings.delete_grace,

@@ -75,13 +75,18 @@ impl Broker {
         }
         self.dynamic.replace(scope, values)?;
         tracing::info!(?scope, keys = ?changed, "dynamic broker configs changed");
+        self.reapply_topic_configs();
+        Ok(())
+    }
+
+    /// Open logs take the topic defaults the dynamic layers now give.
+    pub fn reapply_topic_configs(&self) {
         for meta in self.all_topics() {
             let cfg = self.log_config(&meta.configs);
             for p in self.topic_partitions(&meta.name).unwrap_or_default() {
                 p.set_config(cfg.clone());
             }
         }
-        Ok(())
     }
 
     /// A listener-scoped TLS key must name one of this broker's TLS listeners, and the certificate it

@@ -17,6 +17,7 @@ use tokio::sync::watch;
 pub use apply::DynamicConfigError;
 pub use keys::Scope;
 
+use crate::cluster::documents::SharedDocument;
 use crate::config::BrokerConfig;
 use crate::metadata_file::{self, MetadataFileError};
 
@@ -65,13 +66,7 @@ impl DynamicConfigs {
         let path = dir.join(DYNAMIC_CONFIG_FILE);
         let mut layers: Layers = metadata_file::load(&path)?;
         for scope in [Scope::ClusterDefault, Scope::Broker] {
-            layers.get_mut(scope).retain(|k, v| match keys::check(k, v, scope) {
-                Ok(()) => true,
-                Err(reason) => {
-                    tracing::warn!(key = %k, %reason, "ignoring a stored dynamic broker config");
-                    false
-                }
-            });
+            keep_accepted(layers.get_mut(scope), scope);
         }
         Ok(DynamicConfigs {
             path,
@@ -113,6 +108,49 @@ impl DynamicConfigs {
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .overlay(base)
+    }
+}
+
+fn keep_accepted(values: &mut BTreeMap<String, String>, scope: Scope) {
+    values.retain(|k, v| match keys::check(k, v, scope) {
+        Ok(()) => true,
+        Err(reason) => {
+            tracing::warn!(key = %k, %reason, "ignoring a stored dynamic broker config");
+            false
+        }
+    });
+}
+
+/// One dynamic layer as a cluster shares it: the cluster default is one document for every broker, a
+/// broker's own layer one document per node id (so it outlives the broker's disk).
+pub struct SharedLayer<'a> {
+    pub configs: &'a DynamicConfigs,
+    pub scope: Scope,
+    pub node_id: i32,
+}
+
+impl SharedDocument for SharedLayer<'_> {
+    fn document(&self) -> String {
+        match self.scope {
+            Scope::ClusterDefault => "broker-configs/default".into(),
+            Scope::Broker => format!("broker-configs/{}", self.node_id),
+        }
+    }
+
+    fn export(&self) -> Result<String, MetadataFileError> {
+        let layers = self.configs.layers();
+        serde_json::to_string(layers.get(self.scope))
+            .map_err(|e| metadata_file::document_write_error(&self.document(), e))
+    }
+
+    fn install(&self, body: &str) -> Result<(), MetadataFileError> {
+        let mut values: BTreeMap<String, String> = serde_json::from_str(body)
+            .map_err(|e| metadata_file::document_read_error(&self.document(), e))?;
+        keep_accepted(&mut values, self.scope);
+        if self.configs.layers().get(self.scope) == &values {
+            return Ok(());
+        }
+        self.configs.replace(self.scope, values)
     }
 }
 

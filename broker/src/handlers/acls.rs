@@ -126,7 +126,10 @@ pub async fn create(
         .iter()
         .filter_map(|o| o.as_ref().ok().cloned())
         .collect();
-    if let Err(e) = broker.acls.add(valid) {
+    if let Err(e) = broker
+        .change_shared(&broker.acls, || broker.acls.add(valid))
+        .await
+    {
         tracing::error!(error = %e, "cannot store ACLs");
         for o in &mut outcome {
             if o.is_ok() {
@@ -253,7 +256,10 @@ pub async fn delete(
         .iter()
         .filter_map(|p| p.as_ref().ok().cloned())
         .collect();
-    let mut removed = match broker.acls.remove(&valid) {
+    let mut removed = match broker
+        .change_shared(&broker.acls, || broker.acls.remove(&valid))
+        .await
+    {
         Ok(r) => r.into_iter(),
         Err(e) => {
             tracing::error!(error = %e, "cannot store ACLs");

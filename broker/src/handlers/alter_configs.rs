@@ -49,7 +49,7 @@ async fn apply(
 ) -> (i16, Option<StrBytes>) {
     match resource_type {
         RESOURCE_TOPIC => apply_to_topic(broker, name, validate_only, change).await,
-        RESOURCE_BROKER => apply_to_broker(broker, name, validate_only, change),
+        RESOURCE_BROKER => apply_to_broker(broker, name, validate_only, change).await,
         _ => invalid_request("Unsupported resource type"),
     }
 }
@@ -78,7 +78,9 @@ async fn apply_to_topic(
     }
 }
 
-fn apply_to_broker(
+/// The change is worked out on the layer as it is when it is stored (on a cluster: the newest version,
+/// with the layer's row locked), so changes made through different brokers at once all land.
+async fn apply_to_broker(
     broker: &Broker,
     name: &str,
     validate_only: bool,
@@ -89,13 +91,21 @@ fn apply_to_broker(
         Ok(scope) => scope,
         Err(e) => return invalid_request(&e.to_string()),
     };
-    let mut values = broker.dynamic.layers().get(scope).clone();
-    let effective = broker.effective_config();
-    let current = |k: &str| effective.value_of(k).map(|(v, _)| v);
-    if let Err(msg) = change(&mut values, &current) {
-        return invalid_request(&msg);
-    }
-    match broker.set_dynamic_configs(scope, values, validate_only) {
+    let changed = || {
+        let mut values = broker.dynamic.layers().get(scope).clone();
+        let effective = broker.effective_config();
+        let current = |k: &str| effective.value_of(k).map(|(v, _)| v);
+        change(&mut values, &current).map_err(DynamicConfigError::Refused)?;
+        broker.set_dynamic_configs(scope, values, validate_only)
+    };
+    let result = if validate_only {
+        changed()
+    } else {
+        broker
+            .change_shared(&broker.shared_layer(scope), changed)
+            .await
+    };
+    match result {
         Ok(()) => (ErrorCode::NONE.code(), None),
         Err(DynamicConfigError::Refused(msg)) => invalid_request(&msg),
         Err(e @ DynamicConfigError::Store(_)) => {

@@ -133,7 +133,9 @@ pub async fn alter(
                 .with_error_message(Some(str_bytes(&msg))))),
         }
     }
-    let stored = broker.quotas.store.alter(changes);
+    let stored = broker
+        .change_shared(&broker.quotas.store, || broker.quotas.store.alter(changes))
+        .await;
     let entries = results
         .into_iter()
         .map(|r| match (r, &stored) {

@@ -192,7 +192,10 @@ pub async fn alter(
     // A user with any bad change gets nothing applied, as Kafka validates per user before writing.
     changes.retain(|(user, _, _)| !errors.contains_key(user));
     let changed_users: Vec<String> = changes.iter().map(|(u, _, _)| u.clone()).collect();
-    if let Err(e) = broker.credentials.apply(changes) {
+    if let Err(e) = broker
+        .change_shared(&broker.credentials, || broker.credentials.apply(changes))
+        .await
+    {
         tracing::error!(error = %e, "cannot store SCRAM credentials");
         for u in changed_users {
             errors.insert(u, (ResponseError::UnknownServerError.code(), e.to_string()));

@@ -68,7 +68,25 @@ impl Entity {
 
 pub struct QuotaStore {
     path: PathBuf,
-    entries: RwLock<BTreeMap<Entity, BTreeMap<String, f64>>>,
+    entries: RwLock<Entries>,
+}
+
+type Entries = BTreeMap<Entity, BTreeMap<String, f64>>;
+
+fn file_of(entries: &Entries) -> QuotaFile {
+    QuotaFile {
+        entries: entries
+            .iter()
+            .map(|(e, v)| (e.components(), v.clone()))
+            .collect(),
+    }
+}
+
+fn entries_of(file: QuotaFile) -> Entries {
+    file.entries
+        .into_iter()
+        .map(|(parts, values)| (Entity::from_components(parts), values))
+        .collect()
 }
 
 impl QuotaStore {
@@ -77,12 +95,7 @@ impl QuotaStore {
         let file: QuotaFile = crate::metadata_file::load(&path)?;
         Ok(QuotaStore {
             path,
-            entries: RwLock::new(
-                file.entries
-                    .into_iter()
-                    .map(|(parts, values)| (Entity::from_components(parts), values))
-                    .collect(),
-            ),
+            entries: RwLock::new(entries_of(file)),
         })
     }
 
@@ -118,13 +131,7 @@ impl QuotaStore {
                 next.remove(&entity);
             }
         }
-        let file = QuotaFile {
-            entries: next
-                .iter()
-                .map(|(e, v)| (e.components(), v.clone()))
-                .collect(),
-        };
-        crate::metadata_file::save(&self.path, &file, false)?;
+        crate::metadata_file::save(&self.path, &file_of(&next), false)?;
         *entries = next;
         Ok(())
     }
@@ -162,6 +169,27 @@ impl QuotaStore {
             };
             Some((usage, v))
         })
+    }
+}
+
+impl crate::cluster::documents::SharedDocument for QuotaStore {
+    fn document(&self) -> String {
+        "client-quotas".into()
+    }
+
+    fn export(&self) -> Result<String, QuotaStoreError> {
+        let entries = self.entries.read().unwrap_or_else(|p| p.into_inner());
+        serde_json::to_string(&file_of(&entries))
+            .map_err(|e| crate::metadata_file::document_write_error("client-quotas", e))
+    }
+
+    fn install(&self, body: &str) -> Result<(), QuotaStoreError> {
+        let file: QuotaFile = serde_json::from_str(body)
+            .map_err(|e| crate::metadata_file::document_read_error("client-quotas", e))?;
+        let mut entries = self.entries.write().unwrap_or_else(|p| p.into_inner());
+        crate::metadata_file::save(&self.path, &file, false)?;
+        *entries = entries_of(file);
+        Ok(())
     }
 }
 

@@ -97,3 +97,24 @@ impl CredentialStore {
         crate::metadata_file::save(&self.path, file, true)
     }
 }
+
+impl crate::cluster::documents::SharedDocument for CredentialStore {
+    fn document(&self) -> String {
+        "scram-credentials".into()
+    }
+
+    fn export(&self) -> Result<String, CredentialError> {
+        let file = self.file.read().unwrap_or_else(|p| p.into_inner());
+        serde_json::to_string(&*file)
+            .map_err(|e| crate::metadata_file::document_write_error("scram-credentials", e))
+    }
+
+    fn install(&self, body: &str) -> Result<(), CredentialError> {
+        let next: CredentialFile = serde_json::from_str(body)
+            .map_err(|e| crate::metadata_file::document_read_error("scram-credentials", e))?;
+        let mut file = self.file.write().unwrap_or_else(|p| p.into_inner());
+        self.save(&next)?;
+        *file = next;
+        Ok(())
+    }
+}
