@@ -19,8 +19,6 @@ import tls_certs
 from helpers import admin, create_topic, unique_topic, wait_until
 from security_helpers import CONFIG_TOOL, kafka_tool
 
-BROKER_ID = "0"  # Runnel's default node.id, and the one scripts/kafka-ref formats Kafka with
-
 pytestmark = pytest.mark.java
 
 
@@ -44,9 +42,9 @@ def topic_config(bootstrap: str, topic: str, key: str):
 
 def test_kafka_configs_sets_describes_and_deletes_broker_configs_at_both_scopes(start_broker):
     b = start_broker()
-    bs = b.bootstrap
+    bs, broker_id = b.bootstrap, str(b.node_id)
     ok(bs, "--entity-default", "--alter", "--add-config", "log.retention.ms=1234567")
-    ok(bs, "--entity-name", BROKER_ID, "--alter", "--add-config",
+    ok(bs, "--entity-name", broker_id, "--alter", "--add-config",
        "log.retention.ms=7654321,sasl.kerberos.min.time.before.relogin=58000")
 
     # Kafka applies both through its metadata log: wait for the describe to show them.
@@ -55,8 +53,8 @@ def test_kafka_configs_sets_describes_and_deletes_broker_configs_at_both_scopes(
     assert "log.retention.ms=1234567 sensitive=false synonyms={DYNAMIC_DEFAULT_BROKER_CONFIG:log.retention.ms=" \
            "1234567}" in default, default
     assert "kerberos" not in default, default
-    one = wait_until(lambda: (o := ok(bs, "--entity-name", BROKER_ID, "--describe")) and "58000" in o and o, 20,
-                     "broker 0's configs described")
+    one = wait_until(lambda: (o := ok(bs, "--entity-name", broker_id, "--describe")) and "58000" in o and o, 20,
+                     f"broker {broker_id}'s configs described")
     assert "log.retention.ms=7654321 sensitive=false synonyms={DYNAMIC_BROKER_CONFIG:log.retention.ms=7654321, " \
            "DYNAMIC_DEFAULT_BROKER_CONFIG:log.retention.ms=1234567" in one, one
     assert "sasl.kerberos.min.time.before.relogin=58000 sensitive=false" in one, one
@@ -67,9 +65,9 @@ def test_kafka_configs_sets_describes_and_deletes_broker_configs_at_both_scopes(
     e = topic_config(bs, t, "retention.ms")
     assert (e.value, e.source) == ("7654321", ConfigSource.DYNAMIC_BROKER_CONFIG.value), e
 
-    ok(bs, "--entity-name", BROKER_ID, "--alter", "--delete-config", "log.retention.ms")
+    ok(bs, "--entity-name", broker_id, "--alter", "--delete-config", "log.retention.ms")
     wait_until(lambda: topic_config(bs, t, "retention.ms").value == "1234567", 20,
-               "the cluster default once broker 0's value is deleted")
+               f"the cluster default once broker {broker_id}'s value is deleted")
     e = topic_config(bs, t, "retention.ms")
     assert e.source == ConfigSource.DYNAMIC_DEFAULT_BROKER_CONFIG.value, e
 
@@ -82,7 +80,7 @@ def test_kafka_configs_sets_describes_and_deletes_broker_configs_at_both_scopes(
             "can be dynamically updated only per-listener using the listener prefix",
     }
     for (scope, setting), message in refusals.items():
-        target = [scope] if scope == "--entity-default" else [scope, BROKER_ID]
+        target = [scope] if scope == "--entity-default" else [scope, broker_id]
         rc, out = configs(bs, *target, "--alter", "--add-config", setting)
         assert rc != 0 and message in out, f"{setting} at {scope}: exit {rc}\n{out[-2000:]}"
 
@@ -138,18 +136,18 @@ def test_a_listener_keystore_is_replaced_with_kafka_configs(start_broker, tmp_pa
     b = start_broker({"listeners": "PLAINTEXT://127.0.0.1:0,SSL://127.0.0.1:0",
                       "ssl.keystore.type": "PEM", "ssl.keystore.location": str(certs.server),
                       "ssl.truststore.type": "PEM", "ssl.truststore.location": str(certs.ca)})
-    plain, tls = b.address("PLAINTEXT"), b.address("SSL")
+    plain, tls, broker_id = b.address("PLAINTEXT"), b.address("SSL"), str(b.node_id)
     first = _served_certificate(tls, certs.ca)
     renewed_der = ssl.PEM_cert_to_DER_cert(renewed_chain.read_text().split("-----END CERTIFICATE-----")[0]
                                            + "-----END CERTIFICATE-----\n")
     assert first != renewed_der
 
-    rc, out = configs(plain, "--entity-name", BROKER_ID, "--alter", "--add-config",
+    rc, out = configs(plain, "--entity-name", broker_id, "--alter", "--add-config",
                       f"listener.name.ssl.ssl.keystore.location={tmp_path / 'missing.pem'}")
     assert rc != 0, f"a missing keystore file was accepted:\n{out[-2000:]}"
     assert _served_certificate(tls, certs.ca) == first
 
-    ok(plain, "--entity-name", BROKER_ID, "--alter", "--add-config",
+    ok(plain, "--entity-name", broker_id, "--alter", "--add-config",
        f"listener.name.ssl.ssl.keystore.location={renewed}")
     wait_until(lambda: _served_certificate(tls, certs.ca) == renewed_der, 30, "the renewed certificate served")
     try:

@@ -58,7 +58,9 @@ def build_state(b):
 
 
 def check_state(b, s, after_kill=False):
-    assert topic_partitions(b.bootstrap, s["multi"]) == {0: 0, 1: 0, 2: 0}
+    leaders = topic_partitions(b.bootstrap, s["multi"])
+    assert sorted(leaders) == [0, 1, 2], leaders
+    assert set(leaders.values()) <= {n for n, _, _ in b.nodes}, f"a leader that is not a broker: {leaders}"
     assert topic_config(b.bootstrap, s["multi"], "retention.ms") == "3600000"
     assert topic_config(b.bootstrap, s["multi"], "max.message.bytes") == "300000"
     for p in range(3):

@@ -29,6 +29,8 @@ pub struct AppendWatch {
     pub markers_written: Notify,
     /// Woken with every metadata document change heard (`runnel_documents`), and after a reconnect.
     pub documents_changed: Notify,
+    /// Woken when a broker registered or left (`runnel_brokers`), and after a reconnect.
+    pub brokers_changed: Notify,
 }
 
 impl AppendWatch {
@@ -41,6 +43,7 @@ impl AppendWatch {
             topics_changed,
             markers_written: Notify::new(),
             documents_changed: Notify::new(),
+            brokers_changed: Notify::new(),
         });
         let me = Arc::clone(&watch);
         tokio::spawn(async move {
@@ -59,9 +62,10 @@ impl AppendWatch {
         let listen = async {
             client
                 .batch_execute(&format!(
-                    "LISTEN {CHANNEL}; LISTEN {}; LISTEN {MARKERS_CHANNEL}; LISTEN {}",
+                    "LISTEN {CHANNEL}; LISTEN {}; LISTEN {MARKERS_CHANNEL}; LISTEN {}; LISTEN {}",
                     super::topic_table::CHANNEL,
-                    super::documents::CHANNEL
+                    super::documents::CHANNEL,
+                    super::registry::CHANNEL
                 ))
                 .await?;
             tracing::debug!("listening for append notifications");
@@ -69,6 +73,7 @@ impl AppendWatch {
             self.topics_changed.notify_one();
             self.markers_written.notify_one();
             self.documents_changed.notify_one();
+            self.brokers_changed.notify_one();
             self.appended.notify_waiters();
             // Keep the client (and so the connection) alive while notifications flow.
             std::future::pending::<()>().await;
@@ -87,6 +92,11 @@ impl AppendWatch {
                         if n.channel() == super::documents::CHANNEL =>
                     {
                         self.documents_changed.notify_one()
+                    }
+                    Some(Ok(AsyncMessage::Notification(n)))
+                        if n.channel() == super::registry::CHANNEL =>
+                    {
+                        self.brokers_changed.notify_one()
                     }
                     Some(Ok(AsyncMessage::Notification(_))) => self.topics_changed.notify_one(),
                     Some(Ok(_)) => {}

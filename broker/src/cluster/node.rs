@@ -161,6 +161,7 @@ impl ClusterNode {
             live: RwLock::new(live),
         });
         tokio::spawn(heartbeat(Arc::clone(&node)));
+        tokio::spawn(follow_registrations(Arc::clone(&node)));
         tracing::info!(node_id = node.node_id, storage = %settings.storage_url, "joined the cluster");
         Ok(node)
     }
@@ -400,6 +401,16 @@ async fn cluster_id(client: &tokio_postgres::Client) -> Result<String, DbError> 
 }
 
 /// Renews the lease three times per session timeout, so one missed beat does not cost the lease.
+/// Reads the live brokers again whenever one registers or leaves.
+async fn follow_registrations(node: Arc<ClusterNode>) {
+    loop {
+        node.watch.brokers_changed.notified().await;
+        if let Err(e) = node.refresh_live().await {
+            tracing::debug!(error = %e, "cannot read the live brokers");
+        }
+    }
+}
+
 async fn heartbeat(node: Arc<ClusterNode>) {
     let mut tick = tokio::time::interval(node.session_timeout / 3);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

@@ -8,6 +8,17 @@ use std::time::Duration;
 use tokio_postgres::Client;
 use uuid::Uuid;
 
+/// Told on every registration and clean leave, so the other brokers list the change at once rather than
+/// at their next heartbeat (a broker restarted on a new address would otherwise be listed at its old one).
+pub const CHANNEL: &str = "runnel_brokers";
+
+async fn announce(client: &Client, node_id: i32) -> Result<(), tokio_postgres::Error> {
+    client
+        .execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &node_id.to_string()])
+        .await
+        .map(|_| ())
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
     #[error("node id {0} is held by another live broker (its lease has not run out); pick another --node-id or stop that broker")]
@@ -78,6 +89,7 @@ impl Registry {
         if taken.is_none() {
             return Err(RegistryError::NodeIdInUse(node_id));
         }
+        announce(&client, node_id).await?;
         tracing::info!(node_id, %incarnation, "registered in the cluster");
         Ok(Registry {
             client,
@@ -146,6 +158,7 @@ impl Registry {
                 &[&self.node_id, &self.incarnation],
             )
             .await?;
+        announce(&self.client, self.node_id).await?;
         tracing::info!(node_id = self.node_id, "left the cluster");
         Ok(())
     }
