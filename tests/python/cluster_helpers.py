@@ -171,6 +171,10 @@ class ClusterBroker(Broker):
         self.metrics_port = free_port()
         self.jobs = jobs or []
 
+    @property
+    def node_id(self) -> int:
+        return int(self.sets.get("node.id", 0))
+
     def _command(self, port: int) -> list[str]:
         hosted = [a for j in self.jobs for a in ("--job", j)]
         return super()._command(port) + ["--metrics-listen", f"127.0.0.1:{self.metrics_port}", *hosted]
