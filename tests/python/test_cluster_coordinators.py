@@ -14,6 +14,7 @@ import time
 import pytest
 
 from cluster_helpers import PARTITIONS, Acks, Cluster, check_log, idempotent_producer, produce_with
+from group_helpers import JavaMembers
 from helpers import TARGET, create_topic, unique_topic, wait_until
 
 pytestmark = pytest.mark.skipif(TARGET == "kafka", reason="Runnel's cluster mode (Kafka has its own replication)")
@@ -127,9 +128,11 @@ class Failures:
         self.done.append(f"cut {node}")
 
 
+@pytest.mark.java
 @pytest.mark.timeout(300)
-def test_group_consumes_through_coordinator_failures(cluster):
-    """Two consumers in a group, librdkafka and kafka-python, consume a 12-partition topic, committing as they go, while the
+def test_group_consumes_through_coordinator_failures(cluster, tmp_path):
+    """Three consumers in a group, librdkafka, kafka-python and the Java client, consume a 12-partition topic,
+    committing as they go, while the
     group's coordinator is killed, paused past its lease and cut off from the database: every record is
     consumed, no committed offset ever goes backwards, the generation is kept, and in the end the committed
     offsets reach the end of every partition."""
@@ -205,28 +208,40 @@ def test_group_consumes_through_coordinator_failures(cluster):
                 last[tp] = max(o, last.get(tp, -1))
             time.sleep(0.1)
 
+    # The Java consumer (tests/java/src/GroupMember.java) commits after every poll and reports each record.
+    java = JavaMembers(cluster.bootstrap, topic, group, tmp_path, "java-member")
+
+    def consumed() -> set[bytes]:
+        by_java = {e.record[2].encode() for e in java.snapshot("REC")}
+        with lock:
+            return seen | by_java
+
     threads = [threading.Thread(target=t) for t in (consume, consume_with_kafka_python, watch_commits)]
     for t in threads:
         t.start()
+    java.add("java", session__timeout__ms=10000, heartbeat__interval__ms=1000, metadata__max__age__ms=1000,
+             max__poll__records=20)
     try:
         wait_until(lambda: generation(cluster, group) > 0, 60, "the group's first generation")
         before = generation(cluster, group)
         failures = Failures(cluster, GROUP, group, [1000, 2000, 3000, 4200])
         deadline = time.monotonic() + 240
         while failures.steps and time.monotonic() < deadline:
-            with lock:
-                progress = len(seen)
-            failures.at(progress)
+            failures.at(len(consumed()))
+            java.check()
             time.sleep(0.1)
-        assert not failures.steps, f"only {failures.done} before the stream ended ({len(seen)} consumed)"
-        wait_until(lambda: len(seen) == total, 120, f"all {total} records consumed")
+        assert not failures.steps, f"only {failures.done} before the stream ended ({len(consumed())} consumed)"
+        wait_until(lambda: len(consumed()) == total, 120, f"all {total} records consumed")
         wait_until(lambda: committed(cluster, group) == end, 60, "committed offsets at the end of each partition")
+        java.check()
     finally:
         stop.set()
+        java.stop()
         for t in threads:
             t.join(60)
     assert not any(t.is_alive() for t in threads), "a consumer thread did not stop (its client would outlive the test)"
-    assert seen == set(acks.acked)
+    assert consumed() == set(acks.acked)
+    assert java.snapshot("REC"), "the Java consumer took part"
     assert not backwards, f"committed offsets went backwards: {backwards[:10]}"
     assert generation(cluster, group) >= before, "the group lost its generation"
     print(f"failures: {failures.done}; commit errors seen by the clients: {len(commit_errors)}")
