@@ -7,7 +7,9 @@
 //
 // stdin, one command a line:
 //   add NAME [key=value ...]   a new consumer NAME (extra consumer configs, e.g. group.instance.id=x,
-//                              partition.assignment.strategy=<class>, session.timeout.ms=4000)
+//                              partition.assignment.strategy=<class>, session.timeout.ms=4000; and this
+//                              program's own record.delay.ms=N: a pause after each record, so a member
+//                              is still consuming when the test makes something happen)
 //   close NAME                 consumer.close(): a dynamic member sends LeaveGroup
 //   quit                       close every consumer, print BYE, exit 0 (so does end of input)
 // stdout, one event a line, fields separated by single spaces; GEN is groupMetadata().generationId() at the
@@ -55,9 +57,13 @@ public class GroupMember {
         final BlockingQueue<String> commands = new LinkedBlockingQueue<>();
         final CountDownLatch done = new CountDownLatch(1);
         KafkaConsumer<byte[], byte[]> consumer;
+        final long recordDelayMs;
 
         Member(String name, Map<String, String> extra) {
             this.name = name;
+            Map<String, String> configs = new HashMap<>(extra);
+            String delay = configs.remove("record.delay.ms");
+            this.recordDelayMs = delay == null ? 0 : Long.parseLong(delay);
             props.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
             props.put(ConsumerConfig.GROUP_ID_CONFIG, group);
             props.put(ConsumerConfig.CLIENT_ID_CONFIG, name);
@@ -71,7 +77,7 @@ public class GroupMember {
             props.put(ConsumerConfig.METADATA_MAX_AGE_CONFIG, "5000");
             props.put(ConsumerConfig.KEY_DESERIALIZER_CLASS_CONFIG, ByteArrayDeserializer.class.getName());
             props.put(ConsumerConfig.VALUE_DESERIALIZER_CLASS_CONFIG, ByteArrayDeserializer.class.getName());
-            props.putAll(extra);
+            props.putAll(configs);
         }
 
         int gen() {
@@ -111,6 +117,7 @@ public class GroupMember {
                         String v = r.value() == null ? "null" : new String(r.value(), StandardCharsets.UTF_8);
                         emit("REC " + name + " " + g + " " + r.partition() + " " + r.offset() + " " + v);
                         next.put(new TopicPartition(r.topic(), r.partition()), new OffsetAndMetadata(r.offset() + 1));
+                        if (recordDelayMs > 0) Thread.sleep(recordDelayMs);
                     }
                     try {
                         consumer.commitSync(next, Duration.ofSeconds(15));
