@@ -152,7 +152,12 @@ impl Broker {
     /// while the claim the key was loaded at is current: from a copy another broker has since claimed, it
     /// would fence or fail a client that did nothing wrong. Otherwise NOT_COORDINATOR sends the client to
     /// the key's holder.
-    pub async fn confirmed_refusal<C: KeyHolder>(&self, coordinator: &C, key: &str, code: i16) -> i16 {
+    pub async fn confirmed_refusal<C: KeyHolder>(
+        &self,
+        coordinator: &C,
+        key: &str,
+        code: i16,
+    ) -> i16 {
         match self.confirm_held(coordinator, key).await {
             Ok(()) => code,
             Err(moved) => moved,

@@ -64,7 +64,8 @@ pub fn spawn_document_follower(broker: &Arc<Broker>, node: Arc<ClusterNode>) {
     let broker = Arc::clone(broker);
     tokio::spawn(async move {
         loop {
-            let _ = tokio::time::timeout(RESYNC_EVERY, node.watch.documents_changed.notified()).await;
+            let _ =
+                tokio::time::timeout(RESYNC_EVERY, node.watch.documents_changed.notified()).await;
             if let Err(e) = broker.sync_documents(&node).await {
                 tracing::warn!(error = %e, "cannot read the cluster's metadata documents; retrying");
             }

@@ -14,7 +14,10 @@ pub const CHANNEL: &str = "runnel_brokers";
 
 async fn announce(client: &Client, node_id: i32) -> Result<(), tokio_postgres::Error> {
     client
-        .execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &node_id.to_string()])
+        .execute(
+            "SELECT pg_notify($1, $2)",
+            &[&CHANNEL, &node_id.to_string()],
+        )
         .await
         .map(|_| ())
 }

@@ -127,7 +127,9 @@ async fn add_one(
             .collect();
         match verified.iter().find(|c| **c != 0) {
             Some(&refused) => {
-                let confirmed = broker.confirmed_refusal(&broker.txns, txn_id, refused).await;
+                let confirmed = broker
+                    .confirmed_refusal(&broker.txns, txn_id, refused)
+                    .await;
                 if confirmed == refused {
                     verified
                 } else {

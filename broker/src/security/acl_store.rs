@@ -128,11 +128,13 @@ impl crate::cluster::documents::SharedDocument for AclStore {
 
     fn export(&self) -> Result<String, crate::metadata_file::MetadataFileError> {
         let acls = self.acls.read().unwrap_or_else(|p| p.into_inner());
-        serde_json::to_string(&*acls).map_err(|e| crate::metadata_file::document_write_error("acls", e))
+        serde_json::to_string(&*acls)
+            .map_err(|e| crate::metadata_file::document_write_error("acls", e))
     }
 
     fn install(&self, body: &str) -> Result<(), crate::metadata_file::MetadataFileError> {
-        let next: AclSet = serde_json::from_str(body).map_err(|e| crate::metadata_file::document_read_error("acls", e))?;
+        let next: AclSet = serde_json::from_str(body)
+            .map_err(|e| crate::metadata_file::document_read_error("acls", e))?;
         let mut acls = self.acls.write().unwrap_or_else(|p| p.into_inner());
         crate::metadata_file::save(&self.path, &next, false)?;
         *acls = next;
