@@ -125,18 +125,14 @@ async fn add_one(
                 Err(c) => c,
             })
             .collect();
-        match verified.iter().find(|c| **c != 0) {
-            Some(&refused) => {
-                let confirmed = broker
-                    .confirmed_refusal(&broker.txns, txn_id, refused)
-                    .await;
-                if confirmed == refused {
-                    verified
-                } else {
-                    vec![confirmed; wanted.len()]
-                }
+        // Refusals from memory stand only while the claim is current (see `confirmed_refusal`).
+        if verified.iter().any(|c| *c != 0) {
+            match broker.confirm_held(&broker.txns, txn_id).await {
+                Ok(()) => verified,
+                Err(moved) => vec![moved; wanted.len()],
             }
-            None => verified,
+        } else {
+            verified
         }
     } else {
         let added = tokio::task::block_in_place(|| {
