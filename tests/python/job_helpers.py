@@ -304,3 +304,12 @@ def assert_totals_only_grow(out: dict[int, list[tuple[str, str]]]):
             n = int(v)
             assert n > seen.get(k, 0), f"total of {k!r} went from {seen.get(k)} to {n}"
             seen[k] = n
+
+
+def assert_word_counts_exact(bootstrap: str, topic: str, partitions: int, values: list[bytes]):
+    """WordCount's whole output: every running total only grows, and each word's last total is its count in
+    `values` (a batch applied twice or lost would show in one or the other)."""
+    got = read_output(bootstrap, topic, partitions)
+    assert_totals_only_grow(got)
+    totals = {k: int(v) for k, v in last_values(got).items()}
+    assert totals == expected_word_counts(values), "final counts differ from a count of the input"
