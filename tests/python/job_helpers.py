@@ -107,6 +107,12 @@ class JobProcess:
                                          env={"RUST_LOG": "warn,runnel_processor=info", "PATH": "/usr/bin:/bin"})
         return self
 
+    def check_running(self, what: str = "the job"):
+        """Fails the test at once if the process exited: pytest.fail, which wait_until does not retry."""
+        import pytest
+        if not self.proc or self.proc.poll() is not None:
+            pytest.fail(f"{what} exited:\n{self.tail()}")
+
     def kill9(self):
         assert self.proc and self.proc.poll() is None, f"job died on its own:\n{self.tail()}"
         self.proc.kill()

@@ -68,7 +68,7 @@ def test_two_instances_split_the_partitions_and_state_moves_with_them(broker, tm
         a.kill9()
         feeder.join(120)
         wait_caught_up(bootstrap, name, [inp, f"{name}-words-repartition"], PARTS, 180,
-                       lambda: b.proc.poll() is None or pytest.fail(f"instance b exited:\n{b.tail()}"))
+                       lambda: b.check_running("instance b"))
     finally:
         a.stop()
         if b:
@@ -101,7 +101,7 @@ def test_a_second_process_with_the_same_instance_id_fences_the_first(broker, tmp
         assert "fenced" in old.tail(), old.tail()
         feeder.join(120)
         wait_caught_up(bootstrap, name, [inp, f"{name}-words-repartition"], PARTS, 180,
-                       lambda: new.proc.poll() is None or pytest.fail(f"the newer process exited:\n{new.tail()}"))
+                       lambda: new.check_running("the newer process"))
     finally:
         old.stop()
         if new:
