@@ -5,8 +5,6 @@
 //! from the partition's next offset and records it. Nothing is acknowledged before it commits, and a
 //! failed commit leaves no row, so offsets are dense and never reused.
 
-use std::collections::BTreeMap;
-
 use runnel_storage::batch::BatchHeader;
 use runnel_storage::log::ControlType;
 use tokio_postgres::{Client, GenericClient};
@@ -16,10 +14,10 @@ use super::objects::ObjectKey;
 
 /// How many recent batches per producer and partition are remembered for duplicate detection: Kafka's
 /// limit on in-flight requests of an idempotent producer.
-const PRODUCER_WINDOW: i64 = 5;
+const PRODUCER_WINDOW: i32 = 5;
 
 /// Partitions per notification: an entry is at most ~60 bytes, PostgreSQL's payload limit 8000.
-const NOTIFY_ENTRIES: usize = 100;
+const NOTIFY_ENTRIES: i32 = 100;
 
 /// One validated batch inside an uploaded object.
 #[derive(Debug, Clone)]
@@ -75,12 +73,10 @@ pub async fn create_partitions(
     Ok(())
 }
 
-fn next_sequence(last: i32) -> i32 {
-    last.wrapping_add(1) & i32::MAX
-}
-
 /// Records `object` and commits its batches; one result per batch, in order. An error means nothing
-/// was committed (the object is then an orphan for the collector).
+/// was committed (the object is then an orphan for the collector). The database does the work in one
+/// call (`runnel_commit_round`, migration 0007), so the partitions' row locks are held for the function's
+/// run rather than for a round trip per statement.
 pub async fn commit(
     client: &mut Client,
     object: &ObjectKey,
@@ -88,237 +84,104 @@ pub async fn commit(
     uploaded_by: i32,
     batches: &[Staged],
 ) -> Result<Vec<Appended>, tokio_postgres::Error> {
-    let tx = client.transaction().await?;
-    tx.execute(
-        "INSERT INTO runnel_objects (object_key, size_bytes, uploaded_by) VALUES ($1, $2, $3)",
-        &[
-            &object.0,
-            &i64::try_from(object_size).unwrap_or(i64::MAX),
-            &uploaded_by,
-        ],
-    )
-    .await?;
-    // Partitions in a fixed order, each locked once for the whole transaction.
-    let mut by_partition: BTreeMap<(Uuid, i32), Vec<usize>> = BTreeMap::new();
-    for (i, b) in batches.iter().enumerate() {
-        by_partition
-            .entry((b.topic_id, b.partition))
-            .or_default()
-            .push(i);
-    }
-    let mut results = vec![Appended::UnknownPartition; batches.len()];
-    let mut advanced: Vec<String> = Vec::new();
-    for ((topic_id, partition), indexes) in by_partition {
-        let Some(row) = tx
-            .query_opt(
-                "SELECT next_offset FROM runnel_partitions
-                 WHERE topic_id = $1 AND partition = $2 FOR UPDATE",
-                &[&topic_id, &partition],
-            )
-            .await?
-        else {
-            continue;
-        };
-        let mut next: i64 = row.get(0);
-        for i in indexes {
-            let b = &batches[i];
-            let h = &b.header;
-            // Markers are written by the coordinator, outside the producer's sequence.
-            let sequenced = h.has_producer_id() && !h.is_control();
-            if sequenced {
-                if let Some(verdict) = check_sequence(&tx, b).await? {
-                    results[i] = verdict;
-                    continue;
-                }
-            }
-            let base = next;
-            let last = base + i64::from(h.last_offset_delta);
-            tx.execute(
-                "INSERT INTO runnel_batches (topic_id, partition, base_offset, last_offset, object_key,
-                     byte_offset, byte_length, max_timestamp, producer_id, producer_epoch, base_sequence,
-                     is_transactional, is_control)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
-                &[
-                    &topic_id,
-                    &partition,
-                    &base,
-                    &last,
-                    &object.0,
-                    &i64::try_from(b.byte_offset).unwrap_or(i64::MAX),
-                    &i32::try_from(b.byte_length).unwrap_or(i32::MAX),
-                    &h.max_timestamp,
-                    &h.producer_id,
-                    &h.producer_epoch,
-                    &h.base_sequence,
-                    &h.is_transactional(),
-                    &h.is_control(),
-                ],
-            )
-            .await?;
-            if sequenced {
-                remember_producer_batch(&tx, b, base).await?;
-            } else if h.has_producer_id() {
-                remember_marker_epoch(&tx, b, base).await?;
-            }
-            track_transaction(&tx, b, base).await?;
-            next = last + 1;
-            results[i] = Appended::At(base);
-        }
-        tx.execute(
-            "UPDATE runnel_partitions SET next_offset = $3 WHERE topic_id = $1 AND partition = $2",
-            &[&topic_id, &partition, &next],
-        )
-        .await?;
-        advanced.push(format!("{topic_id}:{partition}:{next}"));
-    }
-    // Delivered to every listening broker when (and only if) the transaction commits; a payload holds at
-    // most 8000 bytes, so large rounds are told in parts.
-    for part in advanced.chunks(NOTIFY_ENTRIES) {
-        tx.execute(
-            "SELECT pg_notify($1, $2)",
-            &[&super::append_watch::CHANNEL, &part.join(",")],
-        )
-        .await?;
-    }
-    tx.commit().await?;
-    Ok(results)
-}
-
-/// Keeps the open and aborted transactions of the partition up to date with one appended batch: a
-/// transactional batch opens its producer's transaction (if not open), a marker closes it, and an ABORT
-/// marker records the range read_committed readers skip.
-async fn track_transaction(
-    tx: &impl GenericClient,
-    b: &Staged,
-    base_offset: i64,
-) -> Result<(), tokio_postgres::Error> {
-    let h = &b.header;
-    if !h.is_transactional() {
-        return Ok(());
-    }
-    if !h.is_control() {
-        tx.execute(
-            "INSERT INTO runnel_txn_open (topic_id, partition, producer_id, first_offset)
-             VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
-            &[&b.topic_id, &b.partition, &h.producer_id, &base_offset],
-        )
-        .await?;
-        return Ok(());
-    }
-    let opened = tx
-        .query_opt(
-            "DELETE FROM runnel_txn_open WHERE topic_id = $1 AND partition = $2 AND producer_id = $3
-             RETURNING first_offset",
-            &[&b.topic_id, &b.partition, &h.producer_id],
-        )
-        .await?;
-    if let (Some(row), ControlType::Abort) = (opened, b.control) {
-        let first: i64 = row.get(0);
-        tx.execute(
-            "INSERT INTO runnel_txn_aborted (topic_id, partition, producer_id, first_offset, last_offset)
-             VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
-            &[&b.topic_id, &b.partition, &h.producer_id, &first, &base_offset],
-        )
-        .await?;
-    }
-    Ok(())
-}
-
-/// Kafka's checks for an idempotent batch against the producer's recent batches on the partition:
-/// `None` when it may be appended, else what to answer instead.
-async fn check_sequence(
-    tx: &impl GenericClient,
-    b: &Staged,
-) -> Result<Option<Appended>, tokio_postgres::Error> {
-    let h = &b.header;
-    let recent = tx
+    let c = Columns::of(batches);
+    let rows = client
         .query(
-            "SELECT producer_epoch, base_sequence, last_sequence, base_offset FROM runnel_producer_batches
-             WHERE producer_id = $1 AND topic_id = $2 AND partition = $3 ORDER BY base_offset DESC",
-            &[&h.producer_id, &b.topic_id, &b.partition],
+            "SELECT verdict, base_offset FROM runnel_commit_round($1, $2, $3, $4, $5, $6, $7, $8, $9,
+                 $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)",
+            &[
+                &object.0,
+                &i64::try_from(object_size).unwrap_or(i64::MAX),
+                &uploaded_by,
+                &c.topic,
+                &c.partition,
+                &c.last_delta,
+                &c.byte_offset,
+                &c.byte_length,
+                &c.max_timestamp,
+                &c.producer_id,
+                &c.epoch,
+                &c.base_sequence,
+                &c.last_sequence,
+                &c.kind,
+                &c.txn,
+                &c.control,
+                &super::append_watch::CHANNEL,
+                &PRODUCER_WINDOW,
+                &NOTIFY_ENTRIES,
+            ],
         )
         .await?;
-    let Some(newest) = recent.first() else {
-        // Nothing known of this producer here (new, or its state aged out): accept, as Kafka does.
-        return Ok(None);
-    };
-    let epoch: i16 = newest.get(0);
-    if h.producer_epoch < epoch {
-        return Ok(Some(Appended::Fenced));
-    }
-    if h.producer_epoch > epoch {
-        // A new epoch starts its sequences again.
-        return Ok((h.base_sequence != 0).then_some(Appended::OutOfOrder));
-    }
-    if let Some(dup) = recent.iter().find(|r| {
-        r.get::<_, i16>(0) == h.producer_epoch
-            && r.get::<_, i32>(1) == h.base_sequence
-            && r.get::<_, i32>(2) == h.last_sequence()
-    }) {
-        return Ok(Some(Appended::Duplicate(dup.get(3))));
-    }
-    let last: i32 = newest.get(2);
-    Ok((h.base_sequence != next_sequence(last)).then_some(Appended::OutOfOrder))
+    Ok(rows
+        .iter()
+        .map(|r| verdict(r.get(0), r.get(1)))
+        .chain(std::iter::repeat(Appended::UnknownPartition))
+        .take(batches.len())
+        .collect())
 }
 
-async fn remember_producer_batch(
-    tx: &impl GenericClient,
-    b: &Staged,
-    base_offset: i64,
-) -> Result<(), tokio_postgres::Error> {
-    let h = &b.header;
-    tx.execute(
-        "INSERT INTO runnel_producer_batches (producer_id, topic_id, partition, producer_epoch,
-             base_sequence, last_sequence, base_offset)
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        &[
-            &h.producer_id,
-            &b.topic_id,
-            &b.partition,
-            &h.producer_epoch,
-            &h.base_sequence,
-            &h.last_sequence(),
-            &base_offset,
-        ],
-    )
-    .await?;
-    tx.execute(
-        "DELETE FROM runnel_producer_batches
-         WHERE producer_id = $1 AND topic_id = $2 AND partition = $3 AND base_offset NOT IN (
-             SELECT base_offset FROM runnel_producer_batches
-             WHERE producer_id = $1 AND topic_id = $2 AND partition = $3
-             ORDER BY base_offset DESC LIMIT $4)",
-        &[&h.producer_id, &b.topic_id, &b.partition, &PRODUCER_WINDOW],
-    )
-    .await?;
-    Ok(())
+fn verdict(code: i16, base_offset: i64) -> Appended {
+    match code {
+        0 => Appended::At(base_offset),
+        1 => Appended::Duplicate(base_offset),
+        2 => Appended::OutOfOrder,
+        3 => Appended::Fenced,
+        _ => Appended::UnknownPartition,
+    }
 }
 
-/// A marker leaves Kafka's producer state on the partition at the marker's epoch even where the producer
-/// has no batch of that epoch: its next batch there must then start at sequence 0 (a row with sequence -1
-/// says so). Where a batch of the epoch is known, that batch still decides the next sequence.
-async fn remember_marker_epoch(
-    tx: &impl GenericClient,
-    b: &Staged,
-    base_offset: i64,
-) -> Result<(), tokio_postgres::Error> {
-    let h = &b.header;
-    tx.execute(
-        "INSERT INTO runnel_producer_batches (producer_id, topic_id, partition, producer_epoch,
-             base_sequence, last_sequence, base_offset)
-         SELECT $1, $2, $3, $4, -1, -1, $5
-         WHERE NOT EXISTS (SELECT 1 FROM runnel_producer_batches
-             WHERE producer_id = $1 AND topic_id = $2 AND partition = $3 AND producer_epoch >= $4)",
-        &[
-            &h.producer_id,
-            &b.topic_id,
-            &b.partition,
-            &h.producer_epoch,
-            &base_offset,
-        ],
-    )
-    .await?;
-    Ok(())
+/// A round's batches as the column arrays `runnel_commit_round` takes (its comment gives the codes).
+#[derive(Default)]
+struct Columns {
+    topic: Vec<Uuid>,
+    partition: Vec<i32>,
+    last_delta: Vec<i32>,
+    byte_offset: Vec<i64>,
+    byte_length: Vec<i32>,
+    max_timestamp: Vec<i64>,
+    producer_id: Vec<i64>,
+    epoch: Vec<i16>,
+    base_sequence: Vec<i32>,
+    last_sequence: Vec<i32>,
+    kind: Vec<i16>,
+    txn: Vec<i16>,
+    control: Vec<bool>,
+}
+
+impl Columns {
+    fn of(batches: &[Staged]) -> Self {
+        let mut c = Columns::default();
+        for b in batches {
+            let h = &b.header;
+            c.topic.push(b.topic_id);
+            c.partition.push(b.partition);
+            c.last_delta.push(h.last_offset_delta);
+            c.byte_offset
+                .push(i64::try_from(b.byte_offset).unwrap_or(i64::MAX));
+            c.byte_length
+                .push(i32::try_from(b.byte_length).unwrap_or(i32::MAX));
+            c.max_timestamp.push(h.max_timestamp);
+            c.producer_id.push(h.producer_id);
+            c.epoch.push(h.producer_epoch);
+            c.base_sequence.push(h.base_sequence);
+            c.last_sequence.push(h.last_sequence());
+            // Markers are written by the coordinator, outside the producer's sequence.
+            c.kind.push(match (h.has_producer_id(), h.is_control()) {
+                (false, _) => 0,
+                (true, false) => 1,
+                (true, true) => 2,
+            });
+            c.txn
+                .push(match (h.is_transactional(), h.is_control(), b.control) {
+                    (false, _, _) => 0,
+                    (true, false, _) => 1,
+                    (true, true, ControlType::Abort) => 3,
+                    (true, true, _) => 2,
+                });
+            c.control.push(h.is_control());
+        }
+        c
+    }
 }
 
 /// The partition's next offset (its high watermark), or None for an unknown partition.

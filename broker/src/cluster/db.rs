@@ -41,6 +41,7 @@ const MIGRATIONS: &[(i32, &str)] = &[
         include_str!("../../migrations/0005_object_references.sql"),
     ),
     (6, include_str!("../../migrations/0006_documents.sql")),
+    (7, include_str!("../../migrations/0007_commit_function.sql")),
 ];
 
 /// Any constant both sides agree on: the advisory lock serialising migrations across brokers.

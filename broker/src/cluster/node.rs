@@ -162,6 +162,7 @@ impl ClusterNode {
         });
         tokio::spawn(heartbeat(Arc::clone(&node)));
         tokio::spawn(follow_registrations(Arc::clone(&node)));
+        tokio::spawn(count_stored_now_and_then(Arc::clone(&node)));
         tracing::info!(node_id = node.node_id, storage = %settings.storage_url, "joined the cluster");
         Ok(node)
     }
@@ -411,16 +412,27 @@ async fn follow_registrations(node: Arc<ClusterNode>) {
     }
 }
 
+/// The counts behind the object and row gauges, in a task of their own: a count is a scan, and one that
+/// waited for a busy database inside the heartbeat loop once let every broker's lease run out.
+async fn count_stored_now_and_then(node: Arc<ClusterNode>) {
+    let mut tick = tokio::time::interval(node.session_timeout * 3);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if node.registry.lock().await.is_none() {
+            return;
+        }
+        if let Err(e) = node.count_stored().await {
+            tracing::debug!(error = %e, "cannot count stored objects");
+        }
+    }
+}
+
 async fn heartbeat(node: Arc<ClusterNode>) {
     let mut tick = tokio::time::interval(node.session_timeout / 3);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    for beat in 0u64.. {
+    loop {
         tick.tick().await;
-        if beat.is_multiple_of(10) {
-            if let Err(e) = node.count_stored().await {
-                tracing::debug!(error = %e, "cannot count stored objects");
-            }
-        }
         if node.registry.lock().await.is_none() {
             return;
         }

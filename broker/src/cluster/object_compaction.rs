@@ -54,8 +54,41 @@ struct Row {
     byte_length: i32,
 }
 
-/// Copies up to `max_bytes` of the partition's oldest batches still in round objects (older than `delay_ms`)
-/// into one segment object; None when fewer than `min_batches` qualify.
+/// A round row as the selection sees it.
+struct Candidate {
+    row: Row,
+    last_offset: i64,
+    /// Its object is older than the compaction delay.
+    ripe: bool,
+}
+
+/// The partition's round rows looked at per pass, oldest first: the active tail, which compaction keeps short.
+const CANDIDATE_ROWS: i64 = 20_000;
+
+/// The rows one pass copies: from the oldest round row on, while each is ripe, starts right after the one
+/// before, and the run stays within `max_bytes` (a larger first batch alone). The run must have no hole:
+/// objects are dated by their commit's start, so with brokers committing at once a younger object can hold
+/// earlier offsets than an older one, and a copy that skipped them would make one segment row span offsets
+/// that another row still holds (a fetch then served them out of order).
+fn oldest_run(candidates: impl Iterator<Item = Candidate>, max_bytes: i64) -> Vec<Row> {
+    let mut run: Vec<Row> = Vec::new();
+    let mut bytes = 0i64;
+    let mut next: Option<i64> = None;
+    for c in candidates {
+        let len = i64::from(c.row.byte_length);
+        let joins = next.is_none_or(|n| c.row.base_offset == n);
+        if !c.ripe || !joins || (!run.is_empty() && bytes + len > max_bytes) {
+            break;
+        }
+        bytes += len;
+        next = Some(c.last_offset + 1);
+        run.push(c.row);
+    }
+    run
+}
+
+/// Copies up to `max_bytes` of the partition's oldest batches still in round objects (older than `delay_ms`,
+/// offsets without a hole) into one segment object; None when fewer than `min_batches` qualify.
 #[allow(clippy::too_many_arguments)]
 pub async fn compact_partition(
     store: &ObjectStorage,
@@ -67,31 +100,35 @@ pub async fn compact_partition(
     max_bytes: i64,
     min_batches: usize,
 ) -> Result<Option<Compacted>, CompactionError> {
-    let rows: Vec<Row> = db
+    let candidates = db
         .query(
-            "SELECT b.base_offset, b.object_key, b.byte_offset, b.byte_length,
-                    sum(b.byte_length) OVER (ORDER BY b.base_offset) AS upto
+            "SELECT b.base_offset, b.last_offset, b.object_key, b.byte_offset, b.byte_length,
+                    o.created_at < now() - $4::bigint * interval '1 millisecond' AS ripe
              FROM runnel_batches b JOIN runnel_objects o USING (object_key)
              WHERE b.topic_id = $1 AND b.partition = $2 AND b.object_key NOT LIKE $3
-               AND o.created_at < now() - $4::bigint * interval '1 millisecond'
-             ORDER BY b.base_offset",
+             ORDER BY b.base_offset LIMIT $5",
             &[
                 &topic_id,
                 &partition,
                 &format!("{SEGMENT_PREFIX}%"),
                 &delay_ms,
+                &CANDIDATE_ROWS,
             ],
         )
-        .await?
-        .iter()
-        .take_while(|r| r.get::<_, i64>(4) <= max_bytes.max(i64::from(r.get::<_, i32>(3))))
-        .map(|r| Row {
-            base_offset: r.get(0),
-            object: r.get(1),
-            byte_offset: r.get(2),
-            byte_length: r.get(3),
-        })
-        .collect();
+        .await?;
+    let rows = oldest_run(
+        candidates.iter().map(|r| Candidate {
+            row: Row {
+                base_offset: r.get(0),
+                object: r.get(2),
+                byte_offset: r.get(3),
+                byte_length: r.get(4),
+            },
+            last_offset: r.get(1),
+            ripe: r.get(5),
+        }),
+        max_bytes,
+    );
     if rows.len() < min_batches.max(1) {
         return Ok(None);
     }
@@ -323,6 +360,60 @@ mod tests {
                 )
             })
             .collect()
+    }
+
+    fn candidate(base: i64, last: i64, len: i32, ripe: bool) -> Candidate {
+        Candidate {
+            row: Row {
+                base_offset: base,
+                object: format!("o{base}"),
+                byte_offset: 0,
+                byte_length: len,
+            },
+            last_offset: last,
+            ripe,
+        }
+    }
+
+    fn bases(rows: &[Row]) -> Vec<i64> {
+        rows.iter().map(|r| r.base_offset).collect()
+    }
+
+    #[test]
+    fn a_pass_copies_the_oldest_ripe_rows_without_a_hole() {
+        // Offsets 5..=9 sit in an object younger than the later rows' (committed at once by two brokers):
+        // the pass stops before them, rather than copying 0..=4 and 10..=14 into one row around them.
+        let rows = oldest_run(
+            [
+                candidate(0, 4, 100, true),
+                candidate(5, 9, 100, false),
+                candidate(10, 14, 100, true),
+            ]
+            .into_iter(),
+            1 << 20,
+        );
+        assert_eq!(bases(&rows), vec![0]);
+        // A hole in the offsets themselves (rows of a range not in this selection) ends the run too.
+        let rows = oldest_run(
+            [candidate(0, 4, 100, true), candidate(7, 9, 100, true)].into_iter(),
+            1 << 20,
+        );
+        assert_eq!(bases(&rows), vec![0]);
+    }
+
+    #[test]
+    fn a_pass_stays_within_its_byte_bound_but_takes_one_large_batch() {
+        let rows = oldest_run(
+            (0..5).map(|i| candidate(i * 10, i * 10 + 9, 400, true)),
+            1000,
+        );
+        assert_eq!(bases(&rows), vec![0, 10]);
+        let rows = oldest_run(
+            [candidate(0, 9, 5000, true), candidate(10, 19, 10, true)].into_iter(),
+            1000,
+        );
+        assert_eq!(bases(&rows), vec![0]);
+        assert!(oldest_run([candidate(0, 9, 10, false)].into_iter(), 1000).is_empty());
     }
 
     #[test]
