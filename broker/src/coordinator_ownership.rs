@@ -220,17 +220,24 @@ impl Broker {
     /// Applies the transaction outcomes written for groups this broker holds.
     pub async fn apply_group_markers(&self) {
         let groups: Vec<String> = self.groups.held().into_iter().map(|(g, _)| g).collect();
-        self.apply_markers_of(groups).await;
+        let _ = self.apply_markers_of(groups).await; // the periodic sweep tries again
     }
 
-    /// Applies the transaction outcomes written for these groups (those this broker holds).
-    pub async fn apply_markers_of(&self, groups: Vec<String>) {
+    /// Applies the transaction outcomes written for these groups (those this broker holds); false when
+    /// they could not be read.
+    pub async fn apply_markers_of(&self, groups: Vec<String>) -> bool {
         let Some(node) = &self.cluster else {
-            return;
+            return true;
         };
         match node.coordinators.markers(&groups).await {
-            Ok(markers) => self.groups.apply_markers(&markers),
-            Err(e) => tracing::warn!(error = %e, "cannot read group transaction markers"),
+            Ok(markers) => {
+                self.groups.apply_markers(&markers);
+                true
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read group transaction markers");
+                false
+            }
         }
     }
 }

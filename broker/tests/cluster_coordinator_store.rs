@@ -76,17 +76,31 @@ async fn a_claim_fences_the_previous_holder_and_reads_what_it_committed() {
         Some("1".to_string())
     );
 
-    // A transaction's outcome for two groups; g's holder applies its own and the row goes.
+    // A transaction's outcome for two groups, then the same producer's next one (aborted) before g's
+    // holder applied the first: both stay, in the order written (an abort overwriting the commit would
+    // drop the committed offsets); g's holder applies its own and the rows go.
     one.write_markers(&["g".to_string(), "h".to_string()], 7, true)
         .await
         .expect("markers");
+    one.write_markers(&["g".to_string()], 7, false)
+        .await
+        .expect("markers");
     let seen = two.markers(&["g".to_string()]).await.expect("markers");
-    assert_eq!(seen, vec![("g".to_string(), 7, true)]);
+    let outcomes: Vec<(String, i64, bool)> = seen
+        .iter()
+        .map(|m| (m.group.clone(), m.producer_id, m.commit))
+        .collect();
+    assert_eq!(
+        outcomes,
+        vec![("g".to_string(), 7, true), ("g".to_string(), 7, false)]
+    );
     let seq = two.enqueue(
         KeyKind::Group,
         "g",
         taken.epoch,
-        vec![RecordWrite::MarkerApplied { producer_id: 7 }],
+        seen.iter()
+            .map(|m| RecordWrite::MarkerApplied { seq: m.seq })
+            .collect(),
     );
     two.wait(seq).await;
     assert!(two
@@ -104,7 +118,11 @@ async fn a_claim_fences_the_previous_holder_and_reads_what_it_committed() {
     );
     let reclaimed = two.claim(KeyKind::Group, "h").await.expect("claim h by 2");
     assert_eq!(
-        reclaimed.markers,
+        reclaimed
+            .markers
+            .iter()
+            .map(|m| (m.producer_id, m.commit))
+            .collect::<Vec<_>>(),
         vec![(7, true)],
         "a claim reads the markers waiting"
     );

@@ -48,9 +48,9 @@ pub enum RecordWrite {
     Delete {
         record: String,
     },
-    /// A group applied the outcome of this producer's transaction: its marker row goes.
+    /// A group applied the outcome of a transaction: its marker row (by `seq`) goes.
     MarkerApplied {
-        producer_id: i64,
+        seq: i64,
     },
 }
 
@@ -96,7 +96,26 @@ impl HeldKeys {
 pub struct Claimed {
     pub epoch: i64,
     pub records: Vec<(String, String)>,
-    pub markers: Vec<(i64, bool)>,
+    pub markers: Vec<TxnMarker>,
+}
+
+/// The outcome of one ended transaction for a group its offsets went to (Kafka's marker in
+/// __consumer_offsets); a group applies its markers in `seq` order, the order they were written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TxnMarker {
+    pub group: String,
+    pub producer_id: i64,
+    pub commit: bool,
+    pub seq: i64,
+}
+
+fn marker_of(r: &tokio_postgres::Row) -> TxnMarker {
+    TxnMarker {
+        group: r.get(0),
+        producer_id: r.get(1),
+        commit: r.get(2),
+        seq: r.get(3),
+    }
 }
 
 struct Queued {
@@ -174,12 +193,13 @@ impl CoordinatorStore {
         let markers = match kind {
             KeyKind::Group => client
                 .query(
-                    "SELECT producer_id, commit FROM runnel_group_txn_markers WHERE group_id = $1",
+                    "SELECT group_id, producer_id, commit, seq FROM runnel_group_txn_markers
+                     WHERE group_id = $1 ORDER BY seq",
                     &[&key],
                 )
                 .await?
                 .iter()
-                .map(|r| (r.get(0), r.get(1)))
+                .map(marker_of)
                 .collect(),
             KeyKind::Transaction => Vec::new(),
         };
@@ -250,9 +270,7 @@ impl CoordinatorStore {
         client
             .execute(
                 "INSERT INTO runnel_group_txn_markers (group_id, producer_id, commit)
-                 SELECT g, $2, $3 FROM unnest($1::text[]) AS g
-                 ON CONFLICT (group_id, producer_id)
-                     DO UPDATE SET commit = EXCLUDED.commit, written_at = now()",
+                 SELECT g, $2, $3 FROM unnest($1::text[]) AS g",
                 &[&groups, &producer_id, &commit],
             )
             .await?;
@@ -265,21 +283,21 @@ impl CoordinatorStore {
         Ok(())
     }
 
-    /// The transaction outcomes of these groups not yet applied, as (group, producer id, commit).
-    pub async fn markers(&self, groups: &[String]) -> Result<Vec<(String, i64, bool)>, DbError> {
+    /// The transaction outcomes of these groups not yet applied, in the order written.
+    pub async fn markers(&self, groups: &[String]) -> Result<Vec<TxnMarker>, DbError> {
         if groups.is_empty() {
             return Ok(Vec::new());
         }
         let client = self.db.client().await?;
         Ok(client
             .query(
-                "SELECT group_id, producer_id, commit FROM runnel_group_txn_markers
-                 WHERE group_id = ANY($1::text[]) ORDER BY written_at",
+                "SELECT group_id, producer_id, commit, seq FROM runnel_group_txn_markers
+                 WHERE group_id = ANY($1::text[]) ORDER BY seq",
                 &[&groups],
             )
             .await?
             .iter()
-            .map(|r| (r.get(0), r.get(1), r.get(2)))
+            .map(marker_of)
             .collect())
     }
 
@@ -421,7 +439,7 @@ async fn write_batch(
     let mut fenced_seen = HashSet::new();
     // The last change of each record wins; a record written twice in one statement would be an error.
     let mut last: HashMap<(i16, &str, &str), Option<&str>> = HashMap::new();
-    let mut markers: Vec<(String, i64)> = Vec::new();
+    let mut markers: Vec<i64> = Vec::new();
     for q in batch {
         if !held.contains(&(q.kind.code(), q.key.clone(), q.epoch)) {
             if fenced_seen.insert((q.kind, q.key.as_str(), q.epoch)) {
@@ -439,9 +457,7 @@ async fn write_batch(
             RecordWrite::Delete { record } => {
                 last.insert((q.kind.code(), q.key.as_str(), record.as_str()), None);
             }
-            RecordWrite::MarkerApplied { producer_id } => {
-                markers.push((q.key.clone(), *producer_id))
-            }
+            RecordWrite::MarkerApplied { seq } => markers.push(*seq),
         }
     }
     let (mut put_k, mut put_key, mut put_rec, mut put_val) = (vec![], vec![], vec![], vec![]);
@@ -480,12 +496,9 @@ async fn write_batch(
         .await?;
     }
     if !markers.is_empty() {
-        let (groups, pids): (Vec<String>, Vec<i64>) = markers.into_iter().unzip();
         tx.execute(
-            "DELETE FROM runnel_group_txn_markers m
-             USING unnest($1::text[], $2::bigint[]) AS d(group_id, producer_id)
-             WHERE m.group_id = d.group_id AND m.producer_id = d.producer_id",
-            &[&groups, &pids],
+            "DELETE FROM runnel_group_txn_markers WHERE seq = ANY($1::bigint[])",
+            &[&markers],
         )
         .await?;
     }

@@ -78,7 +78,7 @@ pub enum Change {
         value: Option<CommittedOffset>,
     },
     /// A transaction's outcome for the group was applied (cluster mode: its marker row goes).
-    MarkerApplied { group: String, producer_id: i64 },
+    MarkerApplied { group: String, seq: i64 },
 }
 
 impl Change {
@@ -210,10 +210,8 @@ impl GroupStore {
                         continue;
                     };
                     let write = match (change, encode(change).map_err(corrupt)?) {
-                        (Change::MarkerApplied { producer_id, .. }, _) => {
-                            RecordWrite::MarkerApplied {
-                                producer_id: *producer_id,
-                            }
+                        (Change::MarkerApplied { seq, .. }, _) => {
+                            RecordWrite::MarkerApplied { seq: *seq }
                         }
                         (_, Some((key, value))) => {
                             let record = String::from_utf8_lossy(&key).into_owned();

@@ -32,8 +32,11 @@ async fn commit(
     if let Err(code) = check_producer(broker, req, version).await {
         return every_partition(&topics, code);
     }
-    // The outcome of this producer's previous transaction must be settled before new offsets join it.
-    broker.apply_markers_of(vec![group.to_string()]).await;
+    // The outcome of this producer's previous transaction must be settled before new offsets join it
+    // (else a later outcome would settle both).
+    if !broker.apply_markers_of(vec![group.to_string()]).await {
+        return every_partition(&topics, ResponseError::CoordinatorNotAvailable.code());
+    }
     let params = CommitParams {
         group_id: group.to_string(),
         generation: if version >= 3 { req.generation_id } else { -1 },

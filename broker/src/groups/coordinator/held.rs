@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::{groups_from, GroupCoordinator, GroupSettings, Inner};
-use crate::cluster::coordinator_store::{Claimed, CoordinatorStore, KeyKind};
+use crate::cluster::coordinator_store::{Claimed, CoordinatorStore, KeyKind, TxnMarker};
 use crate::coordinator_ownership::KeyHolder;
 use crate::groups::store::{load_records, Change, GroupStore};
 
@@ -16,12 +16,12 @@ impl GroupCoordinator {
         Self::with_store(GroupStore::shared(records), HashMap::new(), settings)
     }
 
-    /// Applies transaction outcomes, (group, producer id, commit), to the groups this broker holds.
-    pub fn apply_markers(&self, markers: &[(String, i64, bool)]) {
+    /// Applies transaction outcomes, in the order given, to the groups this broker holds.
+    pub fn apply_markers(&self, markers: &[TxnMarker]) {
         let mut inner = self.lock();
-        for (group, producer_id, commit) in markers {
-            if inner.epoch(group).is_some() {
-                inner.apply_marker(group, *producer_id, *commit);
+        for m in markers {
+            if inner.epoch(&m.group).is_some() {
+                inner.apply_marker(m);
             }
         }
     }
@@ -35,14 +35,15 @@ impl Inner {
         }
     }
 
-    fn apply_marker(&mut self, group: &str, producer_id: i64, commit: bool) {
-        if let Err(e) = self.settle_txn(group, producer_id, commit) {
+    fn apply_marker(&mut self, marker: &TxnMarker) {
+        let (group, producer_id) = (marker.group.as_str(), marker.producer_id);
+        if let Err(e) = self.settle_txn(group, producer_id, marker.commit) {
             tracing::error!(group, producer_id, error = %e, "cannot settle transactional offsets");
             return;
         }
         let applied = Change::MarkerApplied {
             group: group.to_string(),
-            producer_id,
+            seq: marker.seq,
         };
         if let Err(e) = self.store.write(&[applied]) {
             tracing::error!(group, producer_id, error = %e, "cannot record a settled transaction");
@@ -68,8 +69,8 @@ impl KeyHolder for GroupCoordinator {
             Some(g) => inner.groups.insert(group.to_string(), g),
             None => inner.groups.remove(group),
         };
-        for (producer_id, commit) in claimed.markers {
-            inner.apply_marker(group, producer_id, commit);
+        for marker in &claimed.markers {
+            inner.apply_marker(marker);
         }
         Ok(())
     }
