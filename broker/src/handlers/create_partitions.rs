@@ -32,9 +32,15 @@ pub async fn handle(
             if !alterable.contains(&**t.name) {
                 return r.with_error_code(ResponseError::TopicAuthorizationFailed.code());
             }
+            // Any live broker may be named (in a cluster every one serves every partition), as for
+            // CreateTopics.
+            let brokers = broker.brokers_for(&ctx.listener);
             let bad_assignment = t.assignments.as_ref().is_some_and(|a| {
-                a.iter()
-                    .any(|x| x.broker_ids.iter().any(|b| b.0 != broker.node_id))
+                a.iter().any(|x| {
+                    x.broker_ids
+                        .iter()
+                        .any(|b| !brokers.iter().any(|known| known.node_id == b.0))
+                })
             });
             if bad_assignment {
                 return r
