@@ -25,6 +25,9 @@ pub async fn handle(
         ResourceType::Topic,
         req.topics.iter().map(|t| &**t.name),
     );
+    // Any live broker may be named in an assignment (in a cluster every one serves every partition), as
+    // for CreateTopics.
+    let brokers = broker.brokers_for(&ctx.listener);
     let mut results = Vec::new();
     for t in req.topics {
         results.push(async {
@@ -32,9 +35,6 @@ pub async fn handle(
             if !alterable.contains(&**t.name) {
                 return r.with_error_code(ResponseError::TopicAuthorizationFailed.code());
             }
-            // Any live broker may be named (in a cluster every one serves every partition), as for
-            // CreateTopics.
-            let brokers = broker.brokers_for(&ctx.listener);
             let bad_assignment = t.assignments.as_ref().is_some_and(|a| {
                 a.iter().any(|x| {
                     x.broker_ids
