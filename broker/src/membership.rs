@@ -3,9 +3,22 @@
 //! partition "leaders" and coordinators placed over them by rendezvous hashing. Leaders only keep a
 //! partition's writes batched on one broker: any broker accepts any partition.
 
+use runnel_storage::TopicMeta;
+
 use crate::broker::Broker;
 use crate::cluster::placement::{self, BrokerAddr};
 use crate::security::Listener;
+
+/// One partition's place among the brokers, as Metadata and DescribeTopicPartitions report it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionReplicas {
+    pub leader: i32,
+    pub replicas: Vec<i32>,
+    /// The live replicas: each serves the partition from the shared log.
+    pub isr: Vec<i32>,
+    /// Named replicas that are not alive.
+    pub offline: Vec<i32>,
+}
 
 impl Broker {
     /// The brokers to list in Metadata and DescribeCluster, by node id.
@@ -45,13 +58,40 @@ impl Broker {
         }
     }
 
-    /// The partition's leader as Metadata reports it.
-    pub fn partition_leader(&self, topic_id: uuid::Uuid, partition: i32) -> i32 {
-        placement::owner(
-            &placement::partition_key(topic_id, partition),
-            self.placement_nodes(),
-        )
-        .unwrap_or(self.node_id)
+    /// The partition's leader and replicas as Metadata reports them. Replicas named when the partition was
+    /// made are listed as named, the first live one leading (the live ones are "in sync": each serves the
+    /// partition); otherwise the topic's replication factor of live brokers, ranked by hashing, the first
+    /// leading. With none of its named replicas alive a partition is led by the broker hashing picks, as
+    /// any broker can serve it.
+    pub fn partition_replicas(&self, meta: &TopicMeta, partition: i32) -> PartitionReplicas {
+        let live = self.placement_nodes();
+        let key = placement::partition_key(meta.id, partition);
+        if let Some(named) = meta.assignments.get(&partition).filter(|n| !n.is_empty()) {
+            let (isr, offline): (Vec<i32>, Vec<i32>) = named.iter().partition(|n| live.contains(n));
+            let leader = match isr.first() {
+                Some(&first) => first,
+                None => placement::owner(&key, live).unwrap_or(self.node_id),
+            };
+            let isr = if isr.is_empty() { vec![leader] } else { isr };
+            return PartitionReplicas {
+                leader,
+                replicas: named.clone(),
+                isr,
+                offline,
+            };
+        }
+        let factor = usize::try_from(meta.replication_factor).unwrap_or(1).max(1);
+        let mut replicas = placement::ranked(&key, live);
+        replicas.truncate(factor);
+        if replicas.is_empty() {
+            replicas.push(self.node_id);
+        }
+        PartitionReplicas {
+            leader: replicas[0],
+            isr: replicas.clone(),
+            replicas,
+            offline: Vec::new(),
+        }
     }
 
     /// The broker FindCoordinator names for a group or transactional id (`kind` keeps the two apart).

@@ -112,9 +112,15 @@ impl Broker {
         let mut db = crate::cluster::connect(node.db.url())
             .await
             .map_err(unavailable)?;
-        topic_table::set_partitions(&mut db, grown.id, &grown.name, grown.partitions)
-            .await
-            .map_err(storage_error)?;
+        topic_table::set_partitions(
+            &mut db,
+            grown.id,
+            &grown.name,
+            grown.partitions,
+            &grown.assignments,
+        )
+        .await
+        .map_err(storage_error)?;
         self.sync_topics(node).await
     }
 

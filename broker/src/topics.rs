@@ -11,6 +11,25 @@ use runnel_storage::{PartitionLog, StorageError, TopicMeta};
 
 use crate::broker::{partition_dir, Broker, Partition};
 
+/// The replicas a request names for a new topic: a factor, or explicit lists by partition (from which the
+/// factor follows). Every broker of a cluster serves every partition whatever these say; they set what
+/// Metadata lists.
+#[derive(Debug, Clone, Default)]
+pub struct Replicas {
+    /// -1 (or 0) for the default of 1.
+    pub factor: i16,
+    pub assignments: BTreeMap<i32, Vec<i32>>,
+}
+
+impl Replicas {
+    fn factor(&self) -> i16 {
+        match self.assignments.values().next() {
+            Some(first) => i16::try_from(first.len()).unwrap_or(i16::MAX),
+            None => self.factor.max(1),
+        }
+    }
+}
+
 impl Broker {
     fn open_partitions(
         &self,
@@ -70,6 +89,7 @@ impl Broker {
         name: &str,
         partitions: i32,
         configs: BTreeMap<String, String>,
+        replicas: Replicas,
         validate_only: bool,
     ) -> Result<TopicMeta, StorageError> {
         let partitions = if partitions == -1 {
@@ -79,7 +99,8 @@ impl Broker {
         };
         match &self.cluster {
             Some(node) => {
-                let meta = self.checked_new_topic(&self.catalog(), name, partitions, configs)?;
+                let meta =
+                    self.checked_new_topic(&self.catalog(), name, partitions, configs, replicas)?;
                 if validate_only {
                     return Ok(TopicMeta {
                         id: uuid::Uuid::nil(),
@@ -88,7 +109,7 @@ impl Broker {
                 }
                 self.create_shared_topic(node, meta).await
             }
-            None => self.create_local_topic(name, partitions, configs, validate_only),
+            None => self.create_local_topic(name, partitions, configs, replicas, validate_only),
         }
     }
 
@@ -99,9 +120,12 @@ impl Broker {
         name: &str,
         partitions: i32,
         configs: BTreeMap<String, String>,
+        replicas: Replicas,
     ) -> Result<TopicMeta, StorageError> {
-        let meta = catalog.new_topic(name, partitions, configs, false)?;
+        let mut meta = catalog.new_topic(name, partitions, configs, false)?;
         self.check_partition_limits(catalog.total_partitions(), i64::from(partitions))?;
+        meta.replication_factor = replicas.factor();
+        meta.assignments = replicas.assignments;
         Ok(meta)
     }
 
@@ -110,10 +134,11 @@ impl Broker {
         name: &str,
         partitions: i32,
         configs: BTreeMap<String, String>,
+        replicas: Replicas,
         validate_only: bool,
     ) -> Result<TopicMeta, StorageError> {
         let mut catalog = self.catalog();
-        let mut meta = self.checked_new_topic(&catalog, name, partitions, configs)?;
+        let mut meta = self.checked_new_topic(&catalog, name, partitions, configs, replicas)?;
         if validate_only {
             meta.id = uuid::Uuid::nil();
             return Ok(meta);
@@ -144,7 +169,10 @@ impl Broker {
         if !(allow && self.config.auto_create_topics()) {
             return Ok(None);
         }
-        match self.create_topic(name, -1, BTreeMap::new(), false).await {
+        match self
+            .create_topic(name, -1, BTreeMap::new(), Replicas::default(), false)
+            .await
+        {
             Ok(meta) => Ok(Some(meta)),
             // Another connection created it first.
             Err(StorageError::TopicExists(_)) => Ok(self.topic_meta(name)),
@@ -179,16 +207,18 @@ impl Broker {
         Ok(meta)
     }
 
+    /// Grows a topic to `count` partitions; `assignments` name the new ones' replicas, by partition.
     pub async fn create_partitions(
         &self,
         name: &str,
         count: i32,
+        assignments: BTreeMap<i32, Vec<i32>>,
         validate_only: bool,
     ) -> Result<TopicMeta, StorageError> {
         let Some(node) = &self.cluster else {
-            return self.create_local_partitions(name, count, validate_only);
+            return self.create_local_partitions(name, count, assignments, validate_only);
         };
-        let grown = self.checked_growth(&self.catalog(), name, count)?;
+        let grown = self.checked_growth(&self.catalog(), name, count, assignments)?;
         if !validate_only {
             self.grow_shared_topic(node, &grown).await?;
         }
@@ -201,6 +231,7 @@ impl Broker {
         catalog: &runnel_storage::Catalog,
         name: &str,
         count: i32,
+        assignments: BTreeMap<i32, Vec<i32>>,
     ) -> Result<TopicMeta, StorageError> {
         let current = catalog
             .get(name)
@@ -214,26 +245,29 @@ impl Broker {
         }
         let adding = i64::from(count) - i64::from(current.partitions);
         self.check_partition_limits(catalog.total_partitions(), adding)?;
-        Ok(TopicMeta {
+        let mut grown = TopicMeta {
             partitions: count,
             ..current
-        })
+        };
+        grown.assignments.extend(assignments);
+        Ok(grown)
     }
 
     fn create_local_partitions(
         &self,
         name: &str,
         count: i32,
+        assignments: BTreeMap<i32, Vec<i32>>,
         validate_only: bool,
     ) -> Result<TopicMeta, StorageError> {
         let mut catalog = self.catalog();
-        let grown = self.checked_growth(&catalog, name, count)?;
+        let grown = self.checked_growth(&catalog, name, count, assignments.clone())?;
         let current = catalog.get(name).map_or(count, |t| t.partitions);
         if validate_only {
             return Ok(grown);
         }
         let added = self.open_partitions(&grown, current)?;
-        let meta = match catalog.set_partitions(name, count) {
+        let meta = match catalog.set_partitions(name, count, assignments) {
             Ok(meta) => meta,
             Err(e) => {
                 drop(added);

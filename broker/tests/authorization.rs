@@ -118,7 +118,7 @@ impl Env {
     async fn topics(&self, names: &[&str]) {
         for n in names {
             self.broker
-                .create_topic(n, 1, BTreeMap::new(), false)
+                .create_topic(n, 1, BTreeMap::new(), Default::default(), false)
                 .await
                 .expect("topic");
         }

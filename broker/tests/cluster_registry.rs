@@ -43,7 +43,7 @@ async fn brokers_join_by_lease_and_a_node_id_is_taken_over_only_after_its_lease_
     applied.sort();
     assert_eq!(
         applied,
-        (1..=8).collect::<Vec<i32>>(),
+        (1..=9).collect::<Vec<i32>>(),
         "each migration once in all"
     );
 

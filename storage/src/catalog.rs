@@ -22,6 +22,18 @@ pub struct TopicMeta {
     pub configs: BTreeMap<String, String>,
     #[serde(default)]
     pub internal: bool,
+    /// The replication factor clients are told of. On one node it is 1; in a cluster every broker serves
+    /// every partition from object storage, and this only says how many brokers Metadata lists per
+    /// partition.
+    #[serde(default = "one_replica")]
+    pub replication_factor: i16,
+    /// Replica lists named at creation or growth, by partition; a partition not here is placed by hashing.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub assignments: BTreeMap<i32, Vec<i32>>,
+}
+
+fn one_replica() -> i16 {
+    1
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -139,6 +151,8 @@ impl Catalog {
             partitions,
             configs,
             internal,
+            replication_factor: 1,
+            assignments: BTreeMap::new(),
         })
     }
 
@@ -173,7 +187,13 @@ impl Catalog {
         })
     }
 
-    pub fn set_partitions(&mut self, name: &str, count: i32) -> Result<TopicMeta> {
+    /// Grows a topic to `count` partitions; `assignments` name the new partitions' replicas, if given.
+    pub fn set_partitions(
+        &mut self,
+        name: &str,
+        count: i32,
+        assignments: BTreeMap<i32, Vec<i32>>,
+    ) -> Result<TopicMeta> {
         self.save_with(|topics| {
             let topic = topics
                 .get_mut(name)
@@ -185,6 +205,7 @@ impl Catalog {
                 )));
             }
             topic.partitions = count;
+            topic.assignments.extend(assignments);
             Ok(topic.clone())
         })
     }
@@ -238,12 +259,15 @@ mod tests {
             c.create_topic("orders", 1, BTreeMap::new(), false),
             Err(StorageError::TopicExists(_))
         ));
-        c.set_partitions("orders", 5).expect("grow");
+        c.set_partitions("orders", 5, BTreeMap::from([(4, vec![1])]))
+            .expect("grow");
         drop(c);
         let c = Catalog::open(dir.path()).expect("reopen");
         let again = c.get("orders").expect("present");
         assert_eq!(again.id, t.id);
         assert_eq!(again.partitions, 5);
+        assert_eq!(again.assignments.get(&4), Some(&vec![1]));
+        assert_eq!(again.replication_factor, 1);
         assert_eq!(
             again.configs.get("retention.ms").map(String::as_str),
             Some("1000")

@@ -77,6 +77,34 @@ def test_brokers_share_one_log(cluster):
     assert got == [v for v, (part, _) in sorted(sent.items(), key=lambda kv: kv[1]) if part == 0]
 
 
+def test_metadata_lists_replicas_as_created(cluster):
+    """Replicas named in CreateTopics and CreatePartitions are what Metadata lists, the first live one
+    leading; a replication factor lists that many live brokers; a killed replica drops out of the in-sync
+    list and its partition is led by the next one named."""
+    from confluent_kafka.admin import AdminClient, NewPartitions, NewTopic
+
+    named, spread = unique_topic("named"), unique_topic("factor")
+    admin = AdminClient({"bootstrap.servers": cluster.bootstrap})
+    for f in admin.create_topics([NewTopic(named, 2, replica_assignment=[[3, 1], [2, 3]]),
+                                  NewTopic(spread, 4, replication_factor=3)]).values():
+        f.result(30)
+    admin.create_partitions([NewPartitions(named, 3, replica_assignment=[[1, 2]])])[named].result(30)
+
+    def partitions(topic):
+        md = admin.list_topics(topic, timeout=10).topics[topic]
+        return {p: (m.leader, m.replicas, m.isrs) for p, m in md.partitions.items()}
+
+    got = wait_until(lambda: (p := partitions(named)) and len(p) == 3 and p, 30, "three partitions listed")
+    assert got == {0: (3, [3, 1], [3, 1]), 1: (2, [2, 3], [2, 3]), 2: (1, [1, 2], [1, 2])}, got
+    for leader, replicas, isrs in partitions(spread).values():
+        assert sorted(replicas) == [1, 2, 3] and leader == replicas[0] and isrs == replicas, (leader, replicas)
+
+    cluster.brokers[3].kill9()
+    wait_until(lambda: 3 not in cluster.live_brokers(), 20, "broker 3's lease to run out")
+    got = wait_until(lambda: (p := partitions(named))[0][0] == 1 and p, 30, "partition 0 led by broker 1")
+    assert got == {0: (1, [3, 1], [1]), 1: (2, [2, 3], [2]), 2: (1, [1, 2], [1, 2])}, got
+
+
 def test_metrics_show_the_engines(cluster):
     """Each broker's /metrics carries its upload and commit latency histograms, read cache hits and misses,
     the live brokers, and the bucket's object count as the database reports it."""

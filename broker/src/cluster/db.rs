@@ -43,6 +43,7 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (6, include_str!("../../migrations/0006_documents.sql")),
     (7, include_str!("../../migrations/0007_commit_function.sql")),
     (8, include_str!("../../migrations/0008_txn_marker_rows.sql")),
+    (9, include_str!("../../migrations/0009_topic_replicas.sql")),
 ];
 
 /// Any constant both sides agree on: the advisory lock serialising migrations across brokers.

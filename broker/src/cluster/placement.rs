@@ -70,12 +70,23 @@ fn mix(mut z: u64) -> u64 {
     z ^ (z >> 31)
 }
 
+fn score(key_hash: u64, node: i32) -> (u64, i32) {
+    (mix(key_hash ^ mix(node as u32 as u64)), node)
+}
+
 /// The broker of `candidates` that owns `key`; None when there are none.
 pub fn owner(key: &[u8], candidates: impl IntoIterator<Item = i32>) -> Option<i32> {
     let k = fnv1a(key);
-    candidates
-        .into_iter()
-        .max_by_key(|&node| (mix(k ^ mix(node as u32 as u64)), node))
+    candidates.into_iter().max_by_key(|&node| score(k, node))
+}
+
+/// `candidates` from the owner of `key` down: the first `n` are where `key` would go with `n` replicas,
+/// and each keeps its place when another broker comes or goes.
+pub fn ranked(key: &[u8], candidates: impl IntoIterator<Item = i32>) -> Vec<i32> {
+    let k = fnv1a(key);
+    let mut nodes: Vec<i32> = candidates.into_iter().collect();
+    nodes.sort_by_key(|&node| std::cmp::Reverse(score(k, node)));
+    nodes
 }
 
 /// The key a partition is placed by.
@@ -133,6 +144,9 @@ mod tests {
             if *b != 2 {
                 assert_eq!(a, b, "a key not on the removed broker kept its owner");
             }
+        }
+        for k in &keys {
+            assert_eq!(ranked(k, [1, 2, 3]).first().copied(), owner(k, [1, 2, 3]));
         }
         // Spread: each of three brokers owns a fair share of 1000 keys.
         for node in [1, 2, 3] {

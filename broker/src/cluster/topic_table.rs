@@ -33,14 +33,46 @@ fn meta_of(row: &tokio_postgres::Row) -> TopicMeta {
                 .collect()
         })
         .unwrap_or_default();
+    let assignments: serde_json::Value = row.get(6);
     TopicMeta {
         id: row.get(0),
         name: row.get(1),
         partitions: row.get(2),
         configs,
         internal: row.get(4),
+        replication_factor: row.get(5),
+        assignments: assignments_of(&assignments),
     }
 }
+
+/// `{"partition": [node ids]}`; entries that do not parse are left out (Metadata then places them).
+fn assignments_of(json: &serde_json::Value) -> BTreeMap<i32, Vec<i32>> {
+    let Some(map) = json.as_object() else {
+        return BTreeMap::new();
+    };
+    map.iter()
+        .filter_map(|(p, nodes)| {
+            let nodes = nodes
+                .as_array()?
+                .iter()
+                .map(|n| n.as_i64().and_then(|n| i32::try_from(n).ok()))
+                .collect::<Option<Vec<i32>>>()?;
+            Some((p.parse().ok()?, nodes))
+        })
+        .collect()
+}
+
+fn assignments_json(assignments: &BTreeMap<i32, Vec<i32>>) -> serde_json::Value {
+    serde_json::Value::Object(
+        assignments
+            .iter()
+            .map(|(p, nodes)| (p.to_string(), serde_json::json!(nodes)))
+            .collect(),
+    )
+}
+
+const COLUMNS: &str =
+    "topic_id, name, partitions, configs, internal, replication_factor, assignments";
 
 fn configs_json(configs: &BTreeMap<String, String>) -> serde_json::Value {
     serde_json::Value::Object(
@@ -54,7 +86,7 @@ fn configs_json(configs: &BTreeMap<String, String>) -> serde_json::Value {
 pub async fn load_all(client: &impl GenericClient) -> Result<Vec<TopicMeta>, TopicTableError> {
     let rows = client
         .query(
-            "SELECT topic_id, name, partitions, configs, internal FROM runnel_topics ORDER BY name",
+            &format!("SELECT {COLUMNS} FROM runnel_topics ORDER BY name"),
             &[],
         )
         .await?;
@@ -72,14 +104,15 @@ pub async fn create(client: &mut Client, meta: &TopicMeta) -> Result<(), TopicTa
     let tx = client.transaction().await?;
     let inserted = tx
         .execute(
-            "INSERT INTO runnel_topics (topic_id, name, partitions, configs, internal)
-             VALUES ($1, $2, $3, $4, $5)",
+            &format!("INSERT INTO runnel_topics ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7)"),
             &[
                 &meta.id,
                 &meta.name,
                 &meta.partitions,
                 &configs_json(&meta.configs),
                 &meta.internal,
+                &meta.replication_factor,
+                &assignments_json(&meta.assignments),
             ],
         )
         .await;
@@ -102,8 +135,7 @@ pub async fn delete(client: &mut Client, name: &str) -> Result<TopicMeta, TopicT
     let tx = client.transaction().await?;
     let row = tx
         .query_opt(
-            "DELETE FROM runnel_topics WHERE name = $1
-             RETURNING topic_id, name, partitions, configs, internal",
+            &format!("DELETE FROM runnel_topics WHERE name = $1 RETURNING {COLUMNS}"),
             &[&name],
         )
         .await?
@@ -127,18 +159,20 @@ pub async fn delete(client: &mut Client, name: &str) -> Result<TopicMeta, TopicT
     Ok(meta)
 }
 
-/// Grows a topic to `count` partitions.
+/// Grows a topic to `count` partitions, adding `assignments` (the new partitions' named replicas).
 pub async fn set_partitions(
     client: &mut Client,
     topic_id: Uuid,
     name: &str,
     count: i32,
+    assignments: &BTreeMap<i32, Vec<i32>>,
 ) -> Result<(), TopicTableError> {
     let tx = client.transaction().await?;
     let changed = tx
         .execute(
-            "UPDATE runnel_topics SET partitions = $2 WHERE topic_id = $1 AND partitions < $2",
-            &[&topic_id, &count],
+            "UPDATE runnel_topics SET partitions = $2, assignments = assignments || $3
+             WHERE topic_id = $1 AND partitions < $2",
+            &[&topic_id, &count, &assignments_json(assignments)],
         )
         .await?;
     if changed == 0 {

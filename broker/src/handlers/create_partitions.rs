@@ -1,12 +1,14 @@
-//! CreatePartitions: grows a topic; explicit assignments must name this node only. Each topic needs
-//! ALTER, checked before anything else about it, as Kafka's controller does.
+//! CreatePartitions: grows a topic; explicit assignments are checked as in [`replica_assignment`]. Each
+//! topic needs ALTER, checked before anything else about it, as Kafka's controller does.
+
+use std::collections::BTreeMap;
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
 use kafka_protocol::messages::{CreatePartitionsRequest, CreatePartitionsResponse};
 
 use super::authz::allowed_names;
-use super::{str_bytes, ErrorCode};
+use super::{replica_assignment, str_bytes, ErrorCode};
 use crate::broker::Broker;
 use crate::error_code::code_and_message;
 use crate::request::RequestContext;
@@ -25,8 +27,7 @@ pub async fn handle(
         ResourceType::Topic,
         req.topics.iter().map(|t| &**t.name),
     );
-    // Any live broker may be named in an assignment (in a cluster every one serves every partition), as
-    // for CreateTopics.
+    // Any live broker may be named in an assignment (in a cluster every one serves every partition).
     let brokers = broker.brokers_for(&ctx.listener);
     let mut results = Vec::new();
     for t in req.topics {
@@ -35,31 +36,37 @@ pub async fn handle(
             if !alterable.contains(&**t.name) {
                 return r.with_error_code(ResponseError::TopicAuthorizationFailed.code());
             }
-            let bad_assignment = t.assignments.as_ref().is_some_and(|a| {
-                a.iter().any(|x| {
-                    x.broker_ids
-                        .iter()
-                        .any(|b| !brokers.iter().any(|known| known.node_id == b.0))
-                })
-            });
-            if bad_assignment {
-                return r
-                    .with_error_code(ResponseError::InvalidReplicaAssignment.code())
-                    .with_error_message(Some(str_bytes("Unknown broker in replica assignment.")));
-            }
+            let mut assignments = BTreeMap::new();
             // As in Kafka: explicit assignments must name one replica list per added partition.
-            if let (Some(assignments), Some(meta)) = (&t.assignments, broker.topic_meta(&t.name)) {
+            if let (Some(named), Some(meta)) = (&t.assignments, broker.topic_meta(&t.name)) {
                 let added = (t.count - meta.partitions).max(0) as usize;
-                if assignments.len() != added {
+                if named.len() != added {
                     return r
                         .with_error_code(ResponseError::InvalidReplicaAssignment.code())
                         .with_error_message(Some(str_bytes(&format!(
                             "Attempted to add {added} additional partition(s), but only {} assignment(s) were specified.",
-                            assignments.len()
+                            named.len()
                         ))));
                 }
+                let existing = meta
+                    .assignments
+                    .get(&0)
+                    .map_or(usize::try_from(meta.replication_factor).unwrap_or(1), Vec::len);
+                match replica_assignment::checked(
+                    named.iter().map(|a| &a.broker_ids),
+                    meta.partitions,
+                    Some(existing),
+                    &brokers,
+                ) {
+                    Ok(checked) => assignments = checked,
+                    Err(message) => {
+                        return r
+                            .with_error_code(ResponseError::InvalidReplicaAssignment.code())
+                            .with_error_message(Some(str_bytes(&message)))
+                    }
+                }
             }
-            match broker.create_partitions(&t.name, t.count, req.validate_only).await {
+            match broker.create_partitions(&t.name, t.count, assignments, req.validate_only).await {
                 Ok(_) => r.with_error_code(ErrorCode::NONE.code()),
                 Err(e) => {
                     let (code, message) = code_and_message(&e);

@@ -1,5 +1,6 @@
 //! CreateTopics: validated against the catalog's rules; `validate_only` checks without creating.
-//! Replica assignments other than this node and replication factors above one are refused.
+//! Replication factors past the live brokers and replica assignments naming unknown brokers are refused
+//! (see [`replica_assignment`]); what is accepted is what Metadata lists.
 //! Authorization as in Kafka's controller (`ControllerApis.createTopics`): CREATE on the cluster or on the
 //! topic, else TOPIC_AUTHORIZATION_FAILED; a created topic's configs are returned only with
 //! DESCRIBE_CONFIGS on it (`topic_config_error_code` otherwise).
@@ -13,11 +14,12 @@ use kafka_protocol::messages::create_topics_response::{
 use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
 
 use super::authz::allowed_names;
-use super::{str_bytes, ErrorCode};
+use super::{replica_assignment, str_bytes, ErrorCode};
 use crate::broker::Broker;
 use crate::handlers::describe_configs::topic_entries;
 use crate::request::RequestContext;
 use crate::security::acl::{Operation, ResourceType};
+use crate::topics::Replicas;
 
 pub async fn handle(
     broker: &Broker,
@@ -70,6 +72,10 @@ pub async fn handle(
                     );
                 }
                 let mut partitions = t.num_partitions;
+                let mut replicas = Replicas {
+                    factor: t.replication_factor,
+                    assignments: BTreeMap::new(),
+                };
                 if !t.assignments.is_empty() {
                     if partitions != -1 || t.replication_factor != -1 {
                         return fail(
@@ -79,16 +85,33 @@ pub async fn handle(
                             .into(),
                     );
                     }
-                    if t.assignments.iter().any(|a| {
-                        a.broker_ids
-                            .iter()
-                            .any(|b| !brokers.iter().any(|x| x.node_id == b.0))
-                    }) {
+                    let mut named: Vec<_> = t.assignments.iter().collect();
+                    named.sort_by_key(|a| a.partition_index);
+                    if named
+                        .iter()
+                        .zip(0..)
+                        .any(|(a, expected)| a.partition_index != expected)
+                    {
                         return fail(
                             result,
                             ResponseError::InvalidReplicaAssignment.code(),
-                            "Unknown broker in replica assignment.".into(),
+                            "Partitions should be a consecutive 0-based integer sequence.".into(),
                         );
+                    }
+                    match replica_assignment::checked(
+                        named.iter().map(|a| &a.broker_ids),
+                        0,
+                        None,
+                        &brokers,
+                    ) {
+                        Ok(assignments) => replicas.assignments = assignments,
+                        Err(message) => {
+                            return fail(
+                                result,
+                                ResponseError::InvalidReplicaAssignment.code(),
+                                message,
+                            )
+                        }
                     }
                     partitions = t.assignments.len() as i32;
                 }
@@ -108,7 +131,7 @@ pub async fn handle(
                     }
                 }
                 match broker
-                    .create_topic(&t.name, partitions, configs, req.validate_only)
+                    .create_topic(&t.name, partitions, configs, replicas, req.validate_only)
                     .await
                 {
                     Ok(meta) => {
@@ -121,7 +144,7 @@ pub async fn handle(
                                 ResponseError::TopicAuthorizationFailed.code();
                         } else if version >= 5 {
                             result.num_partitions = meta.partitions;
-                            result.replication_factor = 1;
+                            result.replication_factor = meta.replication_factor;
                             result.configs = Some(
                                 topic_entries(broker, &meta.configs, None)
                                     .into_iter()

@@ -1,4 +1,5 @@
-//! Metadata: brokers (just this one), topics with their stable IDs, and partitions all led by this node.
+//! Metadata: the brokers, topics with their stable IDs, and each partition's leader and replicas (see
+//! `Broker::partition_replicas`).
 //! Asking for a missing topic creates it when the client allows it and `auto.create.topics.enable` is on.
 //! Authorization as in Kafka's `handleTopicMetadataRequest`: topics without DESCRIBE are left out of
 //! "all topics" answers and refused when named (by name or id); auto-creation needs CREATE on the cluster
@@ -20,13 +21,15 @@ use crate::security::acl::{Operation, ResourceType};
 pub fn topic_entry(broker: &Broker, meta: &TopicMeta, version: i16) -> MetadataResponseTopic {
     let partitions = (0..meta.partitions)
         .map(|p| {
-            let node = BrokerId(broker.partition_leader(meta.id, p));
+            let placed = broker.partition_replicas(meta, p);
+            let ids = |nodes: Vec<i32>| nodes.into_iter().map(BrokerId).collect();
             MetadataResponsePartition::default()
                 .with_partition_index(p)
-                .with_leader_id(node)
+                .with_leader_id(BrokerId(placed.leader))
                 .with_leader_epoch(0)
-                .with_replica_nodes(vec![node])
-                .with_isr_nodes(vec![node])
+                .with_replica_nodes(ids(placed.replicas))
+                .with_isr_nodes(ids(placed.isr))
+                .with_offline_replicas(ids(placed.offline))
         })
         .collect();
     let mut t = MetadataResponseTopic::default()

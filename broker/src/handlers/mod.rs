@@ -35,6 +35,7 @@ pub mod offset_fetch;
 pub mod offset_for_leader_epoch;
 pub mod produce;
 pub mod produce_legacy;
+pub mod replica_assignment;
 pub mod scram_credentials;
 pub mod sync_group;
 pub mod txn_offset_commit;
