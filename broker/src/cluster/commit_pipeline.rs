@@ -2,7 +2,8 @@
 //! for at most `diskless.commit.interval.ms` (or until `diskless.commit.max.bytes`), uploaded as one object,
 //! committed in one database transaction ([`super::batch_index::commit`]), and only then answered. Rounds run
 //! one after another, so two batches of one producer to one partition are committed in the order they came;
-//! the next round gathers while the current one uploads and commits. A failed upload or commit answers every
+//! the next round gathers while the current one uploads and commits, its interval counted from its first
+//! batch's arrival. A failed upload or commit answers every
 //! batch of its round with an error and leaves nothing behind but an orphan object for the collector.
 
 use std::sync::atomic::Ordering;
@@ -56,6 +57,9 @@ struct Submission {
     bytes: Bytes,
     header: BatchHeader,
     control: ControlType,
+    /// When it was handed over: its round's interval counts from here, not from when the previous round
+    /// let go of the pipeline.
+    arrived: Instant,
     reply: oneshot::Sender<Result<Appended, CommitError>>,
 }
 
@@ -136,6 +140,7 @@ impl CommitPipeline {
                 bytes,
                 header,
                 control,
+                arrived: Instant::now(),
                 reply,
             })
             .await
@@ -160,7 +165,9 @@ async fn run(
 ) {
     let mut client: Option<tokio_postgres::Client> = None;
     while let Some(first) = rx.recv().await {
-        let deadline = Instant::now() + limits.interval;
+        // A batch that already waited through the previous round's upload and commit has had its interval:
+        // its round is cut from what is queued by now instead of waiting a whole interval more.
+        let deadline = first.arrived + limits.interval;
         let mut size = first.bytes.len();
         let mut round = vec![first];
         while size < limits.max_bytes {
