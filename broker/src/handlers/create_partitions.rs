@@ -48,10 +48,8 @@ pub async fn handle(
                             named.len()
                         ))));
                 }
-                let existing = meta
-                    .assignments
-                    .get(&0)
-                    .map_or(usize::try_from(meta.replication_factor).unwrap_or(1), Vec::len);
+                // Stored at creation as the length of the named lists, when there were any.
+                let existing = usize::try_from(meta.replication_factor).unwrap_or(1);
                 match replica_assignment::checked(
                     named.iter().map(|a| &a.broker_ids),
                     meta.partitions,
