@@ -3,18 +3,21 @@
 //! reads the records the runtime fetched for the batch's offset ranges of its topic.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 
 use bytes::Bytes;
 use rayon::prelude::*;
 use runnel_clients::ConsumerRecord;
 
 use crate::batch::BatchInfo;
-use crate::codec::Codec;
+use crate::codec::{Codec, Utf8};
 use crate::dstream::DStream;
 use crate::error::{BoxError, CodecError, OutputError};
 use crate::output::{self, Output, OutputRecord};
 use crate::state::{lock, Graph};
+
+/// The one key `gather` sends every value under.
+const GATHER_KEY: &str = "all";
 
 /// A record of a source topic, key and value decoded.
 #[derive(Debug, Clone, PartialEq)]
@@ -43,6 +46,26 @@ pub type Table = HashMap<String, String>;
 /// Static datasets loaded from topics when the job starts, by topic.
 pub type Tables = HashMap<String, Arc<Table>>;
 
+/// A table that follows its topic while the job runs ([`StreamingContext::follow`]).
+#[derive(Default)]
+pub struct Followed {
+    current: RwLock<Arc<Table>>,
+}
+
+impl Followed {
+    /// The table as of the start of the batch being computed.
+    pub fn latest(&self) -> Arc<Table> {
+        Arc::clone(&self.current.read().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    pub(crate) fn publish(&self, table: Arc<Table>) {
+        *self.current.write().unwrap_or_else(|p| p.into_inner()) = table;
+    }
+}
+
+/// The followed tables of a job, by topic.
+pub type FollowedTables = HashMap<String, Arc<Followed>>;
+
 pub struct StreamingContext {
     job: String,
     interval_ms: u64,
@@ -57,6 +80,9 @@ pub struct StreamingContext {
     /// Static datasets the runtime loaded from topics, and the topics the job asked for.
     tables: Arc<Tables>,
     wanted_tables: Vec<String>,
+    /// Tables kept up to date with their topics, and the topics the job asked to follow.
+    followed: Arc<FollowedTables>,
+    wanted_follows: Vec<String>,
 }
 
 impl StreamingContext {
@@ -72,13 +98,21 @@ impl StreamingContext {
             sinks: Vec::new(),
             tables: Arc::new(HashMap::new()),
             wanted_tables: Vec::new(),
+            followed: Arc::new(HashMap::new()),
+            wanted_follows: Vec::new(),
         }
     }
 
     /// A context whose `table` calls are answered from datasets already loaded.
-    pub(crate) fn with_tables(job: &str, interval_ms: u64, tables: Arc<Tables>) -> Self {
+    pub(crate) fn with_tables(
+        job: &str,
+        interval_ms: u64,
+        tables: Arc<Tables>,
+        followed: Arc<FollowedTables>,
+    ) -> Self {
         StreamingContext {
             tables,
+            followed,
             ..Self::new(job, interval_ms)
         }
     }
@@ -94,6 +128,22 @@ impl StreamingContext {
 
     pub(crate) fn wanted_tables(&self) -> &[String] {
         &self.wanted_tables
+    }
+
+    /// A table that follows a topic while the job runs (the latest value of every key, as UTF-8; a null
+    /// value deletes the key), like a Kafka Streams GlobalKTable: every task sees the records committed to
+    /// the topic before its batch began. Unlike the job's sources, what a batch sees of it is not part of
+    /// the batch's checkpoint, so a batch computed again after a crash may see a newer table (a retrained
+    /// model applied a batch earlier, say).
+    pub fn follow(&mut self, topic: &str) -> Arc<Followed> {
+        if !self.wanted_follows.iter().any(|t| t == topic) {
+            self.wanted_follows.push(topic.to_string());
+        }
+        self.followed.get(topic).cloned().unwrap_or_default()
+    }
+
+    pub(crate) fn wanted_follows(&self) -> &[String] {
+        &self.wanted_follows
     }
 
     pub fn job(&self) -> &str {
@@ -182,6 +232,23 @@ impl StreamingContext {
         let stage = self.stages.len();
         self.source_in_stage(stage, &topic, key, value)
             .flat_map(|r| r.key.clone().map(|k| (k, r.value.clone())))
+    }
+
+    /// Every value of the stream, from every partition, in one task of a later stage (a repartition to a
+    /// single key): for what needs all of a job's input in one place, such as one model trained on all of
+    /// it. That task's batch holds what every task of this stage emitted in the previous round.
+    pub fn gather<T>(
+        &mut self,
+        stream: &DStream<T>,
+        name: &str,
+        value: impl Codec<T> + Clone,
+    ) -> DStream<T>
+    where
+        T: Clone + Send + Sync + 'static,
+    {
+        let keyed = stream.map(|v| (GATHER_KEY.to_string(), v.clone()));
+        self.repartition(&keyed, name, Utf8, value)
+            .map(|(_, v)| v.clone())
     }
 
     /// Sends each batch's pairs to a topic (key, value), inside the batch's transaction.

@@ -35,6 +35,12 @@ pub enum JobConfigError {
     UnknownJob { job: String, known: String },
     #[error("{key}={value}: expected a whole number")]
     NotANumber { key: String, value: String },
+    #[error("{key}={value}: expected a number")]
+    NotADecimal { key: String, value: String },
+    #[error("time.unit={0}: expected batches or points")]
+    TimeUnit(String),
+    #[error(transparent)]
+    ModelFile(crate::error::ModelFileError),
     #[error("{key}={value}: expected true or false")]
     NotABool { key: String, value: String },
     #[error("start.from={0}: expected earliest or latest")]
@@ -47,6 +53,13 @@ pub enum JobConfigError {
     NotMilliseconds { name: String, value: String },
     #[error("option {0} is empty")]
     EmptyOption(&'static str),
+    /// A number outside what the option allows (`allowed`, e.g. "in (0, 1]").
+    #[error("{key}={value}: must be {allowed}")]
+    OutOfRange {
+        key: String,
+        value: String,
+        allowed: &'static str,
+    },
     #[error("this job needs exactly one of the options table (a file) and table.topic")]
     TableSource,
     /// A file an option names (`what`: table, model) cannot be read.
@@ -63,6 +76,24 @@ pub enum JobConfigError {
     },
     #[error("model {} has no centroids", .0.display())]
     EmptyModel(PathBuf),
+}
+
+/// A model file that cannot be written or read back (`ml::save_model`, `ml::load_model`).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ModelFileError {
+    #[error("cannot encode the model: {0}")]
+    Encode(serde_json::Error),
+    #[error("cannot access model file {}: {error}", .path.display())]
+    Io {
+        path: PathBuf,
+        error: std::io::Error,
+    },
+    #[error("model file {} is not a model: {error}", .path.display())]
+    Decode {
+        path: PathBuf,
+        error: serde_json::Error,
+    },
 }
 
 /// A key or value that cannot be decoded or encoded.

@@ -5,7 +5,7 @@
 //! recipe that turns each batch's input into values; stateful operators (windows, keyed state) advance once
 //! per batch, in order, whatever number of outputs read them. The runtime (`runtime`) reads topic sources,
 //! checkpoints state to a changelog and commits each round's output, state and offsets in one Kafka
-//! transaction; `jobs` holds the jobs the binary ships.
+//! transaction; `ml` holds the streaming learners; `jobs` holds the jobs the binary ships.
 
 pub mod batch;
 pub mod codec;
@@ -13,6 +13,7 @@ pub mod context;
 pub mod dstream;
 pub mod error;
 pub mod jobs;
+pub mod ml;
 pub mod output;
 pub mod runtime;
 pub mod state;

@@ -524,18 +524,22 @@ def test_jobs_status_shows_the_batches_of_a_run(broker, tmp_path):
         assert pos == n // PARTS, f"partition {part}: ranges {covered[part]}"
 
 
-def test_jobs_list_shows_the_seven_jobs():
+JOBS = ["wordcount", "grep", "hashtags", "hashtags-window", "mood", "join", "kmeans",
+        "kmeans-train", "linear-train", "logistic-train"]
+
+
+def test_jobs_list_shows_the_ten_jobs():
     r = runnel("jobs", "list")
     assert r.returncode == 0, r.stderr
     names = [ln.split()[0] for ln in r.stdout.splitlines() if ln.strip()]
-    assert names == ["wordcount", "grep", "hashtags", "hashtags-window", "mood", "join", "kmeans"], r.stdout
+    assert names == JOBS, r.stdout
 
 
 def test_jobs_run_of_an_unknown_job_lists_the_jobs(broker):
     r = runnel("jobs", "run", "nosuchjob", "--bootstrap", broker.bootstrap, "--input", "a", "--output", "b")
     assert r.returncode == 1, (r.returncode, r.stderr)
     assert "no job named nosuchjob" in r.stderr, r.stderr
-    for name in ("wordcount", "grep", "hashtags", "hashtags-window", "mood", "join", "kmeans"):
+    for name in JOBS:
         assert name in r.stderr, r.stderr
 
 
@@ -548,6 +552,16 @@ def test_jobs_run_of_an_unknown_job_lists_the_jobs(broker):
     ("kmeans", ["-o", "model={tmp}/bad.json"], "is not a JSON array of centroids"),
     ("kmeans", ["-o", "model={tmp}/empty.json"], "has no centroids"),
     ("hashtags-window", ["-o", "window.ms=soon"], "window.ms=soon is not a number"),
+    ("kmeans-train", ["-o", "k=0"], "k=0: must be at least 1"),
+    ("kmeans-train", ["-o", "decay=2"], "decay=2: must be in [0, 1]"),
+    ("kmeans-train", ["-o", "half.life=0"], "half.life=0: must be above 0"),
+    ("kmeans-train", ["-o", "time.unit=hours"], "time.unit=hours: expected batches or points"),
+    ("kmeans-train", ["-o", "centers={tmp}/empty.json"], "has no centroids"),
+    ("linear-train", ["-o", "step.size=x"], "step.size=x: expected a number"),
+    ("linear-train", ["-o", "mini.batch.fraction=0"], "mini.batch.fraction=0: must be in (0, 1]"),
+    ("linear-train", ["-o", "iterations=0"], "iterations=0: must be at least 1"),
+    ("linear-train", ["-o", "model={tmp}/bad.json"], "is not a model"),
+    ("logistic-train", ["-o", "reg.param=-1"], "reg.param=-1: must be at least 0"),
 ])
 def test_jobs_run_with_a_missing_or_bad_option_says_so(broker, tmp_path, job, options, message):
     (tmp_path / "bad.json").write_text("{not json")

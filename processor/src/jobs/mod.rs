@@ -5,6 +5,7 @@ mod grep;
 mod hashtags;
 mod join;
 mod kmeans;
+mod ml_train;
 mod mood;
 mod wordcount;
 
@@ -33,6 +34,62 @@ impl JobArgs {
 
     fn path(&self, name: &str) -> Result<PathBuf, JobConfigError> {
         self.option(name).map(PathBuf::from)
+    }
+
+    fn whole(&self, name: &str, default: u64) -> Result<u64, JobConfigError> {
+        match self.options.get(name) {
+            None => Ok(default),
+            Some(v) => v.parse().map_err(|_| JobConfigError::NotANumber {
+                key: name.to_string(),
+                value: v.clone(),
+            }),
+        }
+    }
+
+    fn decimal(&self, name: &str, default: f64) -> Result<f64, JobConfigError> {
+        match self.options.get(name) {
+            None => Ok(default),
+            Some(v) => v
+                .parse::<f64>()
+                .ok()
+                .filter(|x| x.is_finite())
+                .ok_or_else(|| JobConfigError::NotADecimal {
+                    key: name.to_string(),
+                    value: v.clone(),
+                }),
+        }
+    }
+
+    /// [`Self::decimal`], refused unless `ok` holds (`allowed` says what does, for the error).
+    fn decimal_where(
+        &self,
+        name: &str,
+        default: f64,
+        ok: fn(f64) -> bool,
+        allowed: &'static str,
+    ) -> Result<f64, JobConfigError> {
+        let x = self.decimal(name, default)?;
+        if ok(x) {
+            Ok(x)
+        } else {
+            Err(JobConfigError::OutOfRange {
+                key: name.to_string(),
+                value: self.options.get(name).cloned().unwrap_or_default(),
+                allowed,
+            })
+        }
+    }
+
+    /// [`Self::whole`], refused when zero.
+    fn positive(&self, name: &str, default: u64) -> Result<u64, JobConfigError> {
+        match self.whole(name, default)? {
+            0 => Err(JobConfigError::OutOfRange {
+                key: name.to_string(),
+                value: "0".to_string(),
+                allowed: "at least 1",
+            }),
+            n => Ok(n),
+        }
     }
 
     fn ms(&self, name: &str, default: u64) -> Result<u64, JobConfigError> {
@@ -85,8 +142,23 @@ pub const JOBS: &[JobSpec] = &[
     },
     JobSpec {
         name: "kmeans",
-        about: "assigns each point (\"x,y,...\") to the nearest centroid of an offline model (option model: a JSON array of centroids)",
+        about: "assigns each point (\"x,y,...\") to the nearest centre of a model (option model: a file with a JSON array of centres or a saved model; or model.topic: follow the latest model kmeans-train writes)",
         build: kmeans::build,
+    },
+    JobSpec {
+        name: "kmeans-train",
+        about: "streaming k-means (MLlib's): trains on the input's points, writes the model to model.topic, predicts option predict's points (options k, decay or half.life, time.unit, centers, dim, seed)",
+        build: ml_train::build_kmeans,
+    },
+    JobSpec {
+        name: "linear-train",
+        about: "streaming linear regression with SGD (MLlib's): trains on labelled points, predicts option predict's (options step.size, iterations, mini.batch.fraction, initial.weights, model)",
+        build: ml_train::build_linear,
+    },
+    JobSpec {
+        name: "logistic-train",
+        about: "streaming logistic regression with SGD (MLlib's): as linear-train, labels 0 or 1, plus reg.param (L2)",
+        build: ml_train::build_logistic,
     },
 ];
 

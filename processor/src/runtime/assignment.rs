@@ -97,7 +97,7 @@ impl Runtime {
             .filter(|(_, o)| *o >= 0)
             .map(|((t, _), o)| (t, o))
             .collect();
-        let records =
+        let (records, _) =
             read_partition(&self.cluster, &self.config.changelog_topic(), id.partition).await?;
         let restored = changelog::fold(id.stage, records)?;
         let ts = match self.config.start_from {
@@ -114,6 +114,7 @@ impl Runtime {
             &self.config.name,
             self.config.interval.as_millis() as u64,
             Arc::clone(&self.tables),
+            Arc::clone(&self.followed),
         );
         (self.job)(&mut ctx)?;
         Ok(Task::restore(

@@ -11,6 +11,7 @@ mod assignment;
 pub mod changelog;
 mod commit;
 pub mod config;
+mod follow;
 pub mod metrics;
 mod provision;
 mod reader;
@@ -29,7 +30,7 @@ pub use config::{BadRecords, JobConfig, StartFrom};
 pub use metrics::{BatchStatus, JobMetrics};
 
 use crate::batch::OffsetRange;
-use crate::context::{StreamingContext, Tables};
+use crate::context::{FollowedTables, StreamingContext, Tables};
 use crate::error::{ChangelogError, ProcessorError, TaskError};
 use crate::runtime::reader::RangeReader;
 use crate::runtime::task::{Task, TaskBatch, TaskId};
@@ -124,6 +125,9 @@ pub struct Runtime {
     in_transaction: bool,
     /// Static datasets loaded from topics at start.
     tables: Arc<Tables>,
+    /// Tables following their topics, refreshed before every round, and the handles tasks read them by.
+    followers: Vec<follow::Follower>,
+    followed: Arc<FollowedTables>,
     /// For each repartition partition, the offset past the last record this instance committed to it: a
     /// later stage waits for its markers to be written (some brokers write them after EndTxn answers), so
     /// it reads everything the previous round wrote and its batches do not depend on timing.
@@ -220,6 +224,9 @@ impl Runtime {
             .values()
             .flat_map(|t| t.topics.iter().map(move |x| (x.clone(), t.id.partition)))
             .collect();
+        for f in &mut self.followers {
+            f.refresh().await.map_err(RoundError::retry)?;
+        }
         let ends = self.end_offsets(&tps).await.map_err(RoundError::retry)?;
         let cap = self.batch_cap(tps.len());
         let work: Vec<(&mut Task, Vec<OffsetRange>)> = self

@@ -17,8 +17,9 @@ use runnel_clients::{
     Admin, Cluster, Consumer, ConsumerConfig, OffsetReset, Producer, ProducerConfig,
 };
 
+use super::follow::{self, read_table, Follower};
 use super::{BadRecords, JobConfig, JobError, JobFn, JobMetrics, Runtime};
-use crate::context::{StreamingContext, Table, Tables};
+use crate::context::{StreamingContext, Tables};
 use crate::runtime::reader::RangeReader;
 
 impl Runtime {
@@ -81,7 +82,12 @@ impl Runtime {
         }
         let mut tables = Tables::new();
         for t in probe.wanted_tables() {
-            tables.insert(t.clone(), Arc::new(load_table(&cluster, &admin, t).await?));
+            let (table, _) = read_table(&cluster, &admin, t).await?;
+            tables.insert(t.clone(), Arc::new(table));
+        }
+        let mut followers = Vec::new();
+        for t in probe.wanted_follows() {
+            followers.push(Follower::start(&cluster, &admin, t).await?);
         }
         let producer = transactional_producer(&cluster, &config).await?;
         let member = GroupMember::new(GroupSettings {
@@ -117,6 +123,8 @@ impl Runtime {
             in_transaction: false,
             written: HashMap::new(),
             tables: Arc::new(tables),
+            followed: Arc::new(follow::handles(&followers)),
+            followers,
         })
     }
 }
@@ -142,39 +150,12 @@ pub(super) async fn transactional_producer(
     Ok(producer)
 }
 
-/// A static dataset from every partition of a topic: the latest value of each key (UTF-8), null deleting.
-async fn load_table(cluster: &Arc<Cluster>, admin: &Admin, topic: &str) -> Result<Table, JobError> {
-    let described = admin
-        .describe_topics(&[topic.to_string()])
-        .await
-        .map_err(|error| JobError::Table {
-            topic: topic.to_string(),
-            error,
-        })?;
-    let partitions = described.first().map_or(0, |d| d.partitions.len() as i32);
-    let mut table = Table::new();
-    for p in 0..partitions {
-        for (k, v) in read_partition(cluster, topic, p).await? {
-            let key = String::from_utf8_lossy(&k).into_owned();
-            match v {
-                Some(v) => {
-                    table.insert(key, String::from_utf8_lossy(&v).into_owned());
-                }
-                None => {
-                    table.remove(&key);
-                }
-            }
-        }
-    }
-    Ok(table)
-}
-
-/// Every committed record of one partition, from its start to its last stable offset.
+/// Every committed record of one partition, from its start to its last stable offset (returned too).
 pub(super) async fn read_partition(
     cluster: &Arc<Cluster>,
     topic: &str,
     partition: i32,
-) -> Result<Vec<(Bytes, Option<Bytes>)>, JobError> {
+) -> Result<(Vec<(Bytes, Option<Bytes>)>, i64), JobError> {
     let tp = (topic.to_string(), partition);
     let tps = [tp.clone()];
     let end = list_offsets(cluster, &tps, -1, IsolationLevel::ReadCommitted)
@@ -209,5 +190,5 @@ pub(super) async fn read_partition(
             }
         }
     }
-    Ok(out)
+    Ok((out, end))
 }
