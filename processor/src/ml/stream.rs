@@ -123,14 +123,16 @@ mod tests {
 
     type Build = (DStream<KMeansModel>, DStream<(String, usize)>, Arc<Graph>);
 
-    /// Batch i holds points around (i, i) and, to predict, one point near the origin and one far out.
+    /// Batch i holds points around (i/3, i/3) and, to predict, one point near the origin and one far out.
     fn build() -> Build {
         let points = DStream::from_fn(100, move |b| {
             if b.id == 2 {
                 return Vec::new();
             }
-            let x = b.id as f64;
-            vec![vec![x, x], vec![x + 0.5, x], vec![10.0 + x, 10.0]]
+            // Thirds: coordinates whose shortest decimal form only parses back exactly when JSON
+            // numbers are read with full precision (the checkpoint is JSON).
+            let x = b.id as f64 / 3.0 + 0.1;
+            vec![vec![x, x], vec![x + 0.5, x / 7.0], vec![10.0 + x, 10.0]]
         });
         let trained = StreamingKMeans::new(2)
             .decay_factor(0.5)
