@@ -276,9 +276,15 @@ def test_transactional_copy_is_exactly_once_through_coordinator_failures(cluster
     consumer.subscribe([source])
     producer.init_transactions(60)
 
-    def retried(step, *args):
+    class StepTimedOut(Exception):
+        """A transaction step kept failing with retriable errors for its whole budget."""
+
+    def retried(step, *args, budget=60.0):
+        """`step`, retried on retriable errors for at most `budget` seconds: past it, as an application would,
+        the transaction is given up (aborted and the batch read again) rather than waited on forever."""
         last = None
-        for _ in range(60):
+        give_up = time.monotonic() + budget
+        while time.monotonic() < give_up:
             try:
                 return step(*args)
             except KafkaException as e:
@@ -288,7 +294,7 @@ def test_transactional_copy_is_exactly_once_through_coordinator_failures(cluster
                     time.sleep(0.5)
                     continue
                 raise
-        raise AssertionError(f"{step.__name__} kept failing: {last}")
+        raise StepTimedOut(f"{step.__name__} kept failing for {budget:.0f} s: {last}")
 
     def rewind():
         """After an abort: back to the committed offsets (the aborted batch is read again)."""
@@ -313,16 +319,21 @@ def test_transactional_copy_is_exactly_once_through_coordinator_failures(cluster
             for m in msgs:
                 producer.produce(sink, value=b"copy:" + m.value(), partition=m.partition())
             retried(producer.send_offsets_to_transaction, consumer.position(consumer.assignment()),
-                    consumer.consumer_group_metadata(), 60)
-            retried(producer.commit_transaction, 60)
+                    consumer.consumer_group_metadata(), 20)
+            try:
+                retried(producer.commit_transaction, 20, budget=120)
+            except StepTimedOut as e:
+                # not aborted: the commit may have completed, and reading the batch again would copy it twice
+                raise AssertionError(str(e)) from e
             copied += len(msgs)
-        except KafkaException as e:
-            # A fatal error ends the producer; any other (needing an abort, or a request lost with a broker
-            # that left the metadata) aborts the transaction and reads the batch again.
-            if e.args[0].fatal():
+        except (KafkaException, StepTimedOut) as e:
+            # A fatal error ends the producer; any other (needing an abort, a request lost with a broker that
+            # left the metadata, or a step that kept timing out) aborts the transaction and reads the batch
+            # again.
+            if isinstance(e, KafkaException) and e.args[0].fatal():
                 raise
             print(f"{time.strftime('%H:%M:%S')} aborting: {e.args[0]}")
-            retried(producer.abort_transaction, 60)
+            retried(producer.abort_transaction, 20, budget=120)
             aborted += 1
             rewind()
     consumer.close()
