@@ -280,8 +280,8 @@ def test_transactional_copy_is_exactly_once_through_coordinator_failures(cluster
         """A transaction step kept failing with retriable errors for its whole budget."""
 
     def retried(step, *args, budget=60.0):
-        """`step`, retried on retriable errors for at most `budget` seconds: past it, as an application would,
-        the transaction is given up (aborted and the batch read again) rather than waited on forever."""
+        """`step`, retried on retriable errors for at most `budget` seconds, then StepTimedOut: the caller
+        decides whether the transaction can be given up, rather than waiting on it forever."""
         last = None
         give_up = time.monotonic() + budget
         while time.monotonic() < give_up:
